@@ -1,0 +1,134 @@
+// Package inventory reads the TOML inventory, fills in defaults and checks it
+// before any host is contacted. Everything downstream works from the
+// Inventory value this package returns and never re-reads the file.
+package inventory
+
+// Inventory is one deployment: the hosts, how to reach them, the NATS
+// cluster to build on them and the tenants it serves.
+type Inventory struct {
+	// Path is the file the inventory was read from; Dir is its folder.
+	// Relative paths inside the file are resolved against Dir.
+	Path string `toml:"-"`
+	Dir  string `toml:"-"`
+
+	// SecretsFile holds generated passwords (mode 0600). Default:
+	// "<inventory name without .toml>.secrets.toml" beside the inventory.
+	SecretsFile string `toml:"secrets_file"`
+
+	SSH      SSH       `toml:"ssh"`
+	NATS     NATS      `toml:"nats"`
+	Hosts    []Host    `toml:"hosts"`
+	Accounts []Account `toml:"accounts"`
+
+	// lines maps a key path such as "accounts.2.users.0.allow" to the line
+	// it was written on, for error messages after loading.
+	lines map[string]int
+}
+
+// SSH says how the control machine reaches every host.
+type SSH struct {
+	User string `toml:"user"` // default "root"
+	Port int    `toml:"port"` // default 22
+	// IdentityFiles are private keys to offer, after any keys of the
+	// ssh-agent at $SSH_AUTH_SOCK.
+	IdentityFiles []string `toml:"identity_files"`
+	// KnownHosts is the known_hosts file host keys are checked against.
+	// Default ~/.ssh/known_hosts.
+	KnownHosts string `toml:"known_hosts"`
+	// AcceptNewHostKeys trusts and records the key of a host that is not in
+	// KnownHosts yet (OpenSSH's accept-new). A changed key is always refused.
+	AcceptNewHostKeys bool     `toml:"accept_new_host_keys"`
+	ConnectTimeout    Duration `toml:"connect_timeout"` // default 10s
+}
+
+// NATS is the cluster every host joins.
+type NATS struct {
+	Version string `toml:"version"` // e.g. "2.14.9", required
+	// ArtifactDir is the local cache or offline mirror that holds release
+	// assets in the upstream layout (tarball + SHA256SUMS). Default
+	// ~/.cache/natsdeploy/artifacts.
+	ArtifactDir string `toml:"artifact_dir"`
+	// DownloadURL is the release base URL; "" disables downloads, so only
+	// ArtifactDir is used. Default: the official GitHub release URL.
+	DownloadURL *string `toml:"download_url"`
+
+	ClusterName string `toml:"cluster_name"` // default "nats-cluster"
+	ClientPort  int    `toml:"client_port"`  // default 4222
+	ClusterPort int    `toml:"cluster_port"` // default 6222
+	HTTPPort    int    `toml:"http_port"`    // default 8222
+
+	// RouteUser authenticates routes between nodes; its password comes from
+	// RoutePasswordEnv or the secrets file.
+	RouteUser        string `toml:"route_user"` // default "route"
+	RoutePasswordEnv string `toml:"route_password_env"`
+
+	MaxMemoryStore Size `toml:"max_memory_store"` // default 1GB
+	MaxFileStore   Size `toml:"max_file_store"`   // default 4GB
+
+	ConfigDir string `toml:"config_dir"` // default /etc/nats
+	DataDir   string `toml:"data_dir"`   // default /var/lib/nats
+	LogDir    string `toml:"log_dir"`    // default /var/log/nats
+
+	LogMaxSize  Size `toml:"log_max_size"`  // default 100MB
+	LogMaxFiles int  `toml:"log_max_files"` // rotated files kept, default 5
+	LogTime     *bool `toml:"logtime"`      // default true
+	Debug       bool  `toml:"debug"`
+	Trace       bool  `toml:"trace"`
+
+	LameDuckDuration    Duration `toml:"lame_duck_duration"`     // default 30s
+	LameDuckGracePeriod Duration `toml:"lame_duck_grace_period"` // default 10s
+}
+
+// Host is one machine that runs a NATS node.
+type Host struct {
+	Name    string `toml:"name"`    // server_name, unique
+	Address string `toml:"address"` // IP or DNS name, unique
+	// Optional per-host overrides of [ssh].
+	SSHUser string `toml:"ssh_user"`
+	SSHPort int    `toml:"ssh_port"`
+}
+
+// Account is a NATS account (tenant).
+type Account struct {
+	Name string `toml:"name"`
+	// System marks the system account; exactly one account may set it.
+	System bool `toml:"system"`
+	// JetStream enables JetStream for the account with these limits; nil
+	// means JetStream is off for it.
+	JetStream *AccountJetStream `toml:"jetstream"`
+	Users     []User            `toml:"users"`
+}
+
+// AccountJetStream are an account's JetStream quotas.
+type AccountJetStream struct {
+	MaxMem       Size `toml:"max_mem"`
+	MaxFile      Size `toml:"max_file"`
+	MaxStreams   int  `toml:"max_streams"`
+	MaxConsumers int  `toml:"max_consumers"`
+}
+
+// User is a NATS user and its subject permissions.
+//
+// Allow and Deny apply to both publish and subscribe; Publish, Subscribe,
+// DenyPublish and DenySubscribe add rules for one direction only. A user
+// with no allow rule at all is an error: write allow = [">"] for full access.
+//
+// JetStream adds what a JetStream client needs: publish on $JS.API.>,
+// $JS.ACK.> and $JS.FC.>, subscribe on _INBOX.>. RequestReply adds
+// subscribe on _INBOX.> (to get replies) and allow_responses (to answer
+// requests on subjects it may subscribe to).
+type User struct {
+	Name        string `toml:"name"`
+	Password    string `toml:"password"`     // discouraged: prefer PasswordEnv or generation
+	PasswordEnv string `toml:"password_env"` // environment variable with the password
+
+	Allow         []string `toml:"allow"`
+	Deny          []string `toml:"deny"`
+	Publish       []string `toml:"publish"`
+	Subscribe     []string `toml:"subscribe"`
+	DenyPublish   []string `toml:"deny_publish"`
+	DenySubscribe []string `toml:"deny_subscribe"`
+
+	JetStream    bool `toml:"jetstream"`
+	RequestReply bool `toml:"request_reply"`
+}
