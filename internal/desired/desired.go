@@ -63,9 +63,11 @@ type File struct {
 	Group   string
 
 	// Group of files validated together before any is swapped in: every
-	// file with the same ValidateGroup is staged, then ValidateCmd runs
-	// with {dir} replaced by the staging directory that mirrors the
-	// files' directory, and only on success are they renamed into place.
+	// file with the same ValidateGroup (all in one directory) is staged,
+	// then ValidateCmd runs with {dir} replaced by the staging directory,
+	// and with the path of any other managed file that changes (a new
+	// binary) replaced by its staged copy; only on success are they
+	// renamed into place.
 	ValidateGroup string
 	ValidateCmd   string
 
@@ -84,4 +86,15 @@ type Unit struct {
 	// UnitFile is the path of the file defining it, among Files, so a
 	// change to it triggers daemon-reload.
 	UnitFile string
+	// HealthURL is polled on the host's loopback after a start, reload or
+	// restart; 200 means the service is ready for the next step.
+	HealthURL string
+	// DigestCmd prints the digest of the config on disk, which
+	// DigestURL's JSON "config_digest" must equal once a reload took
+	// effect. Empty: a reload is confirmed by health only.
+	DigestCmd string
+	DigestURL string
+	// DiagnoseCmd prints what explains a failed start (journal and log
+	// tail); its output is shown with the error.
+	DiagnoseCmd string
 }

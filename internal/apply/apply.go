@@ -1,0 +1,299 @@
+// Package apply carries out plans on hosts in three steps, so that a bad
+// config or an interrupted run never leaves a host half changed:
+//
+//  1. Stage (all hosts in parallel): create users and directories, upload
+//     every changed file next to its final path, and validate each config
+//     group as a whole with the new binary, as the service user.
+//  2. Commit (all hosts in parallel, only if every host staged cleanly):
+//     write down the handlers each host owes, then rename the staged files
+//     into place, daemon-reload, enable units.
+//  3. Handlers (see handlers.go): start stopped services together, reload
+//     where NATS can reload, and restart one node at a time.
+//
+// The handlers owed are written to the host before any file is swapped, so
+// a run killed between commit and handlers is finished by the next run.
+package apply
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/facts"
+	"github.com/natsdeploy/natsdeploy/internal/plan"
+	"github.com/natsdeploy/natsdeploy/internal/shell"
+)
+
+// Conn is what apply needs of a host connection; commands run as root.
+type Conn interface {
+	// Exec runs cmd and returns its stdout; a non-zero exit is an error
+	// that carries stderr.
+	Exec(ctx context.Context, cmd string) (string, error)
+	Upload(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error
+	// HTTPClient reaches the host's loopback (monitoring endpoints).
+	HTTPClient() *http.Client
+}
+
+// Target is one host with its connection, plan and desired state.
+type Target struct {
+	Name    string
+	Conn    Conn
+	Plan    plan.Host
+	Desired desired.Host
+	Facts   facts.Host
+}
+
+// stageDirName holds a config group's staged files, inside the group's own
+// directory so the final rename stays on one filesystem.
+const stageDirName = ".natsdeploy-stage"
+
+// stagedPath is where f waits between Stage and Commit.
+func stagedPath(f desired.File) string {
+	dir, base := path.Split(f.Path)
+	if f.ValidateGroup != "" {
+		return path.Join(dir, stageDirName, base)
+	}
+	return path.Join(dir, "."+base+".natsdeploy-new")
+}
+
+// Stage prepares one host; nothing it does changes what a running service
+// sees. On a validation failure it removes what it staged.
+func Stage(ctx context.Context, t Target) error {
+	if err := ensureUsersAndDirs(ctx, t); err != nil {
+		return err
+	}
+	groups := groupsToValidate(t)
+	// Start every staging dir from empty so a file left by a killed run is
+	// never validated or committed by mistake.
+	for _, g := range groups {
+		dir := path.Join(path.Dir(g.files[0].Path), stageDirName)
+		owner, group := g.files[0].Owner, g.files[0].Group
+		cmd := fmt.Sprintf("rm -rf %s && mkdir -m 0750 %s && chown %s %s",
+			shell.Quote(dir), shell.Quote(dir), shell.Quote(owner+":"+group), shell.Quote(dir))
+		if _, err := t.Conn.Exec(ctx, cmd); err != nil {
+			return fmt.Errorf("host %s: create staging dir %s: %w", t.Name, dir, err)
+		}
+	}
+	for _, c := range t.Plan.Files {
+		if !c.Upload {
+			continue
+		}
+		if err := upload(ctx, t.Conn, c.File, stagedPath(c.File)); err != nil {
+			return fmt.Errorf("host %s: %w", t.Name, err)
+		}
+	}
+	for _, g := range groups {
+		if err := g.validate(ctx, t); err != nil {
+			Abort(ctx, t)
+			return err
+		}
+	}
+	return nil
+}
+
+func ensureUsersAndDirs(ctx context.Context, t Target) error {
+	for _, u := range t.Plan.Users {
+		shellPath := u.Shell
+		if shellPath == "" {
+			shellPath = "/usr/sbin/nologin"
+		}
+		cmd := shell.Join("useradd", "--system", "--user-group", "--no-create-home",
+			"--home-dir", u.Home, "--shell", shellPath, u.Name)
+		if _, err := t.Conn.Exec(ctx, cmd); err != nil {
+			return fmt.Errorf("host %s: create user %s: %w", t.Name, u.Name, err)
+		}
+	}
+	for _, d := range t.Plan.Dirs {
+		q := shell.Quote(d.Dir.Path)
+		cmd := fmt.Sprintf("mkdir -p %s && chown %s %s && chmod %04o %s",
+			q, shell.Quote(d.Dir.Owner+":"+d.Dir.Group), q, d.Dir.Mode.Perm(), q)
+		if _, err := t.Conn.Exec(ctx, cmd); err != nil {
+			return fmt.Errorf("host %s: directory %s: %w", t.Name, d.Dir.Path, err)
+		}
+	}
+	return nil
+}
+
+func upload(ctx context.Context, c Conn, f desired.File, dst string) error {
+	var r io.Reader
+	if f.Source != "" {
+		fh, err := os.Open(f.Source)
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", f.Path, err)
+		}
+		defer fh.Close()
+		r = fh
+	} else {
+		r = bytes.NewReader(f.Content)
+	}
+	if err := c.Upload(ctx, r, dst, f.Mode.Perm(), f.Owner, f.Group); err != nil {
+		return fmt.Errorf("upload %s: %w", f.Path, err)
+	}
+	return nil
+}
+
+type validateGroup struct {
+	name  string
+	cmd   string
+	files []desired.File
+}
+
+// groupsToValidate returns the config groups that must be validated: those
+// with a changed file, or whose command runs a file that changed (a new
+// binary must accept the config before it is swapped in).
+func groupsToValidate(t Target) []validateGroup {
+	changed := map[string]bool{}
+	for _, c := range t.Plan.Files {
+		if c.Upload {
+			changed[c.File.Path] = true
+		}
+	}
+	byName := map[string]*validateGroup{}
+	var names []string
+	for _, f := range t.Desired.Files {
+		if f.ValidateGroup == "" {
+			continue
+		}
+		g, ok := byName[f.ValidateGroup]
+		if !ok {
+			g = &validateGroup{name: f.ValidateGroup, cmd: f.ValidateCmd}
+			byName[f.ValidateGroup] = g
+			names = append(names, f.ValidateGroup)
+		}
+		g.files = append(g.files, f)
+	}
+	sort.Strings(names)
+	var out []validateGroup
+	for _, n := range names {
+		g := byName[n]
+		need := false
+		for _, f := range g.files {
+			need = need || changed[f.Path]
+		}
+		for p := range changed {
+			need = need || strings.Contains(g.cmd, p)
+		}
+		if need {
+			out = append(out, *g)
+		}
+	}
+	return out
+}
+
+// validate completes the staging dir with copies of the unchanged files of
+// the group and runs the group's command against it, with every changed
+// file the command names (the binary) replaced by its staged copy.
+func (g validateGroup) validate(ctx context.Context, t Target) error {
+	changed := map[string]bool{}
+	for _, c := range t.Plan.Files {
+		if c.Upload {
+			changed[c.File.Path] = true
+		}
+	}
+	var cmds []string
+	for _, f := range g.files {
+		if !changed[f.Path] {
+			cmds = append(cmds, shell.Join("cp", "-p", f.Path, stagedPath(f)))
+		}
+	}
+	if len(cmds) > 0 {
+		if _, err := t.Conn.Exec(ctx, strings.Join(cmds, " && ")); err != nil {
+			return fmt.Errorf("host %s: stage unchanged files of %s: %w", t.Name, g.name, err)
+		}
+	}
+	cmd := strings.ReplaceAll(g.cmd, "{dir}", shell.Quote(path.Join(path.Dir(g.files[0].Path), stageDirName)))
+	for _, c := range t.Plan.Files {
+		if c.Upload && c.File.ValidateGroup == "" {
+			cmd = strings.ReplaceAll(cmd, c.File.Path, shell.Quote(stagedPath(c.File)))
+		}
+	}
+	if out, err := t.Conn.Exec(ctx, cmd+" 2>&1"); err != nil {
+		return fmt.Errorf("host %s: the new %s was rejected, nothing was swapped in: %w %s", t.Name, g.name, err, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// Abort removes everything Stage uploaded on a host.
+func Abort(ctx context.Context, t Target) {
+	var paths []string
+	seen := map[string]bool{}
+	for _, c := range t.Plan.Files {
+		p := stagedPath(c.File)
+		if c.File.ValidateGroup != "" {
+			p = path.Dir(p)
+		}
+		if !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) > 0 {
+		// Best effort: a leftover is overwritten by the next run anyway.
+		_, _ = t.Conn.Exec(context.WithoutCancel(ctx), "rm -rf "+shell.Join(paths...))
+	}
+}
+
+// Commit swaps the staged files into place on one host, after recording
+// the handlers it will owe, in one remote command.
+func Commit(ctx context.Context, t Target) error {
+	var lines []string
+	lines = append(lines, "set -e", "mkdir -p -m 0700 "+facts.StateDir)
+	svcs := make([]string, 0, len(t.Plan.Handlers))
+	for s := range t.Plan.Handlers {
+		svcs = append(svcs, s)
+	}
+	sort.Strings(svcs)
+	for _, s := range svcs {
+		if h := t.Plan.Handlers[s]; h != desired.None {
+			lines = append(lines, fmt.Sprintf("echo %s > %s", h, shell.Quote(PendingPath(s))))
+		}
+	}
+	stageDirs := map[string]bool{}
+	for _, c := range t.Plan.Files {
+		q := shell.Quote(c.File.Path)
+		if c.Upload {
+			lines = append(lines, shell.Join("mv", "-f", stagedPath(c.File), c.File.Path))
+			if c.File.ValidateGroup != "" {
+				stageDirs[path.Dir(stagedPath(c.File))] = true
+			}
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("chown %s %s && chmod %04o %s", shell.Quote(c.File.Owner+":"+c.File.Group), q, c.File.Mode.Perm(), q))
+	}
+	for _, f := range t.Desired.Files {
+		if f.ValidateGroup != "" {
+			stageDirs[path.Join(path.Dir(f.Path), stageDirName)] = true
+		}
+	}
+	dirs := make([]string, 0, len(stageDirs))
+	for d := range stageDirs {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	if len(dirs) > 0 {
+		lines = append(lines, "rm -rf "+shell.Join(dirs...))
+	}
+	if t.Plan.DaemonReload {
+		lines = append(lines, "systemctl daemon-reload")
+	}
+	for _, u := range t.Plan.Enable {
+		lines = append(lines, "systemctl enable --quiet "+shell.Quote(u))
+	}
+	if _, err := t.Conn.Exec(ctx, strings.Join(lines, "\n")); err != nil {
+		return fmt.Errorf("host %s: commit: %w", t.Name, err)
+	}
+	return nil
+}
+
+// PendingPath is where a host records a handler it still owes a service.
+func PendingPath(service string) string {
+	return path.Join(facts.StateDir, "pending-"+service)
+}

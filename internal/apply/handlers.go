@@ -1,0 +1,259 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/health"
+	"github.com/natsdeploy/natsdeploy/internal/shell"
+)
+
+// Timeouts for the handlers; a field so tests and slow fleets can change them.
+type Timeouts struct {
+	Start  time.Duration // a cold start: all nodes must find each other
+	Health time.Duration // a restarted node to be healthy again
+	Reload time.Duration // a reload to show its new config digest
+}
+
+// DefaultTimeouts suit a VM fleet; JetStream catch-up on big streams may
+// need more.
+var DefaultTimeouts = Timeouts{Start: 2 * time.Minute, Health: 2 * time.Minute, Reload: 20 * time.Second}
+
+// Logf reports progress for a host.
+type Logf func(host, format string, args ...any)
+
+// Handlers runs what the committed changes need, for every unit, across
+// the cluster:
+//   - stopped units start together, then wait for health together: after
+//     a full outage JetStream's meta group needs a quorum before any node
+//     is healthy, so starting one at a time and waiting would hang;
+//   - reloads (SIGHUP) run in parallel and are confirmed by config digest;
+//   - restarts roll one host at a time, each only while every other host
+//     is healthy, and each waits for its own host's /healthz.
+func Handlers(ctx context.Context, targets []Target, to Timeouts, logf Logf) error {
+	units := unitsOf(targets)
+	for _, u := range units {
+		if err := startStopped(ctx, targets, u, to, logf); err != nil {
+			return err
+		}
+		if err := reloadAll(ctx, targets, u, to, logf); err != nil {
+			return err
+		}
+		if err := rollingRestart(ctx, targets, u, to, logf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func unitsOf(targets []Target) []desired.Unit {
+	seen := map[string]bool{}
+	var out []desired.Unit
+	for _, t := range targets {
+		for _, u := range t.Desired.Units {
+			if !seen[u.Name] {
+				seen[u.Name] = true
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+func unitOf(t Target, name string) (desired.Unit, bool) {
+	for _, u := range t.Desired.Units {
+		if u.Name == name {
+			return u, true
+		}
+	}
+	return desired.Unit{}, false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parallel runs fn for every target and joins the errors in target order.
+func parallel(targets []Target, fn func(Target) error) error {
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(t)
+		}()
+	}
+	wg.Wait()
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("%s", strings.Join(msgs, "\n"))
+	}
+	return nil
+}
+
+func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
+	var starting []Target
+	for _, t := range targets {
+		if contains(t.Plan.Start, u.Name) {
+			starting = append(starting, t)
+		}
+	}
+	if len(starting) == 0 {
+		return nil
+	}
+	if len(starting) == len(targets) && len(targets) > 1 {
+		logf("", "starting %s on all %d hosts together (a cold cluster needs a quorum before any node is healthy)", u.Name, len(targets))
+	}
+	err := parallel(starting, func(t Target) error {
+		logf(t.Name, "start %s", u.Name)
+		if _, err := t.Conn.Exec(ctx, "systemctl start "+shell.Quote(u.Name)); err != nil {
+			return fmt.Errorf("host %s: start %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, u))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return parallel(starting, func(t Target) error {
+		tu, _ := unitOf(t, u.Name)
+		if err := waitHealthy(ctx, t, tu, to.Start); err != nil {
+			return err
+		}
+		logf(t.Name, "%s is running and healthy", u.Name)
+		return clearPending(ctx, t, u.Name)
+	})
+}
+
+func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
+	var reloading []Target
+	for _, t := range targets {
+		if t.Plan.Handlers[u.Name] == desired.Reload && !contains(t.Plan.Start, u.Name) {
+			reloading = append(reloading, t)
+		}
+	}
+	return parallel(reloading, func(t Target) error {
+		tu, _ := unitOf(t, u.Name)
+		logf(t.Name, "reload %s", u.Name)
+		want := ""
+		if tu.DigestCmd != "" {
+			out, err := t.Conn.Exec(ctx, tu.DigestCmd+" 2>&1")
+			if err != nil {
+				return fmt.Errorf("host %s: read config digest: %w %s", t.Name, err, out)
+			}
+			if want = parseDigest(out); want == "" {
+				return fmt.Errorf("host %s: no digest in %q", t.Name, strings.TrimSpace(out))
+			}
+		}
+		if _, err := t.Conn.Exec(ctx, "systemctl reload "+shell.Quote(u.Name)); err != nil {
+			return fmt.Errorf("host %s: reload %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
+		}
+		if want != "" && tu.DigestURL != "" {
+			if err := health.WaitDigest(ctx, t.Conn.HTTPClient(), tu.DigestURL, want, to.Reload); err != nil {
+				return fmt.Errorf("host %s: reload of %s not confirmed: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
+			}
+			logf(t.Name, "reload confirmed: config_digest %s", want)
+		}
+		if err := waitHealthy(ctx, t, tu, to.Health); err != nil {
+			return err
+		}
+		return clearPending(ctx, t, u.Name)
+	})
+}
+
+func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
+	for i, t := range targets {
+		if t.Plan.Handlers[u.Name] != desired.Restart || contains(t.Plan.Start, u.Name) {
+			continue
+		}
+		// Taking a node down while another is unhealthy could cost the
+		// JetStream quorum; refuse and say which node is the problem.
+		for j, o := range targets {
+			if j == i {
+				continue
+			}
+			ou, ok := unitOf(o, u.Name)
+			if !ok || ou.HealthURL == "" {
+				continue
+			}
+			if err := health.WaitHealthy(ctx, o.Conn.HTTPClient(), ou.HealthURL, to.Health); err != nil {
+				return fmt.Errorf("not restarting %s on %s: host %s is not healthy (%v); restarting now could lose the JetStream quorum; fix %s and run apply again", u.Name, t.Name, o.Name, err, o.Name)
+			}
+		}
+		tu, _ := unitOf(t, u.Name)
+		logf(t.Name, "restart %s (%d of rolling restart)", u.Name, i+1)
+		if _, err := t.Conn.Exec(ctx, "systemctl restart "+shell.Quote(u.Name)); err != nil {
+			return fmt.Errorf("host %s: restart %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
+		}
+		if err := waitHealthy(ctx, t, tu, to.Health); err != nil {
+			return err
+		}
+		logf(t.Name, "%s restarted and healthy", u.Name)
+		if err := clearPending(ctx, t, u.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitHealthy(ctx context.Context, t Target, u desired.Unit, timeout time.Duration) error {
+	if u.HealthURL == "" {
+		return nil
+	}
+	if err := health.WaitHealthy(ctx, t.Conn.HTTPClient(), u.HealthURL, timeout); err != nil {
+		return fmt.Errorf("host %s: %s did not become healthy: %w%s", t.Name, u.Name, err, diagnose(ctx, t, u))
+	}
+	return nil
+}
+
+func clearPending(ctx context.Context, t Target, unit string) error {
+	if _, err := t.Conn.Exec(ctx, "rm -f "+shell.Quote(PendingPath(unit))); err != nil {
+		return fmt.Errorf("host %s: clear pending handler of %s: %w", t.Name, unit, err)
+	}
+	return nil
+}
+
+// diagnose returns the unit's own explanation of a failure, indented, for
+// appending to an error: a bare "timed out" helps nobody.
+func diagnose(ctx context.Context, t Target, u desired.Unit) string {
+	cmd := u.DiagnoseCmd
+	if cmd == "" {
+		cmd = "journalctl -u " + shell.Quote(u.Name) + " -n 20 --no-pager"
+	}
+	out, err := t.Conn.Exec(context.WithoutCancel(ctx), cmd+" 2>&1")
+	if err != nil && out == "" {
+		return ""
+	}
+	out = strings.TrimSpace(out)
+	if out == "" {
+		return ""
+	}
+	return "\n  last lines from " + t.Name + ":\n    " + strings.ReplaceAll(out, "\n", "\n    ")
+}
+
+var digestRe = regexp.MustCompile(`\((sha256:[0-9a-f]{64})\)`)
+
+// parseDigest finds the digest in nats-server -t output:
+// "nats-server: configuration file X is valid (sha256:...)".
+func parseDigest(out string) string {
+	m := digestRe.FindStringSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}

@@ -1,0 +1,208 @@
+// Package facts learns the current state of a host with one remote command:
+// OS, architecture, systemd, and the owner, mode and sha256 of every path a
+// role manages. The planner diffs these facts against the desired state, so
+// a run that has nothing to do never uploads or restarts anything.
+package facts
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/shell"
+)
+
+// StateDir holds natsdeploy's own bookkeeping on a host: the run lock and
+// the handlers still owed by an interrupted run.
+const StateDir = "/var/lib/natsdeploy"
+
+// Host is what one host looks like now.
+type Host struct {
+	OS      string // "debian 12"
+	Arch    string // uname -m
+	Systemd string // systemd version, "" when there is none
+
+	Users map[string]bool
+	Files map[string]File // by path; absent paths are missing
+	Dirs  map[string]File // by path; absent paths are missing
+	Units map[string]Unit // by unit name
+
+	// Pending are handlers a previous run wrote down before it changed
+	// files and did not get to run (it was interrupted), by service.
+	Pending map[string]desired.Handler
+}
+
+// File is the observed state of a file or directory.
+type File struct {
+	Mode   fs.FileMode
+	Owner  string
+	Group  string
+	SHA256 string // files only
+}
+
+// Unit is the observed state of a systemd unit.
+type Unit struct {
+	Enabled bool
+	Active  bool
+	State   string // is-active output: active, inactive, failed, activating...
+	MainPID int
+}
+
+// Paths is what the facts script must look at.
+type Paths struct {
+	Users []string
+	Files []string
+	Dirs  []string
+	Units []string
+}
+
+// PathsOf lists what desired state d manages.
+func PathsOf(d desired.Host) Paths {
+	var p Paths
+	for _, u := range d.Users {
+		p.Users = append(p.Users, u.Name)
+	}
+	for _, f := range d.Files {
+		p.Files = append(p.Files, f.Path)
+	}
+	for _, dir := range d.Dirs {
+		p.Dirs = append(p.Dirs, dir.Path)
+	}
+	for _, u := range d.Units {
+		p.Units = append(p.Units, u.Name)
+	}
+	return p
+}
+
+// Script is the one shell command that prints the facts of a host, one
+// record per line with the path last so paths with spaces survive.
+func Script(p Paths) string {
+	var b strings.Builder
+	b.WriteString(`set -u
+LC_ALL=C; export LC_ALL
+os=unknown; if [ -r /etc/os-release ]; then os=$(. /etc/os-release; echo "${ID:-unknown} ${VERSION_ID:-}"); fi
+echo "os $os"
+echo "arch $(uname -m)"
+if command -v systemctl >/dev/null 2>&1; then echo "systemd $(systemctl --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')"; else echo "systemd"; fi
+`)
+	for _, u := range p.Users {
+		fmt.Fprintf(&b, "if id -u %s >/dev/null 2>&1; then echo 'user '%s; fi\n", shell.Quote(u), shell.Quote(u))
+	}
+	for _, f := range p.Files {
+		q := shell.Quote(f)
+		fmt.Fprintf(&b, "if [ -f %s ]; then echo \"file $(stat -c '%%a %%U %%G' %s) $(sha256sum < %s | cut -c1-64) \"%s; fi\n", q, q, q, q)
+	}
+	for _, d := range p.Dirs {
+		q := shell.Quote(d)
+		fmt.Fprintf(&b, "if [ -d %s ]; then echo \"dir $(stat -c '%%a %%U %%G' %s) \"%s; fi\n", q, q, q)
+	}
+	for _, u := range p.Units {
+		q := shell.Quote(u)
+		fmt.Fprintf(&b, "echo \"unit $(systemctl is-enabled %s 2>/dev/null || true) $(systemctl is-active %s 2>/dev/null || true) $(systemctl show -p MainPID --value %s 2>/dev/null || echo 0) \"%s\n", q, q, q, q)
+	}
+	fmt.Fprintf(&b, "for f in %s/pending-*; do [ -f \"$f\" ] && echo \"pending $(cat \"$f\") ${f##*/pending-}\"; done\n", StateDir)
+	b.WriteString("true\n")
+	return b.String()
+}
+
+// Parse reads what Script printed.
+func Parse(out []byte) (Host, error) {
+	h := Host{
+		Users:   map[string]bool{},
+		Files:   map[string]File{},
+		Dirs:    map[string]File{},
+		Units:   map[string]Unit{},
+		Pending: map[string]desired.Handler{},
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		kind, rest, _ := strings.Cut(line, " ")
+		var err error
+		switch kind {
+		case "os":
+			h.OS = rest
+		case "arch":
+			h.Arch = rest
+		case "systemd":
+			h.Systemd = rest
+		case "user":
+			h.Users[rest] = true
+		case "file":
+			var f File
+			var path string
+			f, path, err = parseStat(rest, 5)
+			h.Files[path] = f
+		case "dir":
+			var f File
+			var path string
+			f, path, err = parseStat(rest, 4)
+			h.Dirs[path] = f
+		case "unit":
+			parts := strings.SplitN(rest, " ", 4)
+			if len(parts) != 4 {
+				err = fmt.Errorf("want 4 fields")
+				break
+			}
+			pid, _ := strconv.Atoi(parts[2])
+			h.Units[parts[3]] = Unit{
+				Enabled: parts[0] == "enabled",
+				Active:  parts[1] == "active" || parts[1] == "reloading",
+				State:   parts[1],
+				MainPID: pid,
+			}
+		case "pending":
+			handler, svc, ok := strings.Cut(rest, " ")
+			if !ok {
+				err = fmt.Errorf("want 2 fields")
+				break
+			}
+			switch handler {
+			case "restart":
+				h.Pending[svc] = desired.Restart
+			case "reload":
+				h.Pending[svc] = desired.Reload
+			}
+		case "":
+		default:
+			err = fmt.Errorf("unknown record %q", kind)
+		}
+		if err != nil {
+			return Host{}, fmt.Errorf("facts line %d %q: %w", n, line, err)
+		}
+	}
+	return h, sc.Err()
+}
+
+// parseStat reads "MODE OWNER GROUP [SHA] PATH" with fields counting PATH.
+func parseStat(s string, fields int) (File, string, error) {
+	parts := strings.SplitN(s, " ", fields)
+	if len(parts) != fields {
+		return File{}, "", fmt.Errorf("want %d fields", fields)
+	}
+	mode, err := strconv.ParseUint(parts[0], 8, 32)
+	if err != nil {
+		return File{}, "", fmt.Errorf("mode %q: %w", parts[0], err)
+	}
+	f := File{Mode: fs.FileMode(mode), Owner: parts[1], Group: parts[2]}
+	if fields == 5 {
+		f.SHA256 = parts[3]
+	}
+	return f, parts[fields-1], nil
+}
+
+// PendingServices lists services with a pending handler, sorted.
+func (h Host) PendingServices() []string {
+	var out []string
+	for s := range h.Pending {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,127 @@
+package plan
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/facts"
+)
+
+const svc = "nats-server.service"
+
+func want() desired.Host {
+	return desired.Host{
+		Name:  "nats-1",
+		Users: []desired.User{{Name: "nats", Home: "/var/lib/nats"}},
+		Dirs:  []desired.Dir{{Path: "/var/lib/nats", Owner: "nats", Group: "nats", Mode: 0o750}},
+		Files: []desired.File{
+			{Path: "/usr/local/bin/nats-server", SHA256: "bin1", Mode: 0o755, Owner: "root", Group: "root", Service: svc, OnChange: desired.Restart},
+			{Path: "/etc/nats/nats-server.conf", SHA256: "main1", Mode: 0o640, Owner: "root", Group: "nats", Service: svc, OnChange: desired.Restart},
+			{Path: "/etc/nats/accounts.conf", SHA256: "acc1", Mode: 0o640, Owner: "root", Group: "nats", Service: svc, OnChange: desired.Reload},
+			{Path: "/etc/systemd/system/nats-server.service", SHA256: "unit1", Mode: 0o644, Owner: "root", Group: "root", Service: svc, OnChange: desired.Restart},
+		},
+		Units: []desired.Unit{{Name: svc, UnitFile: "/etc/systemd/system/nats-server.service"}},
+	}
+}
+
+// converged is what a host looks like after a successful apply of want().
+func converged() facts.Host {
+	f := facts.Host{
+		Users:   map[string]bool{"nats": true},
+		Dirs:    map[string]facts.File{"/var/lib/nats": {Mode: 0o750, Owner: "nats", Group: "nats"}},
+		Files:   map[string]facts.File{},
+		Units:   map[string]facts.Unit{svc: {Enabled: true, Active: true, MainPID: 42}},
+		Pending: map[string]desired.Handler{},
+	}
+	for _, file := range want().Files {
+		f.Files[file.Path] = facts.File{Mode: file.Mode, Owner: file.Owner, Group: file.Group, SHA256: file.SHA256}
+	}
+	return f
+}
+
+func TestCompute(t *testing.T) {
+	tests := []struct {
+		name      string
+		facts     func(f *facts.Host)
+		wantLines []string
+	}{
+		{"converged: nothing", func(f *facts.Host) {}, nil},
+		{"bare host: everything, start not restart", func(f *facts.Host) {
+			*f = facts.Host{Users: map[string]bool{}, Dirs: map[string]facts.File{}, Files: map[string]facts.File{}, Units: map[string]facts.Unit{}}
+		}, []string{
+			"create system user nats",
+			"create dir /var/lib/nats (nats:nats 0750)",
+			"create /usr/local/bin/nats-server (root:root 0755, sha256 bin1)",
+			"create /etc/nats/nats-server.conf (root:nats 0640, sha256 main1)",
+			"create /etc/nats/accounts.conf (root:nats 0640, sha256 acc1)",
+			"create /etc/systemd/system/nats-server.service (root:root 0644, sha256 unit1)",
+			"systemctl daemon-reload",
+			"enable nats-server.service",
+			"start nats-server.service",
+		}},
+		{"permission change: reload only", func(f *facts.Host) {
+			f.Files["/etc/nats/accounts.conf"] = facts.File{Mode: 0o640, Owner: "root", Group: "nats", SHA256: "acc0"}
+		}, []string{
+			"update /etc/nats/accounts.conf (sha256 acc0 -> acc1)",
+			"reload nats-server.service (SIGHUP, confirmed by config_digest)",
+		}},
+		{"reload and restart together: restart wins", func(f *facts.Host) {
+			f.Files["/etc/nats/accounts.conf"] = facts.File{Mode: 0o640, Owner: "root", Group: "nats", SHA256: "acc0"}
+			f.Files["/usr/local/bin/nats-server"] = facts.File{Mode: 0o755, Owner: "root", Group: "root", SHA256: "bin0"}
+		}, []string{
+			"update /usr/local/bin/nats-server (sha256 bin0 -> bin1)",
+			"update /etc/nats/accounts.conf (sha256 acc0 -> acc1)",
+			"restart nats-server.service (rolling, one node at a time, gated on /healthz)",
+		}},
+		{"unit file change: daemon-reload and restart", func(f *facts.Host) {
+			f.Files["/etc/systemd/system/nats-server.service"] = facts.File{Mode: 0o644, Owner: "root", Group: "root", SHA256: "unit0"}
+		}, []string{
+			"update /etc/systemd/system/nats-server.service (sha256 unit0 -> unit1)",
+			"systemctl daemon-reload",
+			"restart nats-server.service (rolling, one node at a time, gated on /healthz)",
+		}},
+		{"mode drift only: fix without handler", func(f *facts.Host) {
+			f.Files["/etc/nats/nats-server.conf"] = facts.File{Mode: 0o644, Owner: "root", Group: "root", SHA256: "main1"}
+			f.Dirs["/var/lib/nats"] = facts.File{Mode: 0o755, Owner: "root", Group: "root"}
+		}, []string{
+			"fix dir /var/lib/nats: root:root 0755 -> nats:nats 0750",
+			"fix /etc/nats/nats-server.conf: root:root 0644 -> root:nats 0640",
+		}},
+		{"interrupted run left a restart owed", func(f *facts.Host) {
+			f.Pending[svc] = desired.Restart
+		}, []string{
+			"restart nats-server.service (rolling, one node at a time, gated on /healthz)",
+		}},
+		{"stopped service: start, no restart", func(f *facts.Host) {
+			f.Units[svc] = facts.Unit{Enabled: true, State: "failed"}
+			f.Pending[svc] = desired.Restart
+		}, []string{"start nats-server.service"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := converged()
+			tt.facts(&f)
+			p := Compute(want(), f)
+			got := p.Lines()
+			if !reflect.DeepEqual(got, tt.wantLines) {
+				t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantLines, "\n"))
+			}
+			if p.Empty() != (len(tt.wantLines) == 0) {
+				t.Errorf("Empty() = %v with lines %v", p.Empty(), got)
+			}
+		})
+	}
+}
+
+func TestSummary(t *testing.T) {
+	if got := Summary([]Host{Compute(want(), converged())}); !strings.HasPrefix(got, "nothing to do") {
+		t.Errorf("Summary of converged = %q", got)
+	}
+	f := converged()
+	f.Files["/etc/nats/accounts.conf"] = facts.File{SHA256: "x"}
+	if got := Summary([]Host{Compute(want(), f)}); got != "1 host(s) to change, 1 file(s) to upload, reload on nats-1" {
+		t.Errorf("Summary = %q", got)
+	}
+}
