@@ -1,0 +1,214 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/plan"
+)
+
+// fakeConn records every command of every host in one ordered log and
+// serves the host's monitoring endpoint from an httptest server.
+type fakeConn struct {
+	name    string
+	log     *[]string
+	mu      *sync.Mutex
+	healthy *atomic.Bool
+	srv     *httptest.Server
+	fail    string // a command containing this fails
+}
+
+func (c *fakeConn) Exec(ctx context.Context, cmd string) (string, error) {
+	c.mu.Lock()
+	*c.log = append(*c.log, c.name+": "+cmd)
+	c.mu.Unlock()
+	if c.fail != "" && strings.Contains(cmd, c.fail) {
+		return "config error on line 3", fmt.Errorf("exit status 1")
+	}
+	if strings.Contains(cmd, "journalctl") {
+		return "nats-server[77]: [FTL] Error listening on port: 0.0.0.0:4222", nil
+	}
+	if strings.Contains(cmd, "nats-server -t") {
+		return "nats-server: configuration file /etc/nats/nats-server.conf is valid (sha256:" + strings.Repeat("a", 64) + ")\n", nil
+	}
+	return "", nil
+}
+
+func (c *fakeConn) Upload(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
+	io.Copy(io.Discard, r)
+	return nil
+}
+
+func (c *fakeConn) HTTPClient() *http.Client { return c.srv.Client() }
+
+func newCluster(t *testing.T, n int) ([]Target, *[]string, []*fakeConn) {
+	var log []string
+	var mu sync.Mutex
+	var targets []Target
+	var conns []*fakeConn
+	for i := 1; i <= n; i++ {
+		c := &fakeConn{name: fmt.Sprintf("n%d", i), log: &log, mu: &mu, healthy: &atomic.Bool{}}
+		c.healthy.Store(true)
+		c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/varz" {
+				fmt.Fprintf(w, `{"config_digest":"sha256:%s"}`, strings.Repeat("a", 64))
+				return
+			}
+			if !c.healthy.Load() {
+				w.WriteHeader(503)
+				w.Write([]byte(`{"error":"not current"}`))
+			}
+		}))
+		t.Cleanup(c.srv.Close)
+		unit := desired.Unit{Name: "nats-server.service", HealthURL: c.srv.URL + "/healthz", DigestURL: c.srv.URL + "/varz",
+			DigestCmd: "runuser -u nats -- /usr/local/bin/nats-server -t -c /etc/nats/nats-server.conf", DiagnoseCmd: "journalctl -u nats-server.service -n 5"}
+		targets = append(targets, Target{
+			Name:    c.name,
+			Conn:    c,
+			Desired: desired.Host{Name: c.name, Units: []desired.Unit{unit}},
+			Plan:    plan.Host{Host: c.name, Handlers: map[string]desired.Handler{}},
+		})
+		conns = append(conns, c)
+	}
+	return targets, &log, conns
+}
+
+func filter(log []string, sub string) []string {
+	var out []string
+	for _, l := range log {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+var fast = Timeouts{Start: 2 * time.Second, Health: 2 * time.Second, Reload: 2 * time.Second}
+
+func nolog(string, string, ...any) {}
+
+func TestRollingRestartOrderAndGate(t *testing.T) {
+	targets, log, conns := newCluster(t, 3)
+	targets[0].Plan.Handlers["nats-server.service"] = desired.Restart
+	targets[2].Plan.Handlers["nats-server.service"] = desired.Restart
+	targets[1].Plan.Handlers["nats-server.service"] = desired.Reload
+	if err := Handlers(context.Background(), targets, fast, nolog); err != nil {
+		t.Fatal(err)
+	}
+	got := filter(*log, "systemctl")
+	want := []string{"n2: systemctl reload nats-server.service", "n1: systemctl restart nats-server.service", "n3: systemctl restart nats-server.service"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("systemctl calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n := len(filter(*log, "rm -f /var/lib/natsdeploy/pending-nats-server.service")); n != 3 {
+		t.Errorf("pending markers cleared %d times, want 3", n)
+	}
+
+	// With n2 unhealthy, n1 must not be restarted: quorum would be at risk.
+	*log = nil
+	conns[1].healthy.Store(false)
+	targets[1].Plan.Handlers = map[string]desired.Handler{}
+	err := Handlers(context.Background(), targets, fast, nolog)
+	if err == nil || !strings.Contains(err.Error(), "not restarting nats-server.service on n1: host n2 is not healthy") {
+		t.Fatalf("error = %v", err)
+	}
+	if got := filter(*log, "systemctl restart"); len(got) != 0 {
+		t.Errorf("restarted despite unhealthy peer: %v", got)
+	}
+}
+
+func TestColdStartStartsAllBeforeWaiting(t *testing.T) {
+	targets, log, conns := newCluster(t, 3)
+	for i := range targets {
+		targets[i].Plan.Start = []string{"nats-server.service"}
+		conns[i].healthy.Store(false)
+	}
+	// Nodes become healthy only once all three were started, as a real
+	// JetStream cluster does when it needs its meta quorum.
+	go func() {
+		for {
+			if len(filter(*logSnapshot(log, conns[0].mu), "systemctl start")) == 3 {
+				for _, c := range conns {
+					c.healthy.Store(true)
+				}
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	if err := Handlers(context.Background(), targets, fast, nolog); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func logSnapshot(log *[]string, mu *sync.Mutex) *[]string {
+	mu.Lock()
+	defer mu.Unlock()
+	cp := append([]string(nil), *log...)
+	return &cp
+}
+
+func TestFailedStartShowsJournal(t *testing.T) {
+	targets, _, conns := newCluster(t, 1)
+	targets[0].Plan.Start = []string{"nats-server.service"}
+	conns[0].healthy.Store(false)
+	err := Handlers(context.Background(), targets, Timeouts{Start: 300 * time.Millisecond}, nolog)
+	if err == nil || !strings.Contains(err.Error(), "did not become healthy") || !strings.Contains(err.Error(), "last lines from n1") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestStageValidatesAndCommitWritesMarkerFirst(t *testing.T) {
+	targets, log, conns := newCluster(t, 1)
+	tg := targets[0]
+	conf := desired.File{Path: "/etc/nats/nats-server.conf", Content: []byte("x"), Mode: 0o640, Owner: "root", Group: "nats",
+		ValidateGroup: "nats-config", ValidateCmd: "runuser -u nats -- /usr/local/bin/nats-server -t -c {dir}/nats-server.conf",
+		Service: "nats-server.service", OnChange: desired.Restart}
+	acc := conf
+	acc.Path, acc.OnChange = "/etc/nats/accounts.conf", desired.Reload
+	bin := desired.File{Path: "/usr/local/bin/nats-server", Content: []byte("bin"), Mode: 0o755, Owner: "root", Group: "root", Service: "nats-server.service", OnChange: desired.Restart}
+	tg.Desired.Files = []desired.File{bin, conf, acc}
+	tg.Plan.Files = []plan.FileChange{{File: bin, Upload: true}, {File: acc, Upload: true}}
+	tg.Plan.Handlers["nats-server.service"] = desired.Restart
+	if err := Stage(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	val := filter(*log, " -t -c ")
+	if len(val) != 1 || !strings.Contains(val[0], "/usr/local/bin/.nats-server.natsdeploy-new -t -c /etc/nats/.natsdeploy-stage/nats-server.conf") {
+		t.Errorf("validation used %v; want the staged binary on the staged dir", val)
+	}
+	if cp := filter(*log, "cp -p /etc/nats/nats-server.conf /etc/nats/.natsdeploy-stage/nats-server.conf"); len(cp) != 1 {
+		t.Errorf("unchanged group file not copied into stage: %v", *log)
+	}
+	*log = nil
+	if err := Commit(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	script := (*log)[0]
+	marker := strings.Index(script, "echo restart > /var/lib/natsdeploy/pending-nats-server.service")
+	mv := strings.Index(script, "mv -f")
+	if marker < 0 || mv < 0 || marker > mv {
+		t.Errorf("marker must precede the swap:\n%s", script)
+	}
+
+	// A rejected config aborts: staged files are removed, nothing committed.
+	*log = nil
+	conns[0].fail = " -t -c "
+	err := Stage(context.Background(), tg)
+	if err == nil || !strings.Contains(err.Error(), "rejected, nothing was swapped in") || !strings.Contains(err.Error(), "config error on line 3") {
+		t.Fatalf("Stage error = %v", err)
+	}
+	if rm := filter(*log, "rm -rf /usr/local/bin/.nats-server.natsdeploy-new /etc/nats/.natsdeploy-stage"); len(rm) != 1 {
+		t.Errorf("abort did not clean up: %v", *log)
+	}
+}
