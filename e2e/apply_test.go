@@ -1,0 +1,408 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsdeploy/natsdeploy/internal/lab"
+)
+
+const stream = "E2E_ORDERS"
+
+// TestLifecycle walks one cluster through a life: first deploy, no-op
+// re-apply, reloadable and restart-class changes, a refused apply with a
+// host down, a killed apply, and the loss of a node. It is one test because
+// each step starts from the state the previous one left, as in real life.
+func TestLifecycle(t *testing.T) {
+	hosts := lab.Hosts()
+	base := writeInventory(t, "base")
+
+	t.Run("bad inventory changes nothing", func(t *testing.T) {
+		bad := writeInventory(t, "bad", replace(`"dev.*", "logs.dev.*"`, `"dev..x", "logs.dev.*"`))
+		out, code := natsdeploy(t, "apply", bad)
+		if code != 2 || !strings.Contains(out, "bad.toml:") || !strings.Contains(out, "dev..x") {
+			t.Fatalf("exit %d, want 2 with file:line naming the subject:\n%s", code, out)
+		}
+		if got := hostExec(t, hosts[0], "test -e /etc/nats && echo present || echo absent"); got != "absent" {
+			t.Fatalf("/etc/nats is %s on %s after a refused apply", got, hosts[0].Name)
+		}
+	})
+
+	t.Run("first apply forms the cluster", func(t *testing.T) {
+		out := mustNatsdeploy(t, "apply", "--no-verify", base)
+		if !strings.Contains(out, "start nats-server.service") {
+			t.Errorf("first apply did not start the service:\n%s", out)
+		}
+		checkCluster(t, hosts)
+		checkHostSecurity(t, hosts[0])
+	})
+
+	inv, sec := loadInventory(t, base)
+	adminPw := sec.Password("ADMIN", "admin")
+
+	t.Run("R3 stream written", func(t *testing.T) {
+		nc := connect(t, hosts[0], "admin", adminPw)
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"e2e.orders.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
+			t.Fatalf("create R3 stream: %v", err)
+		}
+		for i := 0; i < 20; i++ {
+			if _, err := js.Publish(ctx, fmt.Sprintf("e2e.orders.%d", i), []byte("order")); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+		}
+	})
+
+	t.Run("re-apply changes nothing", func(t *testing.T) {
+		before := pids(t)
+		sumsBefore := sums(t, hosts)
+		out := mustNatsdeploy(t, "apply", "--no-verify", base)
+		if !strings.Contains(out, "nothing to do") || strings.Contains(out, "upload") || strings.Contains(out, "restart nats") {
+			t.Errorf("re-apply did something:\n%s", out)
+		}
+		if after := pids(t); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("PIDs changed on a no-op apply: %v -> %v", before, after)
+		}
+		if after := sums(t, hosts); fmt.Sprint(after) != fmt.Sprint(sumsBefore) {
+			t.Errorf("files changed on a no-op apply")
+		}
+		out = mustNatsdeploy(t, "plan", base)
+		if !strings.Contains(out, "nothing to do") {
+			t.Errorf("plan on a converged cluster:\n%s", out)
+		}
+	})
+
+	t.Run("permission change reloads, no restart", func(t *testing.T) {
+		changed := writeInventory(t, "perm", replace(`"dev.*", "logs.dev.*", "metrics.dev.*"`, `"dev.*", "logs.dev.*", "metrics.dev.*", "tools.dev.*"`))
+		devPw := sec.Password("DEV", "dev-user")
+		nc := connect(t, hosts[1], "dev-user", devPw)
+		if err := publishErr(nc, "tools.dev.x"); err == nil {
+			t.Fatal("tools.dev.x allowed before the change: the check below proves nothing")
+		}
+		nc.Close()
+
+		plan := mustNatsdeploy(t, "plan", changed)
+		if !strings.Contains(plan, "update /etc/nats/accounts.conf") || strings.Contains(plan, "update /etc/nats/nats-server.conf") ||
+			!strings.Contains(plan, `+     "tools.dev.*"`) && !strings.Contains(plan, "tools.dev.*") || !strings.Contains(plan, "reload nats-server.service") {
+			t.Errorf("plan for a permission change:\n%s", plan)
+		}
+		if strings.Contains(plan, "$2a$") {
+			t.Errorf("plan shows a bcrypt hash:\n%s", plan)
+		}
+		before := pids(t)
+		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
+		if !strings.Contains(out, "reload confirmed: config_digest sha256:") {
+			t.Errorf("reload not confirmed by digest:\n%s", out)
+		}
+		if after := pids(t); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("PIDs changed on a reload: %v -> %v", before, after)
+		}
+		nc = connect(t, hosts[1], "dev-user", devPw)
+		if err := publishErr(nc, "tools.dev.x"); err != nil {
+			t.Errorf("tools.dev.x still refused after reload: %v", err)
+		}
+		nc.Close()
+		base = changed
+	})
+
+	t.Run("quota change reloads", func(t *testing.T) {
+		changed := writeInventory(t, "quota",
+			replace(`"dev.*", "logs.dev.*", "metrics.dev.*"`, `"dev.*", "logs.dev.*", "metrics.dev.*", "tools.dev.*"`),
+			replace(`max_streams = 1000`, `max_streams = 500`))
+		before := pids(t)
+		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
+		if !strings.Contains(out, "update /etc/nats/accounts.conf") || strings.Contains(out, "update /etc/nats/nats-server.conf") {
+			t.Errorf("apply touched the wrong files:\n%s", out)
+		}
+		if after := pids(t); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("PIDs changed: %v -> %v", before, after)
+		}
+		nc := connect(t, hosts[2], "admin", adminPw)
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ai, err := js.AccountInfo(ctx)
+		if err != nil || ai.Limits.MaxStreams != 500 {
+			t.Errorf("ADMIN max_streams after reload = %+v, %v; want 500", ai, err)
+		}
+		base = changed
+	})
+
+	t.Run("restart-class change rolls one node at a time", func(t *testing.T) {
+		changed := writeInventory(t, "restart",
+			replace(`"dev.*", "logs.dev.*", "metrics.dev.*"`, `"dev.*", "logs.dev.*", "metrics.dev.*", "tools.dev.*"`),
+			replace(`log_max_size = "100MB"`, `log_max_size = "50MB"`),
+			replace(`max_streams = 1000`, `max_streams = 500`),
+			replace(`max_file_store = "4GB"`, `max_file_store = "5GB"`))
+		// nats-server refuses to reload a new log size limit, so it is a
+		// restart-class change like the store limit.
+		plan := mustNatsdeploy(t, "plan", changed)
+		if !strings.Contains(plan, "update /etc/nats/nats-server.conf") || strings.Contains(plan, "update /etc/nats/accounts.conf") {
+			t.Errorf("plan:\n%s", plan)
+		}
+		before := pids(t)
+		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
+		order := []int{
+			strings.Index(out, "[nats-1] restart nats-server.service"),
+			strings.Index(out, "[nats-1] nats-server.service restarted and healthy"),
+			strings.Index(out, "[nats-2] restart nats-server.service"),
+			strings.Index(out, "[nats-2] nats-server.service restarted and healthy"),
+			strings.Index(out, "[nats-3] restart nats-server.service"),
+		}
+		for i := range order {
+			if order[i] < 0 || i > 0 && order[i] < order[i-1] {
+				t.Fatalf("restarts not one at a time, each after the previous was healthy:\n%s", out)
+			}
+		}
+		after := pids(t)
+		for h, p := range before {
+			if after[h] == p {
+				t.Errorf("%s was not restarted (PID %d)", h, p)
+			}
+		}
+		checkStream(t, hosts, adminPw, 20)
+		base = changed
+	})
+
+	t.Run("apply with a host down is refused and changes nothing", func(t *testing.T) {
+		changed := writeInventory(t, "down", replace(`"prod.*", "logs.prod.*"`, `"prod.*", "tools.prod.*", "logs.prod.*"`))
+		up := []lab.Host{hosts[0], hosts[2]}
+		before := sums(t, up)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := lab.Stop(ctx, hosts[1].Container); err != nil {
+			t.Fatal(err)
+		}
+		out, code := natsdeploy(t, "apply", changed)
+		if err := lab.Start(ctx, hosts[1].Container); err != nil {
+			t.Fatal(err)
+		}
+		if code == 0 || !strings.Contains(out, "nats-2") || !strings.Contains(out, "nothing was changed") {
+			t.Errorf("apply with nats-2 down: exit %d\n%s", code, out)
+		}
+		if after := sums(t, up); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("files changed on the hosts that were up")
+		}
+		// The node comes back by itself: the unit is enabled.
+		eventually(t, 2*time.Minute, "nats-2 healthy after its host restarted", func() error {
+			if code := monitor(t, hosts[1], "/healthz", nil); code != 200 {
+				return fmt.Errorf("/healthz %d", code)
+			}
+			return nil
+		})
+		checkStream(t, hosts, adminPw, 20)
+	})
+
+	t.Run("killed apply is finished by the next apply", func(t *testing.T) {
+		changed := writeInventory(t, "killed",
+			replace(`"dev.*", "logs.dev.*", "metrics.dev.*"`, `"dev.*", "logs.dev.*", "metrics.dev.*", "tools.dev.*"`),
+			replace(`log_max_size = "100MB"`, `log_max_size = "50MB"`),
+			replace(`max_streams = 1000`, `max_streams = 500`),
+			replace(`max_file_store = "4GB"`, `max_file_store = "6GB"`))
+		before := pids(t)
+		killAfter(t, changed, "[nats-1] restart nats-server.service")
+		plan := mustNatsdeploy(t, "plan", changed)
+		if !strings.Contains(plan, "restart nats-server.service") {
+			t.Errorf("after the kill, plan does not show the restarts still owed:\n%s", plan)
+		}
+		mustNatsdeploy(t, "apply", "--no-verify", changed)
+		after := pids(t)
+		for h, p := range before {
+			if after[h] == p {
+				t.Errorf("%s never restarted into its new config (PID %d)", h, p)
+			}
+		}
+		if out := mustNatsdeploy(t, "plan", changed); !strings.Contains(out, "nothing to do") {
+			t.Errorf("not converged after the repair run:\n%s", out)
+		}
+		checkStream(t, hosts, adminPw, 20)
+		base = changed
+	})
+
+	t.Run("R3 stream survives the loss of a node", func(t *testing.T) {
+		hostExec(t, hosts[2], "systemctl stop nats-server.service")
+		defer hostExec(t, hosts[2], "systemctl start nats-server.service")
+		checkStream(t, hosts[:2], adminPw, 20)
+		nc := connect(t, hosts[0], "admin", adminPw)
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := js.Publish(ctx, "e2e.orders.during-outage", []byte("x")); err != nil {
+			t.Errorf("publish with one node down: %v", err)
+		}
+	})
+
+	t.Run("apply restarts the stopped node and converges", func(t *testing.T) {
+		out := mustNatsdeploy(t, "apply", "--no-verify", base)
+		_ = out
+		checkCluster(t, hosts)
+		checkStream(t, hosts, adminPw, 21)
+	})
+	_ = inv
+}
+
+// killAfter starts an apply and kills it (SIGKILL, no cleanup) as soon as
+// it prints marker.
+func killAfter(t *testing.T, inv, marker string) {
+	t.Helper()
+	cmd := exec.Command(binary, "apply", "--no-verify", inv)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var seen strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := pr.Read(buf)
+		seen.Write(buf[:n])
+		if strings.Contains(seen.String(), marker) {
+			cmd.Process.Signal(syscall.SIGKILL)
+			break
+		}
+		if err != nil {
+			cmd.Wait()
+			t.Fatalf("apply ended before %q:\n%s", marker, seen.String())
+		}
+	}
+	cmd.Wait()
+	pr.Close()
+	t.Logf("killed apply after:\n%s", seen.String())
+}
+
+func connect(t *testing.T, h lab.Host, user, pw string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect("nats://"+h.Address+":4222", nats.UserInfo(user, pw), nats.Timeout(5*time.Second), nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("connect to %s as %s: %v", h.Name, user, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// publishErr publishes and returns the permission error, if any.
+func publishErr(nc *nats.Conn, subject string) error {
+	if err := nc.Publish(subject, []byte("x")); err != nil {
+		return err
+	}
+	if err := nc.FlushTimeout(2 * time.Second); err != nil {
+		return err
+	}
+	time.Sleep(100 * time.Millisecond)
+	return nc.LastError()
+}
+
+// checkCluster asserts routes to every peer and one agreed meta leader.
+func checkCluster(t *testing.T, hosts []lab.Host) {
+	t.Helper()
+	eventually(t, time.Minute, "cluster formed", func() error {
+		leaders := map[string]bool{}
+		for _, h := range hosts {
+			var rz struct {
+				Routes []struct {
+					RemoteName string `json:"remote_name"`
+				} `json:"routes"`
+			}
+			monitor(t, h, "/routez", &rz)
+			peers := map[string]bool{}
+			for _, r := range rz.Routes {
+				peers[r.RemoteName] = true
+			}
+			if len(peers) != len(hosts)-1 {
+				return fmt.Errorf("%s has routes to %v, want the %d other nodes", h.Name, peers, len(hosts)-1)
+			}
+			var jz struct {
+				Meta struct {
+					Leader      string `json:"leader"`
+					ClusterSize int    `json:"cluster_size"`
+				} `json:"meta_cluster"`
+			}
+			monitor(t, h, "/jsz", &jz)
+			if jz.Meta.Leader == "" || jz.Meta.ClusterSize != len(hosts) {
+				return fmt.Errorf("%s: meta leader %q, cluster size %d", h.Name, jz.Meta.Leader, jz.Meta.ClusterSize)
+			}
+			leaders[jz.Meta.Leader] = true
+			if code := monitor(t, h, "/healthz", nil); code != 200 {
+				return fmt.Errorf("%s /healthz %d", h.Name, code)
+			}
+		}
+		if len(leaders) != 1 {
+			return fmt.Errorf("nodes disagree on the meta leader: %v", leaders)
+		}
+		return nil
+	})
+}
+
+// checkStream reads the R3 stream through each given node.
+func checkStream(t *testing.T, hosts []lab.Host, pw string, want uint64) {
+	t.Helper()
+	for _, h := range hosts {
+		eventually(t, time.Minute, "stream readable via "+h.Name, func() error {
+			nc, err := nats.Connect("nats://"+h.Address+":4222", nats.UserInfo("admin", pw), nats.Timeout(5*time.Second), nats.NoReconnect())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s, err := js.Stream(ctx, stream)
+			if err != nil {
+				return err
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if info.State.Msgs < want {
+				return fmt.Errorf("stream has %d messages, want %d", info.State.Msgs, want)
+			}
+			if _, err := s.GetMsg(ctx, 1); err != nil {
+				return fmt.Errorf("read message 1: %w", err)
+			}
+			return nil
+		})
+	}
+}
+
+// checkHostSecurity asserts least privilege on disk and no plaintext
+// password anywhere under /etc/nats.
+func checkHostSecurity(t *testing.T, h lab.Host) {
+	t.Helper()
+	want := map[string]string{
+		"/etc/nats":                     "750 root nats",
+		"/etc/nats/accounts.conf":       "640 root nats",
+		"/var/lib/nats":                 "750 nats nats",
+		"/var/log/nats":                 "750 nats nats",
+		"/usr/local/bin/nats-server":    "755 root root",
+		"/var/lib/natsdeploy":           "700 root root",
+	}
+	for p, w := range want {
+		if got := hostExec(t, h, "stat -c '%a %U %G' "+p); got != w {
+			t.Errorf("%s: %s is %q, want %q", h.Name, p, got, w)
+		}
+	}
+	if got := hostExec(t, h, "ps -o user= -C nats-server"); got != "nats" {
+		t.Errorf("nats-server runs as %q, want nats", got)
+	}
+	if got := hostExec(t, h, "test -s /var/log/nats/nats-server.log && echo ok"); got != "ok" {
+		t.Errorf("no log file under /var/log/nats")
+	}
+}

@@ -1,0 +1,206 @@
+//go:build e2e
+
+// Package e2e runs the natsdeploy binary against the built-in lab: three
+// Debian containers with real systemd, sshd and nats-server. `make e2e`
+// brings the lab up and runs these; `go test ./...` never does.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/lab"
+	"github.com/natsdeploy/natsdeploy/internal/secrets"
+	"github.com/natsdeploy/natsdeploy/inventory"
+)
+
+var (
+	root    string // repository root
+	binary  string // natsdeploy built for this run
+	workDir string // inventories and secrets of this run
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root = lab.RepoRoot()
+	var err error
+	workDir, err = os.MkdirTemp("", "natsdeploy-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(workDir)
+	binary = filepath.Join(workDir, "natsdeploy")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/natsdeploy")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build natsdeploy: %v\n%s", err, out)
+		return 1
+	}
+	// Every run starts from bare hosts: nothing a previous run left counts.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := lab.Reset(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "reset lab:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// writeInventory writes the lab inventory with edits applied, with paths
+// made absolute and a secrets file shared by every variant of this run,
+// and returns its path.
+func writeInventory(t *testing.T, name string, edits ...func(string) string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "inventory", "lab.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(b), `"../.lab/`, `"`+filepath.Join(root, ".lab")+`/`)
+	for _, e := range edits {
+		before := s
+		s = e(s)
+		if s == before {
+			t.Fatalf("inventory edit for %s changed nothing", name)
+		}
+	}
+	s = fmt.Sprintf("secrets_file = %q\n", filepath.Join(workDir, "lab.secrets.toml")) + s
+	p := filepath.Join(workDir, name+".toml")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// replace returns an edit that replaces old with new once.
+func replace(old, new string) func(string) string {
+	return func(s string) string { return strings.Replace(s, old, new, 1) }
+}
+
+// natsdeploy runs the binary and returns its combined output and exit code.
+func natsdeploy(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run natsdeploy %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	t.Logf("natsdeploy %s -> exit %d\n%s", strings.Join(args, " "), code, out.String())
+	return out.String(), code
+}
+
+func mustNatsdeploy(t *testing.T, args ...string) string {
+	t.Helper()
+	out, code := natsdeploy(t, args...)
+	if code != 0 {
+		t.Fatalf("natsdeploy %v failed (exit %d):\n%s", args, code, out)
+	}
+	return out
+}
+
+func loadInventory(t *testing.T, path string) (*inventory.Inventory, *secrets.Store) {
+	t.Helper()
+	inv, err := inventory.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := secrets.Open(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv, sec
+}
+
+// hostExec runs a shell command in a lab container as root.
+func hostExec(t *testing.T, h lab.Host, cmd string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := lab.Exec(ctx, h.Container, "sh", "-c", cmd)
+	if err != nil {
+		t.Fatalf("%s: %s: %v\n%s", h.Name, cmd, err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+// pids returns the MainPID of nats-server on every lab host.
+func pids(t *testing.T) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, h := range lab.Hosts() {
+		p, err := strconv.Atoi(hostExec(t, h, "systemctl show -p MainPID --value nats-server.service"))
+		if err != nil || p == 0 {
+			t.Fatalf("%s: nats-server not running (MainPID %d, %v)", h.Name, p, err)
+		}
+		out[h.Name] = p
+	}
+	return out
+}
+
+// sums returns the sha256 of every file under /etc/nats and of the unit on
+// every host that answers, to prove a refused apply changed nothing.
+func sums(t *testing.T, hosts []lab.Host) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, h := range hosts {
+		out[h.Name] = hostExec(t, h, "sha256sum /etc/nats/* /etc/systemd/system/nats-server*.service /usr/local/bin/nats-server | sort")
+	}
+	return out
+}
+
+// monitor fetches a monitoring endpoint of a lab node directly.
+func monitor(t *testing.T, h lab.Host, path string, v any) int {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + h.Address + ":8222" + path)
+	if err != nil {
+		t.Fatalf("%s %s: %v", h.Name, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s %s: %v: %s", h.Name, path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// eventually retries check until it returns nil or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

@@ -1,0 +1,509 @@
+// Package nats is the role that makes a host a node of the NATS JetStream
+// cluster: the nats user, its directories, the nats-server binary, the
+// config and the systemd units.
+//
+// The config is split by what nats-server can apply without a restart, so
+// that a change reloads where it can and restarts only where it must:
+//
+//	nats-server.conf  server name, ports, JetStream store and limits,
+//	                  cluster and routes, lame duck, system account, log
+//	                  rotation                                      restart
+//	accounts.conf     accounts, users, permissions, account quotas  reload
+//	logging.conf      log file, logtime, debug, trace               reload
+//
+// nats-server refuses a SIGHUP that changes logfile_size_limit or
+// logfile_max_num (checked with v2.14.9), which is why those two are not in
+// logging.conf.
+//
+// nats-server logs to its file or to stderr, not both; it writes the file
+// (size limit and rotation are its own) and nats-server-log.service copies
+// the file into the journal.
+package nats
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/files"
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/inventory"
+)
+
+// Fixed names and paths on the host.
+const (
+	User        = "nats"
+	Service     = "nats-server.service"
+	LogService  = "nats-server-log.service"
+	BinaryPath  = "/usr/local/bin/nats-server"
+	UnitPath    = "/etc/systemd/system/" + Service
+	LogUnitPath = "/etc/systemd/system/" + LogService
+
+	ConfigFile   = "nats-server.conf"
+	AccountsFile = "accounts.conf"
+	LoggingFile  = "logging.conf"
+	LogFile      = "nats-server.log"
+
+	// ValidateGroup ties the three config files together: they are staged
+	// side by side and checked as one config before any is swapped in.
+	ValidateGroup = "nats-config"
+	// ValidateCmd parses the staged config as the service user, so a file
+	// the service could not read fails here and not at the next restart.
+	ValidateCmd = "runuser -u " + User + " -- " + BinaryPath + " -t -c {dir}/" + ConfigFile
+
+	// stopBuffer is added to lame_duck_duration for TimeoutStopSec: after
+	// lame duck the server still shuts down, and JetStream writes its
+	// state out; upstream's unit allows 30s for that too.
+	stopBuffer = 30 * time.Second
+
+	// minLameDuck is the shortest lame_duck_duration nats-server accepts.
+	minLameDuck = 30 * time.Second
+)
+
+// Secrets gives the role password hashes, never plaintext, except the
+// route password that route URLs must carry.
+type Secrets interface {
+	BcryptHash(account, user string) (string, error)
+	RouteBcryptHash() (string, error)
+	RoutePassword() string
+}
+
+// Artifact is the verified nats-server binary on the control machine.
+// internal/artifact.Binary converts to it directly.
+type Artifact struct {
+	Path    string
+	SHA256  string
+	Version string
+}
+
+// Desired returns what host must look like to be a node of the cluster.
+// It checks the invariants `nats-server -t` does not (DESIGN.md section 6),
+// so a config the server would start with but misbehave on is never written.
+func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Artifact) (desired.Host, error) {
+	if err := check(inv, host, bin); err != nil {
+		return desired.Host{}, fmt.Errorf("nats on %s: %w", hostLabel(host), err)
+	}
+	n := inv.NATS
+	cfg, err := Render(inv, host, sec)
+	if err != nil {
+		return desired.Host{}, fmt.Errorf("nats on %s: %w", host.Name, err)
+	}
+
+	h := desired.Host{
+		Name:  host.Name,
+		Users: []desired.User{{Name: User, Home: n.DataDir, Shell: "/usr/sbin/nologin"}},
+		Dirs: []desired.Dir{
+			// The service reads its config but must not change it.
+			{Path: n.ConfigDir, Owner: "root", Group: User, Mode: fs.ModeDir | 0o750},
+			{Path: n.DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
+			{Path: n.LogDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
+		},
+	}
+
+	h.Files = append(h.Files, desired.File{
+		Path: BinaryPath, Source: bin.Path, SHA256: bin.SHA256,
+		Mode: 0o755, Owner: "root", Group: "root",
+		Service: Service, OnChange: desired.Restart,
+	})
+	for _, f := range []struct {
+		name     string
+		content  []byte
+		onChange desired.Handler
+		// The route password in nats-server.conf and the users' hashes
+		// in accounts.conf stay out of diffs.
+		sensitive bool
+	}{
+		{ConfigFile, cfg.Server, desired.Restart, true},
+		{AccountsFile, cfg.Accounts, desired.Reload, true},
+		{LoggingFile, cfg.Logging, desired.Reload, false},
+	} {
+		h.Files = append(h.Files, desired.File{
+			Path: path.Join(n.ConfigDir, f.name), Content: f.content, SHA256: sum(f.content),
+			// Group-readable only: the service reads it, nobody else may.
+			Mode: 0o640, Owner: "root", Group: User,
+			ValidateGroup: ValidateGroup, ValidateCmd: ValidateCmd,
+			Sensitive: f.sensitive,
+			Service:   Service, OnChange: f.onChange,
+		})
+	}
+	for _, u := range []struct {
+		path, service string
+		content       []byte
+	}{
+		{UnitPath, Service, cfg.Unit},
+		{LogUnitPath, LogService, cfg.LogUnit},
+	} {
+		h.Files = append(h.Files, desired.File{
+			Path: u.path, Content: u.content, SHA256: sum(u.content),
+			Mode: 0o644, Owner: "root", Group: "root",
+			Service: u.service, OnChange: desired.Restart,
+		})
+	}
+
+	monitor := "http://127.0.0.1:" + strconv.Itoa(n.HTTPPort)
+	h.Units = []desired.Unit{
+		// The log copier first: it must be running before the server
+		// writes its first line.
+		{Name: LogService, UnitFile: LogUnitPath},
+		{
+			Name:     Service,
+			UnitFile: UnitPath,
+			// Without parameters /healthz on a JetStream node waits for
+			// the meta leader and every local replica to catch up: the
+			// gate a rolling restart needs before the next node goes.
+			HealthURL: monitor + "/healthz",
+			// -t prints "... is valid (sha256:HEX)" on stderr; /varz reports the
+			// running config's "config_digest" in the same form; equal
+			// means a reload took effect (a failed one is only logged).
+			DigestCmd: "runuser -u " + User + " -- " + BinaryPath + " -t -c " + path.Join(n.ConfigDir, ConfigFile),
+			DigestURL: monitor + "/varz",
+			// systemd's messages and errors from before the log file
+			// opens are in the journal; the rest is in the log file, read
+			// directly in case the copier is not running.
+			DiagnoseCmd: "journalctl --no-pager -n 30 -u " + Service +
+				"; tail -n 30 " + path.Join(n.LogDir, LogFile),
+		},
+	}
+	return h, nil
+}
+
+// Rendered are the rendered files of one host.
+type Rendered struct {
+	Server, Accounts, Logging []byte // files in ConfigDir
+	Unit, LogUnit             []byte // systemd units
+}
+
+// Render renders the config files and units of host. Output depends only on
+// the arguments: no clock, no map iteration, accounts and users in
+// inventory order, so an unchanged inventory gives unchanged bytes.
+func Render(inv *inventory.Inventory, host inventory.Host, sec Secrets) (Rendered, error) {
+	var r Rendered
+	n := inv.NATS
+
+	routeHash, err := sec.RouteBcryptHash()
+	if err != nil {
+		return r, fmt.Errorf("route password hash: %w", err)
+	}
+	if !isBcrypt(routeHash) {
+		return r, fmt.Errorf("route password hash is not a bcrypt hash; refusing to write a password in clear")
+	}
+	routePass := sec.RoutePassword()
+	if routePass == "" {
+		return r, errors.New("no route password")
+	}
+	var routes []string
+	for _, other := range inv.Hosts {
+		if other.Name == host.Name {
+			continue
+		}
+		u := url.URL{
+			Scheme: "nats-route",
+			User:   url.UserPassword(n.RouteUser, routePass),
+			Host:   net.JoinHostPort(other.Address, strconv.Itoa(n.ClusterPort)),
+		}
+		routes = append(routes, u.String())
+	}
+	sys := inv.SystemAccount()
+	if sys == nil {
+		return r, errors.New("no system account")
+	}
+
+	server := serverData{
+		ServerName:          host.Name,
+		Listen:              net.JoinHostPort("0.0.0.0", strconv.Itoa(n.ClientPort)),
+		ClientAdvertise:     net.JoinHostPort(host.Address, strconv.Itoa(n.ClientPort)),
+		HTTP:                net.JoinHostPort("0.0.0.0", strconv.Itoa(n.HTTPPort)),
+		LameDuckDuration:    n.LameDuckDuration.String(),
+		LameDuckGracePeriod: n.LameDuckGracePeriod.String(),
+		StoreDir:            n.DataDir,
+		MaxMemoryStore:      n.MaxMemoryStore.Bytes(),
+		MaxFileStore:        n.MaxFileStore.Bytes(),
+		ClusterName:         n.ClusterName,
+		ClusterListen:       net.JoinHostPort("0.0.0.0", strconv.Itoa(n.ClusterPort)),
+		ClusterAdvertise:    net.JoinHostPort(host.Address, strconv.Itoa(n.ClusterPort)),
+		RouteUser:           n.RouteUser,
+		RoutePasswordHash:   routeHash,
+		Routes:              routes,
+		LogSizeLimit:        n.LogMaxSize.Bytes(),
+		LogMaxFiles:         n.LogMaxFiles,
+		SystemAccount:       sys.Name,
+	}
+
+	var accounts accountsData
+	for _, a := range inv.Accounts {
+		ad := accountData{Name: a.Name, JetStream: a.JetStream}
+		for _, u := range a.Users {
+			hash, err := sec.BcryptHash(a.Name, u.Name)
+			if err != nil {
+				return r, fmt.Errorf("password hash of %s/%s: %w", a.Name, u.Name, err)
+			}
+			if !isBcrypt(hash) {
+				return r, fmt.Errorf("password of %s/%s is not a bcrypt hash; refusing to write a password in clear", a.Name, u.Name)
+			}
+			p := u.Permissions()
+			ad.Users = append(ad.Users, userData{Name: u.Name, PasswordHash: hash, Permissions: &p})
+		}
+		accounts.Accounts = append(accounts.Accounts, ad)
+	}
+
+	logTime := true
+	if n.LogTime != nil {
+		logTime = *n.LogTime
+	}
+	logging := loggingData{
+		LogFile: path.Join(n.LogDir, LogFile),
+		LogTime: logTime,
+		Debug:   n.Debug,
+		Trace:   n.Trace,
+	}
+
+	timeout := n.LameDuckDuration.D() + stopBuffer
+	unit := unitData{
+		Binary:           BinaryPath,
+		Config:           path.Join(n.ConfigDir, ConfigFile),
+		User:             User,
+		Group:            User,
+		DataDir:          n.DataDir,
+		LogDir:           n.LogDir,
+		LogFile:          logging.LogFile,
+		LameDuckDuration: n.LameDuckDuration.String(),
+		StopBuffer:       inventory.Duration(stopBuffer).String(),
+		TimeoutStopSec:   strconv.Itoa(int((timeout + time.Second - 1) / time.Second)),
+		Unit:             Service,
+		LogUnit:          LogService,
+		Self:             LogService,
+	}
+
+	for _, t := range []struct {
+		name string
+		data any
+		out  *[]byte
+	}{
+		{"nats/nats-server.conf.tmpl", server, &r.Server},
+		{"nats/accounts.conf.tmpl", accounts, &r.Accounts},
+		{"nats/logging.conf.tmpl", logging, &r.Logging},
+		{"nats/nats-server.service.tmpl", unit, &r.Unit},
+		{"nats/nats-server-log.service.tmpl", unit, &r.LogUnit},
+	} {
+		b, err := render(t.name, t.data)
+		if err != nil {
+			return r, err
+		}
+		*t.out = b
+	}
+	return r, nil
+}
+
+type serverData struct {
+	ServerName, Listen, HTTP              string
+	ClientAdvertise                       string
+	LameDuckDuration, LameDuckGracePeriod string
+	StoreDir                              string
+	MaxMemoryStore, MaxFileStore          int64
+	ClusterName, ClusterListen            string
+	ClusterAdvertise                      string
+	RouteUser, RoutePasswordHash          string
+	Routes                                []string
+	LogSizeLimit                          int64
+	LogMaxFiles                           int
+	SystemAccount                         string
+}
+
+type accountsData struct{ Accounts []accountData }
+
+type accountData struct {
+	Name      string
+	JetStream *inventory.AccountJetStream
+	Users     []userData
+}
+
+type userData struct {
+	Name, PasswordHash string
+	Permissions        *inventory.Permissions
+}
+
+type loggingData struct {
+	LogFile               string
+	LogTime, Debug, Trace bool
+}
+
+type unitData struct {
+	Binary, Config, User, Group  string
+	DataDir, LogDir, LogFile     string
+	LameDuckDuration, StopBuffer string
+	TimeoutStopSec               string
+	Unit, LogUnit, Self          string
+}
+
+var funcs = template.FuncMap{
+	"q":    quote,
+	"list": list,
+}
+
+func render(name string, data any) ([]byte, error) {
+	t, err := template.New(path.Base(name)).Funcs(funcs).Option("missingkey=error").ParseFS(files.FS, name)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// quote writes s as a double-quoted nats-server config string. Quoting
+// every value matters: unquoted, "$SYS.>" or a "$2a$..." hash would be read
+// as a variable reference. Inside double quotes nats-server expands no
+// variables and knows only the escapes used here.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func list(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func isBcrypt(s string) bool {
+	// What nats-server itself checks before comparing with bcrypt; anything
+	// else it compares as plaintext.
+	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
+}
+
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func hostLabel(h inventory.Host) string {
+	if h.Name != "" {
+		return h.Name
+	}
+	return "host " + strconv.Quote(h.Address)
+}
+
+// check holds the invariants `nats-server -t` does not check, and the ones
+// the rendered files depend on. Inventory validation reports them first,
+// with file and line; this is the last line of defence.
+func check(inv *inventory.Inventory, host inventory.Host, bin Artifact) error {
+	n := inv.NATS
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if host.Name == "" {
+		fail("the host has no name, which is its server_name; nats-server would make one up that changes on every start")
+	}
+	found := false
+	for _, h := range inv.Hosts {
+		if h.Name == host.Name && h.Address == host.Address {
+			found = true
+		}
+	}
+	if !found {
+		fail("host %q (%s) is not among the inventory's hosts", host.Name, host.Address)
+	}
+	if host.Address == "" {
+		fail("host %q has no address", host.Name)
+	}
+	if n.ClusterName == "" {
+		fail("nats.cluster_name is empty; without it nodes pick random names and routes are refused")
+	}
+	if n.LameDuckDuration.D() < minLameDuck {
+		fail("nats.lame_duck_duration %s is below nats-server's minimum of %s", n.LameDuckDuration, inventory.Duration(minLameDuck))
+	}
+	if n.LameDuckGracePeriod >= n.LameDuckDuration {
+		fail("nats.lame_duck_grace_period (%s) must be shorter than nats.lame_duck_duration (%s): the grace period is part of the duration",
+			n.LameDuckGracePeriod, n.LameDuckDuration)
+	}
+	if sys := inv.SystemAccount(); sys == nil {
+		fail("no account is the system account (system = true); nats-server would make its own, without the inventory's users")
+	} else if sys.Name == "" {
+		fail("the system account has no name")
+	}
+	ports := map[int]string{}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"client_port", n.ClientPort}, {"cluster_port", n.ClusterPort}, {"http_port", n.HTTPPort}} {
+		if p.port <= 0 || p.port > 65535 {
+			fail("nats.%s %d is not a TCP port", p.name, p.port)
+		} else if other, dup := ports[p.port]; dup {
+			fail("nats.%s and nats.%s are both %d", other, p.name, p.port)
+		}
+		ports[p.port] = p.name
+	}
+	for _, d := range []struct{ name, dir string }{
+		{"config_dir", n.ConfigDir}, {"data_dir", n.DataDir}, {"log_dir", n.LogDir},
+	} {
+		// The paths end up in unit lines (ExecStart, ReadWritePaths), where
+		// a space would split them.
+		if !path.IsAbs(d.dir) || path.Clean(d.dir) != d.dir || strings.ContainsAny(d.dir, " \t\n\"'\\%$") {
+			fail("nats.%s %q must be a clean absolute path without spaces, quotes or $", d.name, d.dir)
+		}
+	}
+	if n.RouteUser == "" {
+		fail("nats.route_user is empty")
+	}
+	if n.MaxMemoryStore <= 0 || n.MaxFileStore <= 0 {
+		fail("nats.max_memory_store and nats.max_file_store must be positive")
+	}
+	if len(inv.Hosts) == 1 {
+		// A lone server runs JetStream standalone, and then refuses to
+		// start unless every account's quota fits in the server's limits
+		// at once; a cluster checks only when streams are created.
+		var mem, file int64
+		for _, a := range inv.Accounts {
+			if a.JetStream != nil {
+				mem += max(a.JetStream.MaxMem.Bytes(), 0)
+				file += max(a.JetStream.MaxFile.Bytes(), 0)
+			}
+		}
+		if mem > n.MaxMemoryStore.Bytes() {
+			fail("on a single host the accounts' JetStream max_mem add up to %s, more than nats.max_memory_store %s; nats-server would not start: lower the quotas or raise the limit",
+				inventory.Size(mem), n.MaxMemoryStore)
+		}
+		if file > n.MaxFileStore.Bytes() {
+			fail("on a single host the accounts' JetStream max_file add up to %s, more than nats.max_file_store %s; nats-server would not start: lower the quotas or raise the limit",
+				inventory.Size(file), n.MaxFileStore)
+		}
+	}
+	if n.LogMaxSize <= 0 {
+		fail("nats.log_max_size must be positive: without a limit the log file grows without bound")
+	}
+	if n.LogMaxFiles < 0 {
+		fail("nats.log_max_files must not be negative")
+	}
+	if bin.Path == "" || bin.SHA256 == "" {
+		fail("no verified nats-server binary")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,453 @@
+package nats
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/inventory"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current templates")
+
+// Fixed bcrypt hashes (cost 11) of "test-password-<user>", so goldens are
+// stable and the real-server tests can log in with the passwords.
+var testHashes = map[string]string{
+	"route":                "$2a$11$UJXIdt58fIIynGYOgOdLTO8r850q.8nOS/h459TVbElKnyptbBRYC",
+	"sys-user":             "$2a$11$KYqBn9IG2OgQ7Hx5lmxGk.Upn.uToUuOIXNEPkEP1hwPFElDVLNOa",
+	"admin":                "$2a$11$K2IDScejMr5evfNkRIdHbudAx2FD3WtqJkKLO/qEncr0zLiiEbEH6",
+	"dev-user":             "$2a$11$rn4a.YKqVPGV0l21yglAZOf/d5ORnsCUVetI2tgghpqkilZsh14Qa",
+	"prod-user":            "$2a$11$vQRrQcFx3mtzjK3etwvWxeNLHYb4qhNpsInjIrdp747n4J0SZiRAW",
+	"monitor-user":         "$2a$11$Hxb1m5.ltZuWN0gxMg2MVOwuBxDaTKdPFLhcux6zqxyE0Qzs1WSJ.",
+	"user-service":         "$2a$11$PnaHKANsk./6DrGGvJ67geIENSbZYdG5q/Ndw4GiaoBhjjzRMz88G",
+	"order-service":        "$2a$11$qnVQ3yqVeAYU3De6uyoMxOF74x4T9MmqjSWESFmD4jDg02BIDF4Z6",
+	"payment-service":      "$2a$11$wJmJNGUD5Gn/jNMVVMszCOH1KWj7Yi/2vZXUnTU4KQqWzqYRWeBd.",
+	"notification-service": "$2a$11$f4n55Pf3XwVua0M..cKH3.Lx4hotiYPqxNIBnnjCfvbn22Ok9FV32",
+}
+
+func testPassword(user string) string { return "test-password-" + user }
+
+// fakeSecrets hands out the fixed hashes above.
+type fakeSecrets struct {
+	routePassword, routeHash string
+}
+
+func (f fakeSecrets) BcryptHash(account, user string) (string, error) {
+	if account == "" || user == "" {
+		return "", errors.New("no account or user name")
+	}
+	if h, ok := testHashes[user]; ok {
+		return h, nil
+	}
+	// Users of the shipped inventories that the fixture lacks.
+	return testHashes["admin"], nil
+}
+
+func (f fakeSecrets) RouteBcryptHash() (string, error) { return f.routeHash, nil }
+func (f fakeSecrets) RoutePassword() string            { return f.routePassword }
+
+var secrets = fakeSecrets{routePassword: testPassword("route"), routeHash: testHashes["route"]}
+
+var testBinary = Artifact{Path: "/cache/nats-server", SHA256: strings.Repeat("ab", 32), Version: "2.14.9"}
+
+// fixture is the lab inventory (the seed's tenants) with defaults filled in,
+// built by hand so the goldens do not move when lab.toml is edited.
+func fixture() *inventory.Inventory {
+	quota := func() *inventory.AccountJetStream {
+		return &inventory.AccountJetStream{MaxMem: 1 << 30, MaxFile: 4 << 30, MaxStreams: 1000, MaxConsumers: 10000}
+	}
+	logTime := true
+	return &inventory.Inventory{
+		NATS: inventory.NATS{
+			Version:             "2.14.9",
+			ClusterName:         "nats-cluster",
+			ClientPort:          4222,
+			ClusterPort:         6222,
+			HTTPPort:            8222,
+			RouteUser:           "route",
+			MaxMemoryStore:      1 << 30,
+			MaxFileStore:        4 << 30,
+			ConfigDir:           "/etc/nats",
+			DataDir:             "/var/lib/nats",
+			LogDir:              "/var/log/nats",
+			LogMaxSize:          100 << 20,
+			LogMaxFiles:         5,
+			LogTime:             &logTime,
+			LameDuckDuration:    inventory.Duration(30 * time.Second),
+			LameDuckGracePeriod: inventory.Duration(10 * time.Second),
+		},
+		Hosts: []inventory.Host{
+			{Name: "nats-1", Address: "172.31.253.11"},
+			{Name: "nats-2", Address: "172.31.253.12"},
+			{Name: "nats-3", Address: "172.31.253.13"},
+		},
+		Accounts: []inventory.Account{
+			{Name: "SYS", System: true, Users: []inventory.User{
+				{Name: "sys-user", Allow: []string{"$SYS.>"}, RequestReply: true},
+			}},
+			{Name: "ADMIN", JetStream: quota(), Users: []inventory.User{
+				{Name: "admin", Allow: []string{">"}},
+			}},
+			{Name: "DEV", JetStream: quota(), Users: []inventory.User{
+				{Name: "dev-user", Allow: []string{"dev.*", "logs.dev.*", "metrics.dev.*"}, JetStream: true, RequestReply: true},
+			}},
+			{Name: "PROD", JetStream: quota(), Users: []inventory.User{
+				{Name: "prod-user", Allow: []string{"prod.*", "logs.prod.*", "metrics.prod.*", "alerts.*"}, JetStream: true, RequestReply: true},
+			}},
+			{Name: "MONITORING", JetStream: quota(), Users: []inventory.User{
+				{Name: "monitor-user", Allow: []string{">", "$SYS.>", "$SYS.REQ.>"}},
+			}},
+			{Name: "SERVICES", Users: []inventory.User{
+				{Name: "user-service", Allow: []string{"services.user.>", "events.user.>", "notifications.user.>"}, RequestReply: true},
+				{Name: "order-service", Allow: []string{"services.order.>", "events.order.>", "notifications.order.>"}, RequestReply: true},
+				{Name: "payment-service", Allow: []string{"services.payment.>", "events.payment.>", "notifications.payment.>"}, RequestReply: true},
+				{Name: "notification-service", Allow: []string{"notifications.send.>", "events.notification.>"}, RequestReply: true},
+			}},
+		},
+	}
+}
+
+func mustRender(t *testing.T, inv *inventory.Inventory, host int) Rendered {
+	t.Helper()
+	r, err := Render(inv, inv.Hosts[host], secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r Rendered) byName() map[string][]byte {
+	return map[string][]byte{
+		ConfigFile:   r.Server,
+		AccountsFile: r.Accounts,
+		LoggingFile:  r.Logging,
+		Service:      r.Unit,
+		LogService:   r.LogUnit,
+	}
+}
+
+func TestGolden(t *testing.T) {
+	r := mustRender(t, fixture(), 0)
+	for name, got := range r.byName() {
+		golden := filepath.Join("testdata", name+".golden")
+		if *update {
+			if err := os.WriteFile(golden, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test ./roles/nats -update to create it)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s (run go test ./roles/nats -update if the change is intended):\n%s", name, golden, got)
+		}
+	}
+}
+
+func TestByteStable(t *testing.T) {
+	a := mustRender(t, fixture(), 1)
+	b := mustRender(t, fixture(), 1)
+	for name, got := range a.byName() {
+		if !bytes.Equal(got, b.byName()[name]) {
+			t.Errorf("%s differs between two renders of the same inventory", name)
+		}
+	}
+	da, err := Desired(fixture(), fixture().Hosts[1], secrets, testBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := Desired(fixture(), fixture().Hosts[1], secrets, testBinary)
+	for i := range da.Files {
+		if da.Files[i].SHA256 != db.Files[i].SHA256 {
+			t.Errorf("%s: hash differs between two runs", da.Files[i].Path)
+		}
+	}
+}
+
+// changedFiles renders nats-1 before and after change and names the files
+// whose bytes differ.
+func changedFiles(t *testing.T, change func(*inventory.Inventory)) []string {
+	t.Helper()
+	inv := fixture()
+	before := mustRender(t, inv, 0).byName()
+	change(inv)
+	after := mustRender(t, inv, 0).byName()
+	var changed []string
+	for _, name := range []string{ConfigFile, AccountsFile, LoggingFile, Service, LogService} {
+		if !bytes.Equal(before[name], after[name]) {
+			changed = append(changed, name)
+		}
+	}
+	return changed
+}
+
+// A change must touch only the file whose handler matches what nats-server
+// can do with it: reloadable settings in reload files, the rest in the
+// restart file. The real-server test proves the classification itself.
+func TestChangeTouchesOnlyItsFile(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*inventory.Inventory)
+		want   []string
+	}{
+		{"permission", func(inv *inventory.Inventory) {
+			inv.Accounts[2].Users[0].Allow = append(inv.Accounts[2].Users[0].Allow, "dev.extra.>")
+		}, []string{AccountsFile}},
+		{"account quota", func(inv *inventory.Inventory) { inv.Accounts[3].JetStream.MaxStreams = 50 }, []string{AccountsFile}},
+		{"new user", func(inv *inventory.Inventory) {
+			inv.Accounts[5].Users = inv.Accounts[5].Users[:3]
+		}, []string{AccountsFile}},
+		{"debug", func(inv *inventory.Inventory) { inv.NATS.Debug = true }, []string{LoggingFile}},
+		{"logtime", func(inv *inventory.Inventory) { f := false; inv.NATS.LogTime = &f }, []string{LoggingFile}},
+		{"log size limit", func(inv *inventory.Inventory) { inv.NATS.LogMaxSize = 200 << 20 }, []string{ConfigFile}},
+		{"log files kept", func(inv *inventory.Inventory) { inv.NATS.LogMaxFiles = 9 }, []string{ConfigFile}},
+		{"client port", func(inv *inventory.Inventory) { inv.NATS.ClientPort = 4333 }, []string{ConfigFile}},
+		{"cluster port", func(inv *inventory.Inventory) { inv.NATS.ClusterPort = 6333 }, []string{ConfigFile}},
+		{"file store", func(inv *inventory.Inventory) { inv.NATS.MaxFileStore = 8 << 30 }, []string{ConfigFile}},
+		// TimeoutStopSec follows lame_duck_duration.
+		{"lame duck", func(inv *inventory.Inventory) { inv.NATS.LameDuckDuration = inventory.Duration(2 * time.Minute) }, []string{ConfigFile, Service}},
+		{"log dir", func(inv *inventory.Inventory) { inv.NATS.LogDir = "/srv/log/nats" }, []string{LoggingFile, Service, LogService}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := changedFiles(t, tc.change)
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("changed %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Every inventory shipped in inventory/ loads and gives every host a
+// desired state.
+func TestShippedInventories(t *testing.T) {
+	for _, p := range shippedInventories(t) {
+		inv, err := loadShipped(t, p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		for _, h := range inv.Hosts {
+			if _, err := Desired(inv, h, secrets, testBinary); err != nil {
+				t.Errorf("%s: %v", p, err)
+			}
+		}
+	}
+}
+
+var passwordEnvRE = regexp.MustCompile(`password_env\s*=\s*"([A-Za-z_][A-Za-z0-9_]*)"`)
+
+// loadShipped loads a shipped inventory as on a user's machine: the
+// environment variables it names for passwords set, and without the local
+// SSH files it names, which only matter for connecting.
+func loadShipped(t *testing.T, p string) (*inventory.Inventory, error) {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range passwordEnvRE.FindAllStringSubmatch(string(data), -1) {
+		t.Setenv(m[1], "Only-For-Tests-"+m[1]+"-7f3c9a")
+	}
+	return inventory.LoadWithOptions(p, inventory.LoadOptions{SkipFileChecks: true})
+}
+
+func shippedInventories(t *testing.T) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("..", "..", "inventory", "*.toml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no inventories in ../../inventory: %v", err)
+	}
+	var invs []string
+	for _, p := range paths {
+		// Secrets files sit beside inventories but are not inventories.
+		if !strings.HasSuffix(p, ".secrets.toml") {
+			invs = append(invs, p)
+		}
+	}
+	return invs
+}
+
+func TestDesired(t *testing.T) {
+	inv := fixture()
+	h, err := Desired(inv, inv.Hosts[0], secrets, testBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Name != "nats-1" {
+		t.Errorf("name %q", h.Name)
+	}
+	if len(h.Users) != 1 || h.Users[0] != (desired.User{Name: "nats", Home: "/var/lib/nats", Shell: "/usr/sbin/nologin"}) {
+		t.Errorf("users %+v", h.Users)
+	}
+	wantDirs := []desired.Dir{
+		{Path: "/etc/nats", Owner: "root", Group: "nats", Mode: fs.ModeDir | 0o750},
+		{Path: "/var/lib/nats", Owner: "nats", Group: "nats", Mode: fs.ModeDir | 0o750},
+		{Path: "/var/log/nats", Owner: "nats", Group: "nats", Mode: fs.ModeDir | 0o750},
+	}
+	if len(h.Dirs) != len(wantDirs) {
+		t.Fatalf("dirs %+v", h.Dirs)
+	}
+	for i := range wantDirs {
+		if h.Dirs[i] != wantDirs[i] {
+			t.Errorf("dir %d = %+v, want %+v", i, h.Dirs[i], wantDirs[i])
+		}
+	}
+
+	type fileWant struct {
+		mode         fs.FileMode
+		owner, group string
+		onChange     desired.Handler
+		service      string
+		validate     bool
+		sensitive    bool
+	}
+	want := map[string]fileWant{
+		"/usr/local/bin/nats-server":                  {0o755, "root", "root", desired.Restart, Service, false, false},
+		"/etc/nats/nats-server.conf":                  {0o640, "root", "nats", desired.Restart, Service, true, true},
+		"/etc/nats/accounts.conf":                     {0o640, "root", "nats", desired.Reload, Service, true, true},
+		"/etc/nats/logging.conf":                      {0o640, "root", "nats", desired.Reload, Service, true, false},
+		"/etc/systemd/system/nats-server.service":     {0o644, "root", "root", desired.Restart, Service, false, false},
+		"/etc/systemd/system/nats-server-log.service": {0o644, "root", "root", desired.Restart, LogService, false, false},
+	}
+	if len(h.Files) != len(want) {
+		t.Fatalf("%d files, want %d", len(h.Files), len(want))
+	}
+	for _, f := range h.Files {
+		w, ok := want[f.Path]
+		if !ok {
+			t.Errorf("unexpected file %s", f.Path)
+			continue
+		}
+		if f.Mode != w.mode || f.Owner != w.owner || f.Group != w.group || f.OnChange != w.onChange || f.Service != w.service || f.Sensitive != w.sensitive {
+			t.Errorf("%s: %v %s:%s %s %s sensitive=%v", f.Path, f.Mode, f.Owner, f.Group, f.OnChange, f.Service, f.Sensitive)
+		}
+		if w.validate != (f.ValidateGroup == ValidateGroup && f.ValidateCmd == "runuser -u nats -- /usr/local/bin/nats-server -t -c {dir}/nats-server.conf") {
+			t.Errorf("%s: validate %q %q", f.Path, f.ValidateGroup, f.ValidateCmd)
+		}
+		if (f.Source == "") == (f.Content == nil) {
+			t.Errorf("%s: exactly one of Source and Content must be set", f.Path)
+		}
+		if f.Source != "" && (f.Source != testBinary.Path || f.SHA256 != testBinary.SHA256) {
+			t.Errorf("%s: source %s %s", f.Path, f.Source, f.SHA256)
+		}
+		if f.Content != nil && f.SHA256 != sum(f.Content) {
+			t.Errorf("%s: SHA256 does not match the content", f.Path)
+		}
+	}
+
+	if len(h.Units) != 2 || h.Units[0].Name != LogService || h.Units[1].Name != Service {
+		t.Fatalf("units %+v", h.Units)
+	}
+	u := h.Units[1]
+	if u.UnitFile != UnitPath || u.HealthURL != "http://127.0.0.1:8222/healthz" || u.DigestURL != "http://127.0.0.1:8222/varz" ||
+		u.DigestCmd != "runuser -u nats -- /usr/local/bin/nats-server -t -c /etc/nats/nats-server.conf" || u.DiagnoseCmd == "" {
+		t.Errorf("unit %+v", u)
+	}
+}
+
+func TestNoPlaintextUserPasswords(t *testing.T) {
+	r := mustRender(t, fixture(), 0)
+	all := string(r.Server) + string(r.Accounts) + string(r.Logging) + string(r.Unit) + string(r.LogUnit)
+	for user := range testHashes {
+		if user != "route" && strings.Contains(all, testPassword(user)) {
+			t.Errorf("plaintext password of %s rendered", user)
+		}
+	}
+	// The route password is the one clear secret, and only in route URLs.
+	if strings.Count(all, testPassword("route")) != 2 {
+		t.Errorf("route password appears %d times, want once per route", strings.Count(all, testPassword("route")))
+	}
+
+	bad := secrets
+	bad.routeHash = "not-a-hash"
+	if _, err := Render(fixture(), fixture().Hosts[0], bad); err == nil || !strings.Contains(err.Error(), "not a bcrypt hash") {
+		t.Errorf("plaintext route hash: error %v", err)
+	}
+}
+
+func TestRoutesGoToOtherHosts(t *testing.T) {
+	r := mustRender(t, fixture(), 1)
+	s := string(r.Server)
+	for _, want := range []string{
+		`"nats-route://route:test-password-route@172.31.253.11:6222"`,
+		`"nats-route://route:test-password-route@172.31.253.13:6222"`,
+		`advertise: "172.31.253.12:6222"`,
+		`server_name: "nats-2"`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("nats-2 config lacks %s", want)
+		}
+	}
+	if strings.Contains(s, "@172.31.253.12:") {
+		t.Error("nats-2 routes to itself")
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		`$SYS.>`:    `"$SYS.>"`,
+		`a"b\c`:     `"a\"b\\c"`,
+		"tab\there": `"tab\x09here"`,
+	} {
+		if got := quote(in); got != want {
+			t.Errorf("quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// The invariants nats-server -t does not check (DESIGN.md section 6).
+func TestDesiredRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*inventory.Inventory, *inventory.Host)
+		want   string
+	}{
+		{"no server name", func(inv *inventory.Inventory, h *inventory.Host) { inv.Hosts[0].Name = ""; h.Name = "" }, "no name"},
+		{"no cluster name", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.ClusterName = "" }, "cluster_name is empty"},
+		{"grace equals lame duck", func(inv *inventory.Inventory, h *inventory.Host) {
+			inv.NATS.LameDuckGracePeriod = inv.NATS.LameDuckDuration
+		}, "must be shorter than nats.lame_duck_duration"},
+		{"grace above lame duck", func(inv *inventory.Inventory, h *inventory.Host) {
+			inv.NATS.LameDuckGracePeriod = inventory.Duration(time.Minute)
+		}, "lame_duck_grace_period (1m) must be shorter than nats.lame_duck_duration (30s)"},
+		{"lame duck under 30s", func(inv *inventory.Inventory, h *inventory.Host) {
+			inv.NATS.LameDuckDuration = inventory.Duration(20 * time.Second)
+		}, "below nats-server's minimum of 30s"},
+		{"single host, quotas above the server's memory", func(inv *inventory.Inventory, h *inventory.Host) {
+			inv.Hosts = inv.Hosts[:1]
+		}, "accounts' JetStream max_mem add up to 4GB, more than nats.max_memory_store 1GB"},
+		{"single host, quotas above the server's store", func(inv *inventory.Inventory, h *inventory.Host) {
+			inv.Hosts = inv.Hosts[:1]
+			inv.NATS.MaxMemoryStore = 8 << 30
+		}, "accounts' JetStream max_file add up to 16GB, more than nats.max_file_store 4GB"},
+		{"no system account", func(inv *inventory.Inventory, h *inventory.Host) { inv.Accounts[0].System = false }, "no account is the system account"},
+		{"host not in inventory", func(inv *inventory.Inventory, h *inventory.Host) { h.Name = "nats-9" }, "not among the inventory's hosts"},
+		{"same port twice", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.HTTPPort = 4222 }, "both 4222"},
+		{"relative data dir", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.DataDir = "var/lib/nats" }, "data_dir"},
+		{"space in log dir", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.LogDir = "/var/log/my nats" }, "log_dir"},
+		{"no log limit", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.LogMaxSize = 0 }, "log_max_size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := fixture()
+			host := inv.Hosts[0]
+			tc.change(inv, &host)
+			_, err := Desired(inv, host, secrets, testBinary)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Desired(fixture(), fixture().Hosts[0], secrets, Artifact{}); err == nil {
+		t.Error("no error without a binary")
+	}
+}
