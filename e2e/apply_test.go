@@ -387,12 +387,12 @@ func checkStream(t *testing.T, hosts []lab.Host, pw string, want uint64) {
 func checkHostSecurity(t *testing.T, h lab.Host) {
 	t.Helper()
 	want := map[string]string{
-		"/etc/nats":                     "750 root nats",
-		"/etc/nats/accounts.conf":       "640 root nats",
-		"/var/lib/nats":                 "750 nats nats",
-		"/var/log/nats":                 "750 nats nats",
-		"/usr/local/bin/nats-server":    "755 root root",
-		"/var/lib/natsdeploy":           "700 root root",
+		"/etc/nats":                  "750 root nats",
+		"/etc/nats/accounts.conf":    "640 root nats",
+		"/var/lib/nats":              "750 nats nats",
+		"/var/log/nats":              "750 nats nats",
+		"/usr/local/bin/nats-server": "755 root root",
+		"/var/lib/natsdeploy":        "700 root root",
 	}
 	for p, w := range want {
 		if got := hostExec(t, h, "stat -c '%a %U %G' "+p); got != w {
