@@ -18,7 +18,7 @@ LAB := bash internal/lab/lab.sh
 STEP = @printf '==> %s\n'
 
 .PHONY: help deps deps-apt tools docker build lab-image lab-artifacts lab-up \
-	lab-reset lab-down lab-status lint unit e2e test demo bench clean
+	lab-reset lab-down lab-status lint unit e2e test demo bench clean nats-server-bin
 
 help:
 	@echo 'natsdeploy make targets:'
@@ -78,8 +78,21 @@ lint: tools
 	$(STEP) "staticcheck ./..."
 	@bin/tools/staticcheck ./...
 
-unit:
-	$(STEP) "go test ./..."
+# Unit tests that need a real nats-server (rendered configs, a loopback
+# cluster for the verifier) and the independent natscli get them from here;
+# without these variables they would skip, so `make unit` always sets them.
+NATS_VERSION := 2.14.9
+export NATS_SERVER_BIN := $(CURDIR)/bin/tools/nats-server-$(NATS_VERSION)
+export NATSCLI_BIN := $(CURDIR)/bin/tools/nats
+
+nats-server-bin: lab-artifacts
+	@test -x $(NATS_SERVER_BIN) || { mkdir -p bin/tools && \
+		tar -xzf .lab/artifacts/nats-server/v$(NATS_VERSION)/nats-server-v$(NATS_VERSION)-linux-amd64.tar.gz \
+		  -O nats-server-v$(NATS_VERSION)-linux-amd64/nats-server > $(NATS_SERVER_BIN).tmp && \
+		chmod 0755 $(NATS_SERVER_BIN).tmp && mv $(NATS_SERVER_BIN).tmp $(NATS_SERVER_BIN); }
+
+unit: tools nats-server-bin
+	$(STEP) "go test ./...  (NATS_SERVER_BIN, NATSCLI_BIN set: no real-binary test skips)"
 	@$(GO) test ./...
 
 # End-to-end tests share the three lab hosts, so packages run one at a time

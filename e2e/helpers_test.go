@@ -58,7 +58,15 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "reset lab:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	// Leave bare hosts behind: the next user of the lab (make demo, with
+	// its own secrets file) must not meet this run's cluster and passwords.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel2()
+	if err := lab.Reset(ctx2); err != nil {
+		fmt.Fprintln(os.Stderr, "reset lab after the tests:", err)
+	}
+	return code
 }
 
 // writeInventory writes the lab inventory with edits applied, with paths

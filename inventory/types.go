@@ -6,12 +6,14 @@ package inventory
 // Inventory is one deployment: the hosts, how to reach them, the NATS
 // cluster to build on them and the tenants it serves.
 type Inventory struct {
-	// Path is the file the inventory was read from; Dir is its folder.
+	// Path is the file the inventory was read from, as given to Load (so
+	// messages show the path the user typed); Dir is its folder, absolute.
 	// Relative paths inside the file are resolved against Dir.
 	Path string `toml:"-"`
 	Dir  string `toml:"-"`
 
-	// SecretsFile holds generated passwords (mode 0600). Default:
+	// SecretsFile holds generated passwords and the bcrypt hashes of all
+	// passwords (mode 0600; see internal/secrets). Default:
 	// "<inventory name without .toml>.secrets.toml" beside the inventory.
 	SecretsFile string `toml:"secrets_file"`
 
@@ -46,7 +48,8 @@ type NATS struct {
 	Version string `toml:"version"` // e.g. "2.14.9", required
 	// ArtifactDir is the local cache or offline mirror that holds release
 	// assets in the upstream layout (tarball + SHA256SUMS). Default
-	// ~/.cache/natsdeploy/artifacts.
+	// ~/.cache/natsdeploy/artifacts ($XDG_CACHE_HOME/natsdeploy/artifacts
+	// when that is set).
 	ArtifactDir string `toml:"artifact_dir"`
 	// DownloadURL is the release base URL; "" disables downloads, so only
 	// ArtifactDir is used. Default: the official GitHub release URL.
@@ -69,9 +72,9 @@ type NATS struct {
 	DataDir   string `toml:"data_dir"`   // default /var/lib/nats
 	LogDir    string `toml:"log_dir"`    // default /var/log/nats
 
-	LogMaxSize  Size `toml:"log_max_size"`  // default 100MB
-	LogMaxFiles int  `toml:"log_max_files"` // rotated files kept, default 5
-	LogTime     *bool `toml:"logtime"`      // default true
+	LogMaxSize  Size  `toml:"log_max_size"`  // default 100MB
+	LogMaxFiles int   `toml:"log_max_files"` // rotated files kept, default 5
+	LogTime     *bool `toml:"logtime"`       // default true
 	Debug       bool  `toml:"debug"`
 	Trace       bool  `toml:"trace"`
 
@@ -83,7 +86,8 @@ type NATS struct {
 type Host struct {
 	Name    string `toml:"name"`    // server_name, unique
 	Address string `toml:"address"` // IP or DNS name, unique
-	// Optional per-host overrides of [ssh].
+	// Optional per-host overrides of [ssh]. After Load they hold the
+	// effective values: the host's own, or else [ssh]'s.
 	SSHUser string `toml:"ssh_user"`
 	SSHPort int    `toml:"ssh_port"`
 }

@@ -83,8 +83,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// parallel runs fn for every target and joins the errors in target order.
-func parallel(targets []Target, fn func(Target) error) error {
+// Each runs fn for every target and joins the errors in target order.
+func Each(targets []Target, fn func(Target) error) error {
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
@@ -120,7 +120,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 	if len(starting) == len(targets) && len(targets) > 1 {
 		logf("", "starting %s on all %d hosts together (a cold cluster needs a quorum before any node is healthy)", u.Name, len(targets))
 	}
-	err := parallel(starting, func(t Target) error {
+	err := Each(starting, func(t Target) error {
 		logf(t.Name, "start %s", u.Name)
 		if _, err := t.Conn.Exec(ctx, "systemctl start "+shell.Quote(u.Name)); err != nil {
 			return fmt.Errorf("host %s: start %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, u))
@@ -130,7 +130,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 	if err != nil {
 		return err
 	}
-	return parallel(starting, func(t Target) error {
+	return Each(starting, func(t Target) error {
 		tu, _ := unitOf(t, u.Name)
 		if err := waitHealthy(ctx, t, tu, to.Start); err != nil {
 			return err
@@ -147,7 +147,7 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 			reloading = append(reloading, t)
 		}
 	}
-	return parallel(reloading, func(t Target) error {
+	return Each(reloading, func(t Target) error {
 		tu, _ := unitOf(t, u.Name)
 		logf(t.Name, "reload %s", u.Name)
 		want := ""
@@ -156,7 +156,7 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 			if err != nil {
 				return fmt.Errorf("host %s: read config digest: %w %s", t.Name, err, out)
 			}
-			if want = parseDigest(out); want == "" {
+			if want = ParseDigest(out); want == "" {
 				return fmt.Errorf("host %s: no digest in %q", t.Name, strings.TrimSpace(out))
 			}
 		}
@@ -248,9 +248,9 @@ func diagnose(ctx context.Context, t Target, u desired.Unit) string {
 
 var digestRe = regexp.MustCompile(`\((sha256:[0-9a-f]{64})\)`)
 
-// parseDigest finds the digest in nats-server -t output:
+// ParseDigest finds the digest in nats-server -t output:
 // "nats-server: configuration file X is valid (sha256:...)".
-func parseDigest(out string) string {
+func ParseDigest(out string) string {
 	m := digestRe.FindStringSubmatch(out)
 	if m == nil {
 		return ""

@@ -1,0 +1,460 @@
+// Package remote is natsdeploy's only way to touch a host: one SSH
+// connection per host, shared by every command, file transfer and HTTP
+// health check of a run.
+//
+// Why one connection: opening a connection per command (what TiUP does)
+// exhausts sshd's MaxStartups and costs a handshake each time. Commands run
+// as sessions multiplexed on the connection, file transfers use one SFTP
+// client opened lazily on it, and HTTP requests to the host's loopback go
+// through direct-tcpip channels on it.
+//
+// Host keys are always checked against a known_hosts file. Trusting a new
+// key is an explicit choice (Config.AcceptNew, like OpenSSH's accept-new); a
+// changed key is always refused.
+//
+// A non-root user must have passwordless sudo; every command is then run
+// through `sudo -n`. Dial checks this once, so a run fails before it changes
+// anything on any host.
+//
+// Every command runs under /bin/sh in a small wrapper (see Client.Run)
+// so that cancelling a Run stops the command and all its children on the
+// host: neither sshd nor sudo does that by itself.
+//
+// Uploads are atomic (temporary file, fsync, rename) and carry file
+// contents over SFTP only, never on a command line.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults used when a Config leaves a field at its zero value.
+const (
+	DefaultPort        = 22
+	DefaultTimeout     = 10 * time.Second
+	DefaultKeepAlive   = 15 * time.Second
+	DefaultMaxSessions = 8
+)
+
+// Config says how to reach one host.
+type Config struct {
+	// Host is the inventory name of the host. Every error names it.
+	Host string
+	// Address is the IP address or DNS name to connect to. It is also the
+	// name looked up in (and written to) the known_hosts file.
+	Address string
+	// Port defaults to 22.
+	Port int
+	// User is the login user. If it is not root (uid 0) it needs
+	// passwordless sudo.
+	User string
+	// IdentityFiles are unencrypted private keys to offer, after the
+	// agent's keys. An encrypted key is an error unless an agent is in use
+	// (the agent is then expected to hold it): natsdeploy never prompts.
+	// A leading "~/" is expanded to the home directory.
+	IdentityFiles []string
+	// UseAgent offers the keys of the ssh-agent at $SSH_AUTH_SOCK first,
+	// when that variable is set.
+	UseAgent bool
+	// KnownHosts is the known_hosts file host keys are checked against. A
+	// missing file is treated as empty. A leading "~/" is expanded.
+	KnownHosts string
+	// AcceptNew records the key of a host that has no key in KnownHosts
+	// yet (OpenSSH's StrictHostKeyChecking=accept-new). The file is created
+	// with mode 0600 (its directory 0700) if missing. A host whose key
+	// differs from the recorded one is always refused.
+	AcceptNew bool
+	// Timeout bounds the TCP dial and the SSH handshake. Default 10s.
+	Timeout time.Duration
+	// KeepAlive is the interval of keepalive@openssh.com probes; a
+	// connection that does not answer within three intervals is closed, so
+	// commands on a host that vanished fail instead of hanging forever.
+	// Default 15s; negative disables.
+	KeepAlive time.Duration
+	// MaxSessions caps concurrent command sessions on the connection.
+	// OpenSSH refuses more than MaxSessions (default 10) per connection,
+	// and the SFTP client holds one. Default 8.
+	MaxSessions int
+}
+
+// addr returns host:port as dialled and as looked up in known_hosts.
+func (c Config) addr() string {
+	return net.JoinHostPort(c.Address, strconv.Itoa(c.Port))
+}
+
+func (c Config) withDefaults() Config {
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	c.KnownHosts = expandHome(c.KnownHosts)
+	return c
+}
+
+func (c Config) validate() error {
+	var missing []string
+	if c.Host == "" {
+		return errors.New("remote: Config.Host (the inventory name) is empty")
+	}
+	if c.Address == "" {
+		missing = append(missing, "address")
+	}
+	if c.User == "" {
+		missing = append(missing, "user")
+	}
+	if c.KnownHosts == "" {
+		missing = append(missing, "known_hosts file")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("host %s: no %s to connect with", c.Host, strings.Join(missing, ", "))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return fmt.Errorf("host %s: ssh port %d is out of range 1-65535", c.Host, c.Port)
+	}
+	return nil
+}
+
+// Client is an open connection to one host. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	ssh  *ssh.Client
+	root bool
+
+	sessions chan struct{} // semaphore, see Config.MaxSessions
+
+	sftpMu  sync.Mutex
+	sftp    *sftp.Client
+	staging string // non-root upload staging dir, created lazily
+
+	httpMu sync.Mutex
+	http   *http.Client
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{} // closed by Close, stops the keepalive loop
+
+	lostMu sync.Mutex
+	lost   error // why the connection died, when the keepalive found it dead
+}
+
+// Dial connects to one host, checks its host key, authenticates, and checks
+// that the user is root or has passwordless sudo. The returned Client must
+// be closed.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	hk, err := newHostKeyChecker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := newAuth(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer auth.close()
+
+	addr := cfg.addr()
+	d := net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("host %s: connect to %s: %w", cfg.Host, addr, ctxErr)
+		}
+		return nil, fmt.Errorf("host %s: cannot reach %s: %w", cfg.Host, addr, err)
+	}
+
+	sc := &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              auth.methods(),
+		HostKeyCallback:   hk.callback,
+		HostKeyAlgorithms: hk.algorithms(),
+		Timeout:           cfg.Timeout,
+	}
+	// The handshake has no timeout of its own: bound it with a deadline on
+	// the socket, and abort it when ctx ends.
+	_ = conn.SetDeadline(time.Now().Add(cfg.Timeout))
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, sc)
+	stopped := stop()
+	if err != nil {
+		conn.Close()
+		if hkErr := hk.err(); hkErr != nil {
+			return nil, hkErr
+		}
+		if !stopped || ctx.Err() != nil {
+			return nil, fmt.Errorf("host %s: connect to %s: %w", cfg.Host, addr, context.Cause(ctx))
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("host %s: ssh authentication as %s failed (tried: %s): %w",
+				cfg.Host, cfg.User, auth.describe(), err)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("host %s: ssh handshake with %s timed out after %s: %w", cfg.Host, addr, cfg.Timeout, err)
+		}
+		return nil, fmt.Errorf("host %s: ssh handshake with %s: %w", cfg.Host, addr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+
+	c := &Client{
+		cfg:      cfg,
+		ssh:      ssh.NewClient(cc, chans, reqs),
+		sessions: make(chan struct{}, cfg.MaxSessions),
+		done:     make(chan struct{}),
+	}
+	if cfg.KeepAlive > 0 {
+		go c.keepAlive(cfg.KeepAlive)
+	}
+	// The probe is bounded like the handshake: a host that authenticates
+	// but then hangs should fail the dial, not stall the run.
+	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	err = c.checkPrivilege(pctx)
+	cancel()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkPrivilege finds out whether the login user is root and, if not,
+// whether it may run sudo without a password. Two plain commands rather
+// than one shell script, so that it works whatever the login shell is.
+func (c *Client) checkPrivilege(ctx context.Context) error {
+	res, err := c.run(ctx, "id -u", "id -u", nil)
+	if err != nil {
+		return &opError{host: c.cfg.Host, op: "find out whether " + c.cfg.User + " is root", err: err}
+	}
+	uid := strings.TrimSpace(string(res.Stdout))
+	if uid == "0" {
+		c.root = true
+		return nil
+	}
+	res, err = c.run(ctx, "sudo -n true", "sudo -n true", nil)
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		return &opError{host: c.cfg.Host, op: "check sudo for " + c.cfg.User, err: err}
+	}
+	said := strings.TrimSpace(string(res.Stderr))
+	if said == "" {
+		said = fmt.Sprintf("exit status %d", res.ExitCode)
+	}
+	if res.ExitCode == 127 {
+		return fmt.Errorf("host %s: user %s is not root and sudo is not installed (%s); log in as root or install sudo with a NOPASSWD rule for %s",
+			c.cfg.Host, c.cfg.User, said, c.cfg.User)
+	}
+	return fmt.Errorf("host %s: user %s needs passwordless sudo: sudo said: %s", c.cfg.Host, c.cfg.User, said)
+}
+
+// keepAlive probes the connection; when the peer stops answering (host
+// stopped, network cut) it closes the connection so that every pending
+// command fails at once with a clear error instead of waiting forever on a
+// TCP connection that no longer leads anywhere.
+func (c *Client) keepAlive(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			// Any reply, even "unsupported", proves the peer is alive.
+			_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		var err error
+		select {
+		case <-c.done:
+			return
+		case err = <-reply:
+		case <-time.After(3 * every):
+			err = fmt.Errorf("no answer to keepalive for %s", 3*every)
+		}
+		if err != nil {
+			c.lostMu.Lock()
+			c.lost = err
+			c.lostMu.Unlock()
+			c.ssh.Close()
+			return
+		}
+	}
+}
+
+// connErr adds why the connection died, if the keepalive knows, to an error
+// of an operation that failed because of it.
+func (c *Client) connErr(err error) error {
+	c.lostMu.Lock()
+	lost := c.lost
+	c.lostMu.Unlock()
+	if lost != nil {
+		return fmt.Errorf("connection to %s lost (%v): %w", c.cfg.addr(), lost, err)
+	}
+	return err
+}
+
+// Host returns the inventory name of the host.
+func (c *Client) Host() string { return c.cfg.Host }
+
+// IsRoot says whether the login user is root; if not, commands run through
+// sudo.
+func (c *Client) IsRoot() bool { return c.root }
+
+// Close closes the SFTP client, idle HTTP connections and the SSH
+// connection. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.httpMu.Lock()
+		if c.http != nil {
+			c.http.CloseIdleConnections()
+		}
+		c.httpMu.Unlock()
+		c.sftpMu.Lock()
+		if c.sftp != nil {
+			c.sftp.Close()
+		}
+		c.sftpMu.Unlock()
+		err := c.ssh.Close()
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			c.closeErr = fmt.Errorf("host %s: close connection: %w", c.cfg.Host, err)
+		}
+	})
+	return c.closeErr
+}
+
+// DialError is returned by DialAll when one or more hosts could not be
+// connected to. Errors are in the order of the configs given.
+type DialError struct {
+	Total int
+	Errs  []error
+}
+
+func (e *DialError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cannot connect to %d of %d hosts:", len(e.Errs), e.Total)
+	for _, err := range e.Errs {
+		b.WriteString("\n  ")
+		b.WriteString(strings.ReplaceAll(err.Error(), "\n", "\n    "))
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.Is and errors.As see every host's error.
+func (e *DialError) Unwrap() []error { return e.Errs }
+
+// maxParallelDials bounds concurrent handshakes of DialAll so that a big
+// inventory does not start hundreds of key exchanges at once.
+const maxParallelDials = 32
+
+// DialAll connects to every host in parallel. Either every connection
+// succeeds, and the map (keyed by Config.Host) holds them all, or none is
+// kept: the ones that succeeded are closed and a *DialError lists every host
+// that failed and why. This is what lets a run stop before changing
+// anything when any host is unreachable.
+func DialAll(ctx context.Context, cfgs []Config) (map[string]*Client, error) {
+	seen := make(map[string]bool, len(cfgs))
+	for _, cfg := range cfgs {
+		if seen[cfg.Host] {
+			return nil, fmt.Errorf("host %s: listed twice", cfg.Host)
+		}
+		seen[cfg.Host] = true
+	}
+
+	clients := make([]*Client, len(cfgs))
+	errs := make([]error, len(cfgs))
+	sem := make(chan struct{}, maxParallelDials)
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				errs[i] = fmt.Errorf("host %s: connect: %w", cfg.Host, ctx.Err())
+				return
+			}
+			clients[i], errs[i] = Dial(ctx, cfg)
+		}()
+	}
+	wg.Wait()
+
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, &DialError{Total: len(cfgs), Errs: failed}
+	}
+	out := make(map[string]*Client, len(cfgs))
+	for _, c := range clients {
+		out[c.cfg.Host] = c
+	}
+	return out, nil
+}
+
+// CloseAll closes every client of a DialAll result, returning the errors
+// joined, sorted by host for a stable message.
+func CloseAll(clients map[string]*Client) error {
+	hosts := make([]string, 0, len(clients))
+	for h := range clients {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	var errs []error
+	for _, h := range hosts {
+		if err := clients[h].Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// expandHome turns a leading "~/" into the home directory, as inventories
+// written by people say "~/.ssh/known_hosts".
+func expandHome(p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, strings.TrimPrefix(p, "~"))
+		}
+	}
+	return p
+}

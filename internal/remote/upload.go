@@ -1,0 +1,311 @@
+package remote
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/pkg/sftp"
+)
+
+// TempSuffix ends the name of the temporary file an upload writes next to
+// its destination. An interrupted run leaves at most one such file per
+// destination, which the next upload of the same file overwrites.
+const TempSuffix = ".natsdeploy-tmp"
+
+// StagingDir is where a non-root login stages uploads, in its home
+// directory, before sudo installs them.
+const StagingDir = ".natsdeploy-staging"
+
+const (
+	extFsync       = "fsync@openssh.com"
+	extPosixRename = "posix-rename@openssh.com"
+)
+
+// TempPath is the temporary name Upload writes dst under before renaming
+// it: in the same directory, so that the rename is atomic, and hidden.
+func TempPath(dst string) string {
+	return path.Join(path.Dir(dst), "."+path.Base(dst)+TempSuffix)
+}
+
+// Upload writes r to dst on the host atomically: readers see the old file
+// or the new one, never part of one. The content is written to a temporary
+// name in dst's directory, given its owner, group and mode, flushed to disk
+// (fsync) and renamed over dst. owner and group may be empty (root; or,
+// with only owner set, the owner's login group is not implied: give both).
+// dst must be absolute and its directory must exist.
+//
+// r is streamed, never read whole into memory. File contents only ever
+// travel through SFTP, never through a command line, so secrets stay out of
+// process lists and error messages.
+func (c *Client) Upload(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
+	if err := c.upload(ctx, r, dst, mode, owner, group); err != nil {
+		return &opError{host: c.cfg.Host, op: "upload " + dst, err: err}
+	}
+	return nil
+}
+
+// opError prefixes "host H: OP: " to an error, without repeating the host
+// when the inner error (say an *ExitError of a helper command) names it
+// already.
+type opError struct {
+	host, op string
+	err      error
+}
+
+func (e *opError) Error() string {
+	prefix := "host " + e.host + ": "
+	return prefix + e.op + ": " + strings.TrimPrefix(e.err.Error(), prefix)
+}
+
+func (e *opError) Unwrap() error { return e.err }
+
+func (c *Client) upload(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
+	if !path.IsAbs(dst) || path.Clean(dst) != dst || dst == "/" {
+		return errors.New("destination must be a clean absolute file path")
+	}
+	if mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
+		return fmt.Errorf("mode %v has bits other than permissions, setuid, setgid and sticky", mode)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sc, err := c.SFTP()
+	if err != nil {
+		return err
+	}
+	r = ctxReader{ctx: ctx, r: r}
+	if c.root {
+		return c.uploadAsRoot(ctx, sc, r, dst, mode, owner, group)
+	}
+	return c.uploadWithSudo(ctx, sc, r, dst, mode, owner, group)
+}
+
+// uploadAsRoot writes the temporary file in place over SFTP.
+func (c *Client) uploadAsRoot(ctx context.Context, sc *sftp.Client, r io.Reader, dst string, mode fs.FileMode, owner, group string) (err error) {
+	tmp := TempPath(dst)
+	// O_TRUNC: a temporary file left by an interrupted run is reused.
+	f, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("create temporary file %s: %w", tmp, err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			// Best effort: a later upload overwrites it anyway.
+			_ = sc.Remove(tmp)
+		}
+	}()
+	// Shut the file to others before any content lands in it: the server
+	// created it with its default mode (often 0644) and it may hold a secret.
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("chmod temporary file %s: %w", tmp, err)
+	}
+	if _, err := f.ReadFromWithConcurrency(r, 0); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	// chown before the final chmod: chown clears setuid/setgid bits.
+	if spec := chownSpec(owner, group); spec != "" {
+		if _, err := c.Run(ctx, QuoteAll("chown", "--", spec, tmp), nil); err != nil {
+			return err
+		}
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp, err)
+	}
+	synced := false
+	if _, ok := sc.HasExtension(extFsync); ok {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", tmp, err)
+		}
+		synced = true
+	}
+	cerr := f.Close()
+	f = nil
+	if cerr != nil {
+		return fmt.Errorf("close %s: %w", tmp, cerr)
+	}
+	if !synced {
+		// The server lacks fsync@openssh.com: coreutils' sync with a file
+		// argument fsyncs just that file.
+		if _, err := c.Run(ctx, "sync "+Quote(tmp), nil); err != nil {
+			return err
+		}
+	}
+	if _, ok := sc.HasExtension(extPosixRename); ok {
+		if err := sc.PosixRename(tmp, dst); err != nil {
+			return fmt.Errorf("rename %s to %s: %w", tmp, dst, err)
+		}
+		return nil
+	}
+	// Plain SFTP rename fails when dst exists; mv -f replaces it with
+	// rename(2) just the same.
+	if _, err := c.Run(ctx, QuoteAll("mv", "-f", "--", tmp, dst), nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+// uploadWithSudo stages the content in the login user's own private
+// directory (SFTP runs as that user, who cannot write to /etc), then one
+// command as root copies it next to dst with owner and mode, flushes it and
+// renames it over dst.
+func (c *Client) uploadWithSudo(ctx context.Context, sc *sftp.Client, r io.Reader, dst string, mode fs.FileMode, owner, group string) (err error) {
+	dir, err := c.stagingDir(sc)
+	if err != nil {
+		return err
+	}
+	// One staging name per destination, so an interrupted run leaves at
+	// most one file per destination, which the next run overwrites.
+	sum := sha256.Sum256([]byte(dst))
+	staged := path.Join(dir, path.Base(dst)+"."+hex.EncodeToString(sum[:6]))
+	f, err := sc.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("create staging file %s: %w", staged, err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			_ = sc.Remove(staged)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("chmod staging file %s: %w", staged, err)
+	}
+	if _, err := f.ReadFromWithConcurrency(r, 0); err != nil {
+		return fmt.Errorf("write %s: %w", staged, err)
+	}
+	cerr := f.Close()
+	f = nil
+	if cerr != nil {
+		return fmt.Errorf("close %s: %w", staged, cerr)
+	}
+
+	tmp := TempPath(dst)
+	install := []string{"install", "-m", fmt.Sprintf("%04o", chmodBits(mode))}
+	if owner != "" {
+		install = append(install, "-o", owner)
+	}
+	if group != "" {
+		install = append(install, "-g", group)
+	}
+	install = append(install, "--", staged, tmp)
+	// The staged copy is removed whatever happens: it may be a secret.
+	script := QuoteAll(install...) +
+		" && sync " + Quote(tmp) +
+		" && mv -f -- " + Quote(tmp) + " " + Quote(dst) +
+		"; rc=$?; rm -f -- " + Quote(staged) + "; exit $rc"
+	if _, err := c.Run(ctx, script, nil); err != nil {
+		// Do not leave a half-installed temporary file behind.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+		_, _ = c.Run(cctx, "rm -f -- "+Quote(tmp), nil)
+		cancel()
+		return err
+	}
+	return nil
+}
+
+// stagingDir creates ~/.natsdeploy-staging with mode 0700 once per
+// connection. It refuses a symlink (someone could point it elsewhere), and
+// the chmod fails unless the login user owns the directory.
+func (c *Client) stagingDir(sc *sftp.Client) (string, error) {
+	c.sftpMu.Lock()
+	defer c.sftpMu.Unlock()
+	if c.staging != "" {
+		return c.staging, nil
+	}
+	home, err := sc.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find home directory of %s: %w", c.cfg.User, err)
+	}
+	dir := path.Join(home, StagingDir)
+	if err := sc.Mkdir(dir); err != nil {
+		// Mkdir's error for an existing directory varies by server; the
+		// Lstat below tells what is really there.
+		if _, serr := sc.Lstat(dir); serr != nil {
+			return "", fmt.Errorf("create staging directory %s: %w", dir, err)
+		}
+	}
+	fi, err := sc.Lstat(dir)
+	if err != nil {
+		return "", fmt.Errorf("staging directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("staging directory %s is not a directory (%v): remove it", dir, fi.Mode())
+	}
+	if err := sc.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("chmod 0700 staging directory %s: %w", dir, err)
+	}
+	c.staging = dir
+	return dir, nil
+}
+
+// SFTP returns the connection's SFTP client, opening it on first use. It
+// is shared: do not close it.
+func (c *Client) SFTP() (*sftp.Client, error) {
+	c.sftpMu.Lock()
+	defer c.sftpMu.Unlock()
+	if c.sftp != nil {
+		return c.sftp, nil
+	}
+	// The SFTP session counts against sshd's MaxSessions like a command;
+	// Config.MaxSessions leaves room for it.
+	sc, err := sftp.NewClient(c.ssh)
+	if err != nil {
+		return nil, fmt.Errorf("start sftp: %w", c.connErr(err))
+	}
+	c.sftp = sc
+	return sc, nil
+}
+
+// chownSpec is chown's OWNER[:GROUP] argument, or "" for no change.
+func chownSpec(owner, group string) string {
+	switch {
+	case owner != "" && group != "":
+		return owner + ":" + group
+	case owner != "":
+		return owner
+	case group != "":
+		return ":" + group
+	}
+	return ""
+}
+
+// chmodBits converts a FileMode to the octal bits chmod and install take.
+func chmodBits(m fs.FileMode) uint32 {
+	b := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		b |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		b |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		b |= 0o1000
+	}
+	return b
+}
+
+// ctxReader stops a transfer when ctx ends: SFTP writes take no context.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (cr ctxReader) Read(p []byte) (int, error) {
+	if err := cr.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return cr.r.Read(p)
+}

@@ -1,0 +1,408 @@
+// Package secrets resolves every password of an inventory and keeps the
+// local secrets file: generated passwords, and the bcrypt hash of every
+// password (generated, from the environment or from the inventory).
+//
+// Hosts only ever get the hashes. A bcrypt hash is salted, so hashing the
+// same password again gives a different string; rendered configs would then
+// change on every run and every apply would reload every node. The store
+// therefore keeps each hash and reuses it for as long as it still matches
+// the password, so a config changes only when a password does.
+//
+// Nothing here prints or logs a password; errors name keys and variables,
+// never values.
+package secrets
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/natsdeploy/natsdeploy/inventory"
+)
+
+// BcryptCost is what `nats server passwd` uses; nats-server accepts any.
+const BcryptCost = 11
+
+// hashCost is BcryptCost except in this package's tests, which lower it so
+// the suite stays fast (cost 11 is ~0.1s a hash, far more under -race).
+var hashCost = BcryptCost
+
+// GeneratedLength and Alphabet describe generated passwords: 32 characters
+// from an alphabet without look-alikes (0/O, 1/l/I), about 187 bits, and
+// nothing that needs quoting in a URL, a shell or a config file.
+const (
+	GeneratedLength = 32
+	Alphabet        = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+)
+
+// fileData is the secrets file. Entries are keyed by account, then user.
+// Password is only stored when it was generated here; for inventory and
+// environment passwords the file holds the hash alone.
+type fileData struct {
+	Route    entry                       `toml:"route"`
+	Accounts map[string]map[string]entry `toml:"accounts"`
+}
+
+type entry struct {
+	Password string `toml:"password,omitempty"`
+	Bcrypt   string `toml:"bcrypt,omitempty"`
+	// Check binds a generated password to its hash (see fingerprint), so
+	// the hash can be reused without a bcrypt comparison.
+	Check string `toml:"check,omitempty"`
+}
+
+// fingerprint lets Open reuse the hash of a generated password without
+// bcrypt.CompareHashAndPassword, which costs as much as hashing (~0.1s at
+// cost 11); with a dozen users that alone would take most of a no-op apply's
+// second. It is only used for generated passwords, whose plaintext sits in
+// the same file anyway, so this fast hash gives nothing away. Passwords from
+// the inventory or the environment are never stored in any fast-hashed
+// form: their hashes are confirmed with bcrypt on every Open.
+func fingerprint(pw, hash string) string {
+	sum := sha256.Sum256([]byte("natsdeploy-secret-v1\x00" + pw + "\x00" + hash))
+	return hex.EncodeToString(sum[:])
+}
+
+// Store holds the resolved passwords and hashes of one inventory. It is
+// safe for concurrent use.
+type Store struct {
+	path string
+
+	mu      sync.Mutex
+	data    fileData // what the file should hold
+	changed bool     // data differs from the file
+
+	// passwords holds every resolved password, keyed by userKey; the route
+	// user's under routeKey.
+	passwords map[string]string
+}
+
+const routeKey = "\x00route"
+
+func userKey(account, user string) string { return account + "\x00" + user }
+
+// Open reads inv.SecretsFile (if it exists) and resolves every password:
+// the inventory's own, else the environment variable it names, else the
+// one generated earlier and kept in the file, else a new generated one. It
+// hashes what has no valid hash yet. The file itself is only written by
+// Save: call it before anything derived from the store reaches a host, so a
+// generated password is never deployed without being kept.
+func Open(inv *inventory.Inventory) (*Store, error) {
+	old, err := read(inv.SecretsFile)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		path:      inv.SecretsFile,
+		passwords: map[string]string{},
+		data:      fileData{Accounts: map[string]map[string]entry{}},
+	}
+
+	// Each job resolves one password into an entry; the bcrypt work, the
+	// slow part (~50ms per hash at cost 11), runs in parallel afterwards.
+	type job struct {
+		key  string
+		desc string // for errors: `user "x" of account "Y"`
+		prev entry
+		pw   string
+		keep bool // store the password itself (it was generated)
+		out  *entry
+	}
+	var jobs []*job
+	resolve := func(key, desc, inline, env string, prev entry) (*job, error) {
+		j := &job{key: key, desc: desc, prev: prev}
+		switch {
+		case inline != "":
+			j.pw = inline
+		case env != "":
+			j.pw = os.Getenv(env)
+			if j.pw == "" {
+				return nil, fmt.Errorf("password of %s: environment variable %s is not set; export it, or remove password_env to have a password generated", desc, env)
+			}
+		case prev.Password != "":
+			j.pw, j.keep = prev.Password, true
+		default:
+			pw, err := Generate()
+			if err != nil {
+				return nil, fmt.Errorf("generating the password of %s: %w", desc, err)
+			}
+			j.pw, j.keep = pw, true
+		}
+		jobs = append(jobs, j)
+		return j, nil
+	}
+
+	n := inv.NATS
+	rj, err := resolve(routeKey, fmt.Sprintf("route user %q", n.RouteUser), "", n.RoutePasswordEnv, old.Route)
+	if err != nil {
+		return nil, err
+	}
+	rj.out = &s.data.Route
+
+	outs := map[string]*entry{}
+	for _, a := range inv.Accounts {
+		for _, u := range a.Users {
+			prev := old.Accounts[a.Name][u.Name]
+			j, err := resolve(userKey(a.Name, u.Name), fmt.Sprintf("user %q of account %q", u.Name, a.Name), u.Password, u.PasswordEnv, prev)
+			if err != nil {
+				return nil, err
+			}
+			j.out = &entry{}
+			outs[j.key] = j.out
+		}
+	}
+
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if j.keep && j.prev.Password == j.pw && j.prev.Check == fingerprint(j.pw, j.prev.Bcrypt) && hasCost(j.prev.Bcrypt) {
+				*j.out = j.prev
+				return
+			}
+			h, err := hashFor(j.pw, j.prev.Bcrypt)
+			if err != nil {
+				errs[i] = fmt.Errorf("hashing the password of %s: %w", j.desc, err)
+				return
+			}
+			*j.out = entry{Bcrypt: h}
+			if j.keep {
+				j.out.Password = j.pw
+				j.out.Check = fingerprint(j.pw, h)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	for _, j := range jobs {
+		s.passwords[j.key] = j.pw
+	}
+	for _, a := range inv.Accounts {
+		for _, u := range a.Users {
+			if s.data.Accounts[a.Name] == nil {
+				s.data.Accounts[a.Name] = map[string]entry{}
+			}
+			s.data.Accounts[a.Name][u.Name] = *outs[userKey(a.Name, u.Name)]
+		}
+	}
+	// Entries of users no longer in the inventory are dropped, and so is a
+	// generated password once the inventory names another source: a file
+	// of secrets nobody uses is only a liability.
+	s.changed = !reflect.DeepEqual(normalize(old), normalize(s.data))
+	return s, nil
+}
+
+// normalize makes an empty map and a missing one compare equal.
+func normalize(d fileData) fileData {
+	if len(d.Accounts) == 0 {
+		d.Accounts = nil
+	}
+	return d
+}
+
+// hashFor returns prev when it is a $2a$ bcrypt hash of pw at hashCost, else a new
+// hash. Reusing it keeps rendered configs byte-stable across runs.
+func hashFor(pw, prev string) (string, error) {
+	if hasCost(prev) && bcrypt.CompareHashAndPassword([]byte(prev), []byte(pw)) == nil {
+		return prev, nil
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), hashCost)
+	if err != nil {
+		return "", err
+	}
+	return string(h), nil
+}
+
+// hasCost reports whether h is a $2a$ bcrypt hash of the cost in use, so a
+// change of cost takes effect on the next run.
+func hasCost(h string) bool {
+	if !strings.HasPrefix(h, "$2a$") {
+		return false
+	}
+	cost, err := bcrypt.Cost([]byte(h))
+	return err == nil && cost == hashCost
+}
+
+// Generate returns a new random password: GeneratedLength characters of
+// Alphabet, from crypto/rand.
+func Generate() (string, error) {
+	// Rejection sampling: bytes >= the largest multiple of len(Alphabet)
+	// below 256 are dropped, so every character is equally likely.
+	limit := 256 - 256%len(Alphabet)
+	out := make([]byte, 0, GeneratedLength)
+	buf := make([]byte, 2*GeneratedLength)
+	for len(out) < GeneratedLength {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		for _, b := range buf {
+			if int(b) < limit && len(out) < GeneratedLength {
+				out = append(out, Alphabet[int(b)%len(Alphabet)])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+// read loads the secrets file, or an empty one if it does not exist. It
+// refuses a file others can read: it holds passwords.
+func read(path string) (fileData, error) {
+	var d fileData
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return d, fmt.Errorf("secrets file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return d, fmt.Errorf("secrets file %s is not a regular file; move it away or set secrets_file in the inventory", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return d, fmt.Errorf("secrets file %s has mode %04o, so other users can read it; run `chmod 600 %s` (and consider changing the passwords in it)", path, perm, path)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return d, fmt.Errorf("secrets file: %w", err)
+	}
+	if _, err := toml.Decode(string(raw), &d); err != nil {
+		// The parser's message may quote the text near the error, which
+		// could be a password: give the line only.
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return d, fmt.Errorf("secrets file %s:%d: not valid TOML; fix that line, or delete the file to have generated passwords made anew", path, pe.Position.Line)
+		}
+		return d, fmt.Errorf("secrets file %s: not in the expected layout; fix it, or delete it to have generated passwords made anew", path)
+	}
+	return d, nil
+}
+
+// Password returns the password of user in account, or "" if the inventory
+// has no such user.
+func (s *Store) Password(account, user string) string {
+	return s.passwords[userKey(account, user)]
+}
+
+// RoutePassword returns the password of the cluster route user.
+func (s *Store) RoutePassword() string { return s.passwords[routeKey] }
+
+// BcryptHash returns the bcrypt hash ($2a$11$...) of the user's password,
+// the same string on every run while the password stays the same.
+func (s *Store) BcryptHash(account, user string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.data.Accounts[account][user]
+	if !ok {
+		return "", fmt.Errorf("no password for user %q of account %q: it is not in the inventory", user, account)
+	}
+	return e.Bcrypt, nil
+}
+
+// RouteBcryptHash returns the bcrypt hash of the route user's password.
+func (s *Store) RouteBcryptHash() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.data.Route.Bcrypt == "" {
+		return "", errors.New("no hash for the route user")
+	}
+	return s.data.Route.Bcrypt, nil
+}
+
+// Path is the secrets file.
+func (s *Store) Path() string { return s.path }
+
+// Changed reports whether Save has something to write.
+func (s *Store) Changed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+const header = `# natsdeploy secrets: generated passwords and the bcrypt hashes of all
+# passwords. Keep this file private (mode 0600) and out of version control.
+# A hash is reused while it matches its password, so configs stay the same.
+# Delete an entry to have its password generated (or hashed) anew.
+
+`
+
+// Save writes the secrets file if anything changed since it was read:
+// atomically (a temporary file in the same folder, synced, then renamed),
+// created with mode 0600 so no one else can read it at any moment.
+func (s *Store) Save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.changed {
+		return nil
+	}
+	var buf bytes.Buffer
+	buf.WriteString(header)
+	enc := toml.NewEncoder(&buf)
+	enc.Indent = ""
+	if err := enc.Encode(s.data); err != nil {
+		return fmt.Errorf("encoding secrets file: %w", err)
+	}
+	if err := writeAtomic(s.path, buf.Bytes()); err != nil {
+		return fmt.Errorf("writing secrets file: %w", err)
+	}
+	s.changed = false
+	return nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// CreateTemp makes the file with mode 0600.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	// Make the rename itself durable.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

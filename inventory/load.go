@@ -1,0 +1,242 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultDownloadURL is where nats-server releases are downloaded from when
+// the inventory does not say: assets live at
+// DefaultDownloadURL/vX.Y.Z/nats-server-vX.Y.Z-linux-amd64.tar.gz.
+const DefaultDownloadURL = "https://github.com/nats-io/nats-server/releases/download"
+
+// Defaults of the inventory, as documented on the fields in types.go.
+const (
+	DefaultSSHUser          = "root"
+	DefaultSSHPort          = 22
+	DefaultConnectTimeout   = Duration(10 * time.Second)
+	DefaultKnownHosts       = "~/.ssh/known_hosts"
+	DefaultClusterName      = "nats-cluster"
+	DefaultClientPort       = 4222
+	DefaultClusterPort      = 6222
+	DefaultHTTPPort         = 8222
+	DefaultRouteUser        = "route"
+	DefaultMaxMemoryStore   = Size(1 << 30)
+	DefaultMaxFileStore     = Size(4 << 30)
+	DefaultConfigDir        = "/etc/nats"
+	DefaultDataDir          = "/var/lib/nats"
+	DefaultLogDir           = "/var/log/nats"
+	DefaultLogMaxSize       = Size(100 << 20)
+	DefaultLogMaxFiles      = 5
+	DefaultLameDuckDuration = Duration(30 * time.Second)
+	DefaultLameDuckGrace    = Duration(10 * time.Second)
+)
+
+// LoadOptions change how Load checks the inventory.
+type LoadOptions struct {
+	// SkipFileChecks skips the checks that look at local files named by the
+	// inventory (SSH identity files, known_hosts), for tests and for
+	// commands that never connect, on a machine where those files are not.
+	// Everything else is still checked.
+	SkipFileChecks bool
+}
+
+// Load reads, completes and checks the inventory at path. On any problem it
+// returns a *Problems error listing all of them with file:line, and no
+// inventory, so nothing can act on a half-valid one.
+//
+// After Load every default is filled in: paths are absolute (~ expanded,
+// relative ones resolved against the inventory's folder), DownloadURL is
+// non-nil, LogTime is non-nil, and every Host's SSHUser and SSHPort hold the
+// effective values (the host's own, or [ssh]'s).
+func Load(path string) (*Inventory, error) {
+	return LoadWithOptions(path, LoadOptions{})
+}
+
+// LoadWithOptions is Load with options.
+func LoadWithOptions(path string, opts LoadOptions) (*Inventory, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading inventory: %w", err)
+	}
+	return Parse(path, data, opts)
+}
+
+// Parse is Load for an inventory already in memory; path names it in
+// messages and anchors its relative paths.
+func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("inventory %s: %w", path, err)
+	}
+	var tree map[string]any
+	if _, err := toml.Decode(string(data), &tree); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Problems{List: []Problem{{
+				File: path,
+				Line: pe.Position.Line,
+				Msg:  pe.Message + "; fix the TOML syntax",
+			}}}
+		}
+		return nil, fmt.Errorf("reading inventory %s: %w", path, err)
+	}
+
+	inv := &Inventory{Path: path, Dir: filepath.Dir(abs), lines: locateKeys(string(data))}
+	d := &decoder{defined: map[string]bool{}, bad: map[string]bool{}}
+	d.table("", tree, reflect.ValueOf(inv).Elem())
+
+	v := &validator{inv: inv, defined: d.defined, bad: d.bad, opts: opts}
+	v.defaults()
+	v.validate()
+
+	probs := &Problems{List: append(d.problems, v.problems...)}
+	if len(probs.List) == 0 {
+		return inv, nil
+	}
+	for i := range probs.List {
+		probs.List[i].File = path
+		probs.List[i].Line = inv.Line(probs.List[i].Key)
+	}
+	probs.sort()
+	return nil, probs
+}
+
+// SystemAccount returns the account marked system = true (exactly one after
+// Load), or nil.
+func (inv *Inventory) SystemAccount() *Account {
+	for i := range inv.Accounts {
+		if inv.Accounts[i].System {
+			return &inv.Accounts[i]
+		}
+	}
+	return nil
+}
+
+// defaults fills in everything the inventory left out.
+func (v *validator) defaults() {
+	inv := v.inv
+	if inv.SecretsFile == "" {
+		base := strings.TrimSuffix(filepath.Base(inv.Path), ".toml")
+		inv.SecretsFile = filepath.Join(inv.Dir, base+".secrets.toml")
+	} else {
+		inv.SecretsFile = v.localPath("secrets_file", inv.SecretsFile)
+	}
+
+	s := &inv.SSH
+	if s.User == "" {
+		s.User = DefaultSSHUser
+	}
+	if !v.defined["ssh.port"] {
+		s.Port = DefaultSSHPort
+	}
+	if !v.defined["ssh.connect_timeout"] {
+		s.ConnectTimeout = DefaultConnectTimeout
+	}
+	if s.KnownHosts == "" {
+		s.KnownHosts = DefaultKnownHosts
+	}
+	s.KnownHosts = v.localPath("ssh.known_hosts", s.KnownHosts)
+	for i, f := range s.IdentityFiles {
+		s.IdentityFiles[i] = v.localPath(keyPath("ssh.identity_files", i), f)
+	}
+
+	n := &inv.NATS
+	if n.ArtifactDir == "" {
+		// os.UserCacheDir honours $XDG_CACHE_HOME and is ~/.cache otherwise.
+		if cache, err := os.UserCacheDir(); err == nil {
+			n.ArtifactDir = filepath.Join(cache, "natsdeploy", "artifacts")
+		} else {
+			n.ArtifactDir = "~/.cache/natsdeploy/artifacts"
+		}
+	}
+	n.ArtifactDir = v.localPath("nats.artifact_dir", n.ArtifactDir)
+	if n.DownloadURL == nil {
+		u := DefaultDownloadURL
+		n.DownloadURL = &u
+	} else {
+		u := strings.TrimRight(strings.TrimSpace(*n.DownloadURL), "/")
+		n.DownloadURL = &u
+	}
+	if n.ClusterName == "" {
+		n.ClusterName = DefaultClusterName
+	}
+	defInt(&n.ClientPort, v.defined["nats.client_port"], DefaultClientPort)
+	defInt(&n.ClusterPort, v.defined["nats.cluster_port"], DefaultClusterPort)
+	defInt(&n.HTTPPort, v.defined["nats.http_port"], DefaultHTTPPort)
+	if n.RouteUser == "" {
+		n.RouteUser = DefaultRouteUser
+	}
+	if !v.defined["nats.max_memory_store"] {
+		n.MaxMemoryStore = DefaultMaxMemoryStore
+	}
+	if !v.defined["nats.max_file_store"] {
+		n.MaxFileStore = DefaultMaxFileStore
+	}
+	if n.ConfigDir == "" {
+		n.ConfigDir = DefaultConfigDir
+	}
+	if n.DataDir == "" {
+		n.DataDir = DefaultDataDir
+	}
+	if n.LogDir == "" {
+		n.LogDir = DefaultLogDir
+	}
+	if !v.defined["nats.log_max_size"] {
+		n.LogMaxSize = DefaultLogMaxSize
+	}
+	defInt(&n.LogMaxFiles, v.defined["nats.log_max_files"], DefaultLogMaxFiles)
+	if n.LogTime == nil {
+		t := true
+		n.LogTime = &t
+	}
+	if !v.defined["nats.lame_duck_duration"] {
+		n.LameDuckDuration = DefaultLameDuckDuration
+	}
+	if !v.defined["nats.lame_duck_grace_period"] {
+		n.LameDuckGracePeriod = DefaultLameDuckGrace
+	}
+
+	for i := range inv.Hosts {
+		h := &inv.Hosts[i]
+		if h.SSHUser == "" {
+			h.SSHUser = s.User
+		}
+		defInt(&h.SSHPort, v.defined[keyPath("hosts", i, "ssh_port")], s.Port)
+	}
+}
+
+func defInt(p *int, defined bool, def int) {
+	if !defined {
+		*p = def
+	}
+}
+
+// localPath makes a path on the control machine absolute: "~" and "~/..."
+// are the user's home, relative paths are relative to the inventory's
+// folder (not the working directory, so the inventory works from anywhere).
+func (v *validator) localPath(key, p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			v.add(key, "%q starts with ~ but the home directory is unknown (%v); write an absolute path", p, err)
+			return p
+		}
+		return filepath.Join(home, p[1:])
+	}
+	if strings.HasPrefix(p, "~") {
+		v.add(key, "%q: only ~ and ~/ are expanded, not ~user; write the full path", p)
+		return p
+	}
+	if !filepath.IsAbs(p) {
+		return filepath.Join(v.inv.Dir, p)
+	}
+	return filepath.Clean(p)
+}

@@ -1,0 +1,176 @@
+package inventory
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The lab's key and known_hosts under ../.lab exist only after `make
+// lab-up`, so the shipped inventories are checked without file checks.
+var noFiles = LoadOptions{SkipFileChecks: true}
+
+func TestLoadLab(t *testing.T) {
+	inv, err := LoadWithOptions("lab.toml", noFiles)
+	if err != nil {
+		t.Fatalf("lab.toml: %v", err)
+	}
+	dir, _ := filepath.Abs(".")
+	root := filepath.Dir(dir)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"Dir", inv.Dir, dir},
+		{"SecretsFile", inv.SecretsFile, filepath.Join(dir, "lab.secrets.toml")},
+		{"identity file", inv.SSH.IdentityFiles, []string{filepath.Join(root, ".lab", "id_ed25519")}},
+		{"known_hosts", inv.SSH.KnownHosts, filepath.Join(root, ".lab", "known_hosts")},
+		{"artifact_dir", inv.NATS.ArtifactDir, filepath.Join(root, ".lab", "artifacts")},
+		{"download_url", *inv.NATS.DownloadURL, ""},
+		{"ssh port", inv.SSH.Port, 22},
+		{"connect timeout", inv.SSH.ConnectTimeout.D(), 5 * time.Second},
+		{"ports", []int{inv.NATS.ClientPort, inv.NATS.ClusterPort, inv.NATS.HTTPPort}, []int{4222, 6222, 8222}},
+		{"route user", inv.NATS.RouteUser, "route"},
+		{"stores", []Size{inv.NATS.MaxMemoryStore, inv.NATS.MaxFileStore}, []Size{1 << 30, 4 << 30}},
+		{"dirs", []string{inv.NATS.ConfigDir, inv.NATS.DataDir, inv.NATS.LogDir}, []string{"/etc/nats", "/var/lib/nats", "/var/log/nats"}},
+		{"log", []any{inv.NATS.LogMaxSize, inv.NATS.LogMaxFiles, *inv.NATS.LogTime}, []any{Size(100 << 20), 5, true}},
+		{"lame duck", []Duration{inv.NATS.LameDuckDuration, inv.NATS.LameDuckGracePeriod}, []Duration{Duration(30 * time.Second), Duration(10 * time.Second)}},
+		{"host ssh", []any{inv.Hosts[1].SSHUser, inv.Hosts[1].SSHPort}, []any{"deploy", 22}},
+		{"hosts", len(inv.Hosts), 3},
+		{"accounts", len(inv.Accounts), 6},
+		{"system account", inv.SystemAccount().Name, "SYS"},
+		{"pos of a host", inv.Pos("hosts.1.address"), "lab.toml:29"},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadExample(t *testing.T) {
+	t.Setenv("NATS_ADMIN_PASSWORD", "correct-horse-battery-staple")
+	t.Setenv("NATS_PROD_PASSWORD", "another-long-password")
+	inv, err := LoadWithOptions("example.toml", noFiles)
+	if err != nil {
+		t.Fatalf("example.toml: %v", err)
+	}
+	home, _ := os.UserHomeDir()
+	if want := filepath.Join(home, ".ssh", "known_hosts"); inv.SSH.KnownHosts != want {
+		t.Errorf("known_hosts = %q, want %q", inv.SSH.KnownHosts, want)
+	}
+	if want := filepath.Join(home, ".ssh", "id_ed25519"); !reflect.DeepEqual(inv.SSH.IdentityFiles, []string{want}) {
+		t.Errorf("identity_files = %q, want %q", inv.SSH.IdentityFiles, want)
+	}
+	if *inv.NATS.DownloadURL != DefaultDownloadURL {
+		t.Errorf("download_url = %q", *inv.NATS.DownloadURL)
+	}
+	if !strings.HasSuffix(inv.NATS.ArtifactDir, filepath.Join("natsdeploy", "artifacts")) {
+		t.Errorf("artifact_dir = %q", inv.NATS.ArtifactDir)
+	}
+
+	// The example carries the same tenants as the lab; only where the
+	// passwords come from differs.
+	lab, err := LoadWithOptions("lab.toml", noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strip := func(accts []Account) []Account {
+		out := make([]Account, len(accts))
+		for i, a := range accts {
+			out[i] = a
+			out[i].Users = append([]User(nil), a.Users...)
+			for j := range out[i].Users {
+				out[i].Users[j].PasswordEnv = ""
+			}
+		}
+		return out
+	}
+	if !reflect.DeepEqual(strip(inv.Accounts), strip(lab.Accounts)) {
+		t.Errorf("example.toml's accounts differ from lab.toml's")
+	}
+}
+
+func TestLoadExampleNeedsItsEnvironment(t *testing.T) {
+	os.Unsetenv("NATS_ADMIN_PASSWORD")
+	os.Unsetenv("NATS_PROD_PASSWORD")
+	_, err := LoadWithOptions("example.toml", noFiles)
+	var probs *Problems
+	if !errors.As(err, &probs) || len(probs.List) != 2 {
+		t.Fatalf("want 2 problems, got %v", err)
+	}
+	for _, v := range []string{"NATS_ADMIN_PASSWORD", "NATS_PROD_PASSWORD"} {
+		if !strings.Contains(err.Error(), "environment variable "+v+" (the password of user") {
+			t.Errorf("no problem names %s:\n%v", v, err)
+		}
+	}
+}
+
+func TestLoadSyntaxError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(path, []byte("[nats]\nversion = \"2.14.9\"\nversion = \"2.14.8\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	var probs *Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("want *Problems, got %v", err)
+	}
+	if p := probs.List[0]; p.File != path || p.Line != 3 {
+		t.Fatalf("problem = %+v, want %s line 3", p, path)
+	}
+	if !strings.HasPrefix(err.Error(), path+":3: ") {
+		t.Fatalf("error = %q", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("want a not-exist error, got %v", err)
+	}
+}
+
+func TestDefaultSecretsFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "staging.toml")
+	if err := os.WriteFile(path, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := LoadWithOptions(path, noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "staging.secrets.toml"); inv.SecretsFile != want {
+		t.Fatalf("SecretsFile = %q, want %q", inv.SecretsFile, want)
+	}
+	if err := os.WriteFile(path, []byte("secrets_file = \"../s/x.toml\"\n"+base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if inv, err = LoadWithOptions(path, noFiles); err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(dir), "s", "x.toml"); inv.SecretsFile != want {
+		t.Fatalf("SecretsFile = %q, want %q", inv.SecretsFile, want)
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	tests := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{File: "inventory/lab.toml", Line: 42, Key: "accounts.2.users.0.allow", Msg: "bad"}, "inventory/lab.toml:42: accounts[2].users[0].allow: bad"},
+		{Problem{File: "x.toml", Key: "hosts", Msg: "none"}, "x.toml: hosts: none"},
+		{Problem{File: "x.toml", Line: 3, Msg: "syntax"}, "x.toml:3: syntax"},
+	}
+	for _, tt := range tests {
+		if got := tt.p.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,534 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// validator checks a decoded, defaulted inventory. Every check runs; each
+// problem is recorded against the key path it is about.
+type validator struct {
+	inv      *Inventory
+	defined  map[string]bool
+	bad      map[string]bool
+	opts     LoadOptions
+	problems []Problem
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	// A value that could not be decoded already has its message; checks
+	// that see its zero value would only add noise.
+	for k := key; k != ""; {
+		if v.bad[k] {
+			return
+		}
+		dot := strings.LastIndexByte(k, '.')
+		if dot < 0 {
+			break
+		}
+		k = k[:dot]
+	}
+	v.problems = append(v.problems, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) validate() {
+	v.checkSSH()
+	v.checkNATS()
+	v.checkHosts()
+	v.checkAccounts()
+	if filepath.Clean(v.inv.SecretsFile) == filepath.Join(v.inv.Dir, filepath.Base(v.inv.Path)) {
+		v.add("secrets_file", "is the inventory itself; name another file (default: %s.secrets.toml beside the inventory)",
+			strings.TrimSuffix(filepath.Base(v.inv.Path), ".toml"))
+	}
+}
+
+var (
+	// serverNameRe: server_name ends up in /routez, /jsz, metrics labels and
+	// JetStream's peer names, so keep it to characters safe everywhere.
+	serverNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	// accountNameRe: account names appear as tokens of system subjects
+	// ($SYS.REQ.ACCOUNT.<name>.INFO), so no dots, wildcards or spaces.
+	accountNameRe = regexp.MustCompile(`^[A-Za-z0-9_$-]+$`)
+	// userNameRe: user names go into URLs and natscli context file names.
+	userNameRe  = regexp.MustCompile(`^[A-Za-z0-9_.@-]+$`)
+	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	versionRe   = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)$`)
+	sshUserRe   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	pathCharsRe = regexp.MustCompile(`^[A-Za-z0-9_./@+-]+$`)
+)
+
+// MinPasswordLength is the shortest password accepted from the inventory or
+// the environment. The seed's passwords (nats123, dev123, ...) are all
+// shorter, so none of them can slip through as a default.
+const MinPasswordLength = 12
+
+// MaxPasswordLength is bcrypt's limit: it ignores (x/crypto refuses) bytes
+// after the 72nd, so a longer password would not mean what it says.
+const MaxPasswordLength = 72
+
+// weakPasswords are the seed's published passwords. All but one are caught by
+// the length rule; the list makes the message say why.
+var weakPasswords = map[string]bool{
+	"sys123": true, "nats123": true, "dev123": true, "prod456": true,
+	"monitor123": true, "user789": true, "order789": true, "payment789": true,
+	"notify789": true, "cluster_pass_123": true,
+}
+
+// passwordProblem says what is wrong with a password, without showing it.
+func passwordProblem(pw string) string {
+	switch {
+	case weakPasswords[pw]:
+		return "is one of the seed's published example passwords"
+	case len(pw) < MinPasswordLength:
+		return fmt.Sprintf("is shorter than %d characters", MinPasswordLength)
+	case len(pw) > MaxPasswordLength:
+		return fmt.Sprintf("is longer than %d bytes, which bcrypt cannot hash", MaxPasswordLength)
+	}
+	return ""
+}
+
+func (v *validator) checkSSH() {
+	s := &v.inv.SSH
+	if !sshUserRe.MatchString(s.User) {
+		v.add("ssh.user", "%q is not a valid login name; write the remote user, e.g. user = \"deploy\"", s.User)
+	}
+	v.checkPort("ssh.port", s.Port)
+	if v.defined["ssh.connect_timeout"] && s.ConnectTimeout <= 0 {
+		v.add("ssh.connect_timeout", "must be more than 0; write e.g. connect_timeout = \"10s\"")
+	}
+	if v.opts.SkipFileChecks {
+		return
+	}
+	for i, f := range s.IdentityFiles {
+		key := keyPath("ssh.identity_files", i)
+		if strings.HasSuffix(f, ".pub") {
+			v.add(key, "%s is a public key; name the private key file (without .pub)", f)
+			continue
+		}
+		fh, err := os.Open(f)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			v.add(key, "identity file %s does not exist; fix the path or create a key with ssh-keygen -t ed25519 -f %s", f, f)
+		case err != nil:
+			v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
+		default:
+			fi, err := fh.Stat()
+			fh.Close()
+			if err == nil && fi.IsDir() {
+				v.add(key, "identity file %s is a directory; name the private key file", f)
+			}
+		}
+	}
+	fi, err := os.Stat(s.KnownHosts)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if !s.AcceptNewHostKeys {
+			v.add("ssh.known_hosts", "known_hosts file %s does not exist; add the hosts' keys to it (check them, then ssh-keyscan HOST >> %s), "+
+				"or set accept_new_host_keys = true to trust and record each host's key on first contact", s.KnownHosts, s.KnownHosts)
+		}
+	case err != nil:
+		v.add("ssh.known_hosts", "known_hosts file %s cannot be read (%v)", s.KnownHosts, unwrapPathError(err))
+	case fi.IsDir():
+		v.add("ssh.known_hosts", "%s is a directory; name the known_hosts file", s.KnownHosts)
+	}
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (v *validator) checkPort(key string, port int) bool {
+	if port < 1 || port > 65535 {
+		v.add(key, "port %d is out of range; use 1 to 65535", port)
+		return false
+	}
+	return true
+}
+
+func (v *validator) checkNATS() {
+	n := &v.inv.NATS
+	v.checkVersion(n.Version)
+
+	if u := *n.DownloadURL; u != "" {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			v.add("nats.download_url", "%q is not an http(s) URL; write the release base URL (default %s), or \"\" to use artifact_dir only", u, DefaultDownloadURL)
+		}
+	}
+	if !serverNameRe.MatchString(n.ClusterName) {
+		v.add("nats.cluster_name", "%q is not a valid cluster name; use letters, digits, '-', '_' and '.' only", n.ClusterName)
+	}
+
+	ports := []struct {
+		key  string
+		port int
+	}{{"nats.client_port", n.ClientPort}, {"nats.cluster_port", n.ClusterPort}, {"nats.http_port", n.HTTPPort}}
+	for i, p := range ports {
+		if !v.checkPort(p.key, p.port) {
+			continue
+		}
+		for _, q := range ports[:i] {
+			if q.port != p.port {
+				continue
+			}
+			// Blame the port the file sets, not the default it ran into.
+			blame, other := p.key, q.key
+			if !v.defined[blame] && v.defined[other] {
+				blame, other = other, blame
+			}
+			v.add(blame, "port %d is also %s; client, cluster and HTTP ports must differ", p.port, DisplayKey(other))
+		}
+	}
+
+	if !userNameRe.MatchString(n.RouteUser) {
+		v.add("nats.route_user", "%q is not a valid user name; use letters, digits and - _ . @", n.RouteUser)
+	}
+	if n.RoutePasswordEnv != "" {
+		v.checkPasswordEnv("nats.route_password_env", n.RoutePasswordEnv, "the route user")
+	}
+
+	for _, s := range []struct {
+		key  string
+		size Size
+	}{{"nats.max_memory_store", n.MaxMemoryStore}, {"nats.max_file_store", n.MaxFileStore}, {"nats.log_max_size", n.LogMaxSize}} {
+		if s.size <= 0 {
+			v.add(s.key, "must be more than 0; write a size such as \"1GB\"")
+		}
+	}
+	if n.LogMaxFiles < 0 {
+		v.add("nats.log_max_files", "%d is negative; write how many rotated log files to keep (0 keeps all)", n.LogMaxFiles)
+	}
+
+	dirs := []struct {
+		key string
+		p   *string
+	}{{"nats.config_dir", &n.ConfigDir}, {"nats.data_dir", &n.DataDir}, {"nats.log_dir", &n.LogDir}}
+	var good []int
+	for i, d := range dirs {
+		if v.checkRemoteDir(d.key, d.p) {
+			good = append(good, i)
+		}
+	}
+	for gi, i := range good {
+		for _, j := range good[:gi] {
+			a, b := dirs[i], dirs[j]
+			switch {
+			case *a.p == *b.p:
+				v.add(a.key, "%q is also %s; use separate directories (they get different owners and modes)", *a.p, DisplayKey(b.key))
+			case within(*a.p, *b.p):
+				v.add(a.key, "%q is inside %s %q; use separate directories (they get different owners and modes)", *a.p, DisplayKey(b.key), *b.p)
+			case within(*b.p, *a.p):
+				v.add(a.key, "%q contains %s %q; use separate directories (they get different owners and modes)", *a.p, DisplayKey(b.key), *b.p)
+			}
+		}
+	}
+
+	if n.LameDuckDuration < Duration(time.Second) {
+		v.add("nats.lame_duck_duration", "%s is too short; write at least \"1s\" (the default %s lets clients move away calmly)", n.LameDuckDuration, DefaultLameDuckDuration)
+	} else if n.LameDuckGracePeriod >= n.LameDuckDuration {
+		v.add("nats.lame_duck_grace_period", "%s is not shorter than lame_duck_duration %s; nats-server needs the grace period to be shorter: lower it or raise lame_duck_duration",
+			n.LameDuckGracePeriod, n.LameDuckDuration)
+	}
+}
+
+func (v *validator) checkVersion(ver string) {
+	if ver == "" {
+		v.add("nats.version", "missing; name the nats-server release to deploy, e.g. version = \"2.14.9\"")
+		return
+	}
+	m := versionRe.FindStringSubmatch(ver)
+	if m == nil {
+		hint := ""
+		if strings.HasPrefix(ver, "v") && versionRe.MatchString(ver[1:]) {
+			hint = fmt.Sprintf(" (write %q, without the v)", ver[1:])
+		}
+		v.add("nats.version", "%q is not a release version%s; write MAJOR.MINOR.PATCH such as \"2.14.9\"", ver, hint)
+		return
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	if major < 2 || major == 2 && minor < 10 {
+		v.add("nats.version", "%s is too old: natsdeploy renders settings that need nats-server 2.10 or newer (logfile_max_num, ...); use a 2.10+ release", ver)
+	}
+}
+
+// systemDirs must never be config, data or log directories: natsdeploy sets
+// the owner and mode of those, which would break the host.
+var systemDirs = map[string]bool{
+	"/": true, "/bin": true, "/boot": true, "/dev": true, "/etc": true, "/home": true,
+	"/lib": true, "/lib64": true, "/opt": true, "/proc": true, "/root": true, "/run": true,
+	"/sbin": true, "/srv": true, "/sys": true, "/tmp": true, "/usr": true, "/usr/bin": true,
+	"/usr/lib": true, "/usr/local": true, "/usr/local/bin": true, "/var": true,
+	"/var/lib": true, "/var/log": true, "/var/run": true, "/var/tmp": true, "/etc/systemd": true,
+}
+
+// checkRemoteDir checks (and cleans) a directory on the hosts.
+func (v *validator) checkRemoteDir(key string, p *string) bool {
+	if !strings.HasPrefix(*p, "/") {
+		v.add(key, "%q is not an absolute path; directories on the hosts start with /", *p)
+		return false
+	}
+	if !pathCharsRe.MatchString(*p) {
+		v.add(key, "%q has characters other than letters, digits and / . _ - @ +; it ends up in systemd units and shell commands, so rename it", *p)
+		return false
+	}
+	*p = filepath.Clean(*p)
+	if systemDirs[*p] {
+		v.add(key, "%q is a system directory, whose owner and mode natsdeploy would change; use a directory of its own such as %q", *p, filepath.Join(*p, "nats"))
+		return false
+	}
+	return true
+}
+
+// within reports whether dir is strictly below parent.
+func within(dir, parent string) bool {
+	return strings.HasPrefix(dir, strings.TrimSuffix(parent, "/")+"/")
+}
+
+func (v *validator) checkHosts() {
+	hosts := v.inv.Hosts
+	switch len(hosts) {
+	case 0:
+		v.add("hosts", "no hosts; add a [[hosts]] table with name and address for each machine (1, or 3 or more)")
+		return
+	case 2:
+		v.add("hosts", "a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts")
+	}
+	names := map[string]int{}
+	addrs := map[string]int{}
+	sharedPort := false
+	for i, h := range hosts {
+		base := keyPath("hosts", i)
+		switch {
+		case h.Name == "":
+			v.add(keyPath(base, "name"), "host has no name; add name = \"nats-%d\" (it becomes the node's server_name)", i+1)
+		case !serverNameRe.MatchString(h.Name):
+			v.add(keyPath(base, "name"), "%q is not a valid server name; use letters, digits, '-', '_' and '.' only", h.Name)
+		default:
+			if j, dup := names[h.Name]; dup {
+				v.add(keyPath(base, "name"), "host name %q is also used by hosts[%d]; every host needs its own name", h.Name, j)
+			} else {
+				names[h.Name] = i
+			}
+		}
+		switch {
+		case h.Address == "":
+			v.add(keyPath(base, "address"), "host %q has no address; add address = \"IP or DNS name\"", h.Name)
+		default:
+			if msg := addressProblem(h.Address); msg != "" {
+				v.add(keyPath(base, "address"), "%q %s", h.Address, msg)
+			} else if j, dup := addrs[strings.ToLower(h.Address)]; dup {
+				v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; each NATS node needs a machine of its own (their ports would collide)", h.Address, j)
+			} else {
+				addrs[strings.ToLower(h.Address)] = i
+			}
+		}
+		if h.SSHUser != "" && !sshUserRe.MatchString(h.SSHUser) {
+			v.add(keyPath(base, "ssh_user"), "%q is not a valid login name", h.SSHUser)
+		}
+		// A host's own ssh_port is checked here; the [ssh] port once, below.
+		if portKey := keyPath(base, "ssh_port"); v.defined[portKey] {
+			if v.checkPort(portKey, h.SSHPort) {
+				v.checkSSHPortFree(portKey, h.SSHPort, fmt.Sprintf("of host %q ", h.Name))
+			}
+		} else {
+			sharedPort = true
+		}
+	}
+	if sharedPort && v.inv.SSH.Port >= 1 && v.inv.SSH.Port <= 65535 {
+		v.checkSSHPortFree("ssh.port", v.inv.SSH.Port, "")
+	}
+}
+
+// checkSSHPortFree refuses an SSH port that nats-server would also listen on.
+func (v *validator) checkSSHPortFree(key string, port int, of string) {
+	n := &v.inv.NATS
+	for _, p := range []struct {
+		key  string
+		port int
+	}{{"nats.client_port", n.ClientPort}, {"nats.cluster_port", n.ClusterPort}, {"nats.http_port", n.HTTPPort}} {
+		if p.port == port {
+			v.add(key, "SSH port %d %sis also %s; sshd and nats-server cannot share a port", port, of, DisplayKey(p.key))
+		}
+	}
+}
+
+// addressProblem returns what is wrong with a host address, or "".
+func addressProblem(a string) string {
+	switch {
+	case strings.ContainsAny(a, " \t\r\n"):
+		return "contains whitespace; write an IP address or DNS name"
+	case strings.Contains(a, "@"):
+		return "contains a user; put the login name in ssh_user and only the host in address"
+	case strings.Contains(a, "/"):
+		return "is not a host; write an IP address or DNS name without scheme or path"
+	case strings.Contains(a, ":") && net.ParseIP(a) == nil:
+		return "contains a port; put the SSH port in ssh_port and only the host in address"
+	}
+	return ""
+}
+
+func (v *validator) checkAccounts() {
+	accts := v.inv.Accounts
+	if len(accts) == 0 {
+		v.add("accounts", "no accounts; add [[accounts]] tables, one of them with system = true")
+		return
+	}
+	n := &v.inv.NATS
+	names := map[string]int{}
+	var systems []int
+	type userRef struct{ account, index int }
+	users := map[string]userRef{}
+	for i, a := range accts {
+		base := keyPath("accounts", i)
+		switch {
+		case a.Name == "":
+			v.add(keyPath(base, "name"), "account has no name; add name = \"...\"")
+		case a.Name == "$G":
+			v.add(keyPath(base, "name"), "\"$G\" is nats-server's global account, which is not configured like this; choose another name")
+		case !accountNameRe.MatchString(a.Name):
+			v.add(keyPath(base, "name"), "%q is not a valid account name; use letters, digits, '-', '_' and '$' (no spaces or dots)", a.Name)
+		default:
+			if j, dup := names[a.Name]; dup {
+				v.add(keyPath(base, "name"), "account %q is already defined at accounts[%d]; merge the two or rename one", a.Name, j)
+			} else {
+				names[a.Name] = i
+			}
+		}
+		if a.System {
+			systems = append(systems, i)
+			if a.JetStream != nil {
+				v.add(keyPath(base, "jetstream"), "the system account %q cannot have JetStream; remove its jetstream limits", a.Name)
+			}
+		}
+		if js := a.JetStream; js != nil {
+			jsKey := keyPath(base, "jetstream")
+			for _, l := range []struct {
+				key, example string
+				val          int64
+			}{
+				{"max_mem", `"1GB"`, int64(js.MaxMem)},
+				{"max_file", `"4GB"`, int64(js.MaxFile)},
+				{"max_streams", "1000", int64(js.MaxStreams)},
+				{"max_consumers", "10000", int64(js.MaxConsumers)},
+			} {
+				if l.val <= 0 {
+					v.add(keyPath(jsKey, l.key), "JetStream limit %s of account %q must be more than 0; set it, e.g. %s = %s", l.key, a.Name, l.key, l.example)
+				}
+			}
+			if js.MaxMem > n.MaxMemoryStore && n.MaxMemoryStore > 0 {
+				v.add(keyPath(jsKey, "max_mem"), "%s is more than nats.max_memory_store (%s), which no account can exceed; lower it or raise max_memory_store", js.MaxMem, n.MaxMemoryStore)
+			}
+			if js.MaxFile > n.MaxFileStore && n.MaxFileStore > 0 {
+				v.add(keyPath(jsKey, "max_file"), "%s is more than nats.max_file_store (%s), which no account can exceed; lower it or raise max_file_store", js.MaxFile, n.MaxFileStore)
+			}
+		}
+		if len(a.Users) == 0 {
+			v.add(base, "account %q has no users; add a [[accounts.users]] table below it, or remove the account", a.Name)
+		}
+		for j, u := range a.Users {
+			ukey := keyPath(base, "users", j)
+			switch {
+			case u.Name == "":
+				v.add(keyPath(ukey, "name"), "user has no name; add name = \"...\"")
+			case !userNameRe.MatchString(u.Name):
+				v.add(keyPath(ukey, "name"), "%q is not a valid user name; use letters, digits and - _ . @", u.Name)
+			default:
+				if prev, dup := users[u.Name]; dup {
+					v.add(keyPath(ukey, "name"), "user %q is already defined in account %q (accounts[%d].users[%d]); NATS needs user names unique across all accounts, so rename one",
+						u.Name, accts[prev.account].Name, prev.account, prev.index)
+				} else {
+					users[u.Name] = userRef{i, j}
+				}
+			}
+			v.checkUser(ukey, a, u)
+		}
+	}
+	switch len(systems) {
+	case 0:
+		v.add("accounts", "no system account; mark one account system = true (the seed calls it SYS) so servers can be monitored and managed")
+	case 1:
+	default:
+		for _, i := range systems[1:] {
+			v.add(keyPath("accounts", i, "system"), "account %q is a second system account (%q is one already); mark only one account system = true",
+				accts[i].Name, accts[systems[0]].Name)
+		}
+	}
+}
+
+func (v *validator) checkUser(key string, a Account, u User) {
+	who := fmt.Sprintf("user %q", u.Name)
+	if u.Password != "" && u.PasswordEnv != "" {
+		v.add(keyPath(key, "password_env"), "%s sets both password and password_env; keep one (password_env keeps the secret out of the file)", who)
+	}
+	if u.Password != "" {
+		if msg := passwordProblem(u.Password); msg != "" {
+			v.add(keyPath(key, "password"), "the password of %s %s; use at least %d characters, or remove it to have one generated and kept in the secrets file", who, msg, MinPasswordLength)
+		}
+	}
+	if u.PasswordEnv != "" {
+		v.checkPasswordEnv(keyPath(key, "password_env"), u.PasswordEnv, who)
+	}
+
+	if len(u.Allow) == 0 && len(u.Publish) == 0 && len(u.Subscribe) == 0 && !u.JetStream && !u.RequestReply {
+		v.add(key, "%s has no allow rule, so it could do nothing; write allow = [\">\"] for full access, or the subjects it may use", who)
+	}
+	switch {
+	case u.JetStream && a.System:
+		v.add(keyPath(key, "jetstream"), "%s is in the system account %q, which cannot have JetStream; remove jetstream = true", who, a.Name)
+	case u.JetStream && a.JetStream == nil:
+		v.add(keyPath(key, "jetstream"), "%s asks for JetStream but account %q has none; give the account jetstream = { max_mem = ..., ... } or remove jetstream = true", who, a.Name)
+	}
+	for _, list := range []struct {
+		name     string
+		subjects []string
+	}{
+		{"allow", u.Allow}, {"deny", u.Deny}, {"publish", u.Publish},
+		{"subscribe", u.Subscribe}, {"deny_publish", u.DenyPublish}, {"deny_subscribe", u.DenySubscribe},
+	} {
+		seen := map[string]int{}
+		for k, s := range list.subjects {
+			skey := keyPath(key, list.name, k)
+			if err := SubjectError(s); err != nil {
+				v.add(skey, "%q is not a valid subject: %v", s, err)
+				continue
+			}
+			if prev, dup := seen[s]; dup {
+				v.add(skey, "%q is listed twice (also %s[%d]); remove one", s, list.name, prev)
+				continue
+			}
+			seen[s] = k
+		}
+	}
+}
+
+// checkPasswordEnv checks now that the named variable holds a usable
+// password, so a missing export fails before anything is changed.
+func (v *validator) checkPasswordEnv(key, name, who string) {
+	if !envNameRe.MatchString(name) {
+		v.add(key, "%q is not an environment variable name; use letters, digits and _", name)
+		return
+	}
+	pw, ok := os.LookupEnv(name)
+	switch {
+	case !ok || pw == "":
+		v.add(key, "environment variable %s (the password of %s) is not set; export it before running natsdeploy, or remove password_env to have a password generated", name, who)
+	default:
+		if msg := passwordProblem(pw); msg != "" {
+			v.add(key, "the password in environment variable %s (for %s) %s; use at least %d characters", name, who, msg, MinPasswordLength)
+		}
+	}
+}

@@ -1,0 +1,608 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// base is a small valid inventory; each case below breaks it one way.
+const base = `[ssh]
+user = "deploy"
+
+[nats]
+version = "2.14.9"
+
+[[hosts]]
+name = "n1"
+address = "10.0.0.1"
+
+[[hosts]]
+name = "n2"
+address = "10.0.0.2"
+
+[[hosts]]
+name = "n3"
+address = "10.0.0.3"
+
+[[accounts]]
+name = "SYS"
+system = true
+  [[accounts.users]]
+  name = "sys"
+  allow = ["$SYS.>"]
+  request_reply = true
+
+[[accounts]]
+name = "APP"
+jetstream = { max_mem = "1GB", max_file = "4GB", max_streams = 10, max_consumers = 100 }
+  [[accounts.users]]
+  name = "app"
+  allow = ["app.>", "logs.app.*"]
+  jetstream = true
+`
+
+// threeHosts is the [[hosts]] part of base, for cases that change it.
+const threeHosts = `[[hosts]]
+name = "n1"
+address = "10.0.0.1"
+
+[[hosts]]
+name = "n2"
+address = "10.0.0.2"
+
+[[hosts]]
+name = "n3"
+address = "10.0.0.3"
+`
+
+const appUser = `  name = "app"
+  allow = ["app.>", "logs.app.*"]
+`
+
+func parseTest(t *testing.T, text string, opts LoadOptions) (*Inventory, error) {
+	t.Helper()
+	return Parse("t.toml", []byte(text), opts)
+}
+
+func TestBaseIsValid(t *testing.T) {
+	inv, err := parseTest(t, base, LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatalf("base inventory: %v", err)
+	}
+	if inv.SystemAccount() == nil || inv.SystemAccount().Name != "SYS" {
+		t.Fatalf("SystemAccount() = %v", inv.SystemAccount())
+	}
+}
+
+func TestValidation(t *testing.T) {
+	tmp := t.TempDir()
+	key := filepath.Join(tmp, "id_ed25519")
+	if err := os.WriteFile(key, []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	knownHosts := filepath.Join(tmp, "known_hosts")
+	if err := os.WriteFile(knownHosts, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEST_SHORT_PW", "short")
+	t.Setenv("TEST_SEED_PW", "cluster_pass_123")
+	os.Unsetenv("TEST_UNSET_PW")
+
+	tests := []struct {
+		name string
+		// edit turns base into the broken inventory: pairs of old, new.
+		edit []string
+		// at is text on the line the problem must point to ("" = no line).
+		at string
+		// want is the rest of the message after "t.toml:LINE: ".
+		want       string
+		fileChecks bool
+	}{
+		{
+			name: "toml syntax error",
+			edit: []string{`version = "2.14.9"`, `version = "2.14.9`},
+			at:   `version = "2.14.9`,
+			want: "strings cannot contain newlines; fix the TOML syntax",
+		},
+		{
+			name: "unknown key, typo",
+			edit: []string{`  name = "app"`, `  name = "app"` + "\n  passwrd = \"x\""},
+			at:   "passwrd",
+			want: `accounts[1].users[0].passwrd: unknown key "passwrd"; did you mean "password"?`,
+		},
+		{
+			name: "unknown key, wrong section",
+			edit: []string{`user = "deploy"`, `user = "deploy"` + "\nversion = \"2.14.9\""},
+			at:   "version = \"2.14.9\"\n\n[nats]",
+			want: `ssh.version: unknown key "version" here; it belongs in [nats]`,
+		},
+		{
+			name: "unknown key, nothing close",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\ncolour = \"blue\""},
+			at:   "colour",
+			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, name, ssh_port, ssh_user`,
+		},
+		{
+			name: "wrong type",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = \"4222\""},
+			at:   "client_port",
+			want: `nats.client_port: expected an integer, got the string "4222"; remove the quotes`,
+		},
+		{
+			name: "account jetstream written as a flag",
+			edit: []string{"system = true\n", "system = true\njetstream = true\n"},
+			at:   "jetstream = true\n  [[accounts.users]]\n  name = \"sys\"",
+			want: `accounts[0].jetstream: expected a table, got true; an account's JetStream is its limits: jetstream = { max_mem = "1GB"`,
+		},
+		{
+			name: "no hosts",
+			edit: []string{threeHosts, ""},
+			want: "hosts: no hosts; add a [[hosts]] table with name and address for each machine (1, or 3 or more)",
+		},
+		{
+			name: "two hosts",
+			edit: []string{"[[hosts]]\nname = \"n3\"\naddress = \"10.0.0.3\"\n", ""},
+			at:   "[[hosts]]\nname = \"n1\"",
+			want: "hosts: a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts",
+		},
+		{
+			name: "missing host name",
+			edit: []string{"name = \"n2\"\n", ""},
+			at:   "[[hosts]]\naddress = \"10.0.0.2\"",
+			want: `hosts[1].name: host has no name; add name = "nats-2" (it becomes the node's server_name)`,
+		},
+		{
+			name: "missing host address",
+			edit: []string{"address = \"10.0.0.2\"\n", ""},
+			at:   "[[hosts]]\nname = \"n2\"",
+			want: `hosts[1].address: host "n2" has no address; add address = "IP or DNS name"`,
+		},
+		{
+			name: "duplicate host name",
+			edit: []string{`name = "n3"`, `name = "n1"`},
+			at:   "name = \"n1\"\naddress = \"10.0.0.3\"",
+			want: `hosts[2].name: host name "n1" is also used by hosts[0]; every host needs its own name`,
+		},
+		{
+			name: "duplicate host address",
+			edit: []string{`address = "10.0.0.3"`, `address = "10.0.0.1"`},
+			at:   "address = \"10.0.0.1\"\n\n[[accounts]]",
+			want: `hosts[2].address: address "10.0.0.1" is also used by hosts[0]; each NATS node needs a machine of its own`,
+		},
+		{
+			name: "host name not a server name",
+			edit: []string{`name = "n2"`, `name = "n 2"`},
+			at:   `name = "n 2"`,
+			want: `hosts[1].name: "n 2" is not a valid server name; use letters, digits, '-', '_' and '.' only`,
+		},
+		{
+			name: "host address with port",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2:22"`},
+			at:   `10.0.0.2:22`,
+			want: `hosts[1].address: "10.0.0.2:22" contains a port; put the SSH port in ssh_port`,
+		},
+		{
+			name: "port out of range",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 70000"},
+			at:   "client_port",
+			want: "nats.client_port: port 70000 is out of range; use 1 to 65535",
+		},
+		{
+			name: "ports collide",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nhttp_port = 6222"},
+			at:   "http_port",
+			want: "nats.http_port: port 6222 is also nats.cluster_port; client, cluster and HTTP ports must differ",
+		},
+		{
+			name: "ssh port collides with a nats port",
+			edit: []string{`address = "10.0.0.2"`, "address = \"10.0.0.2\"\nssh_port = 8222"},
+			at:   "ssh_port",
+			want: `hosts[1].ssh_port: SSH port 8222 of host "n2" is also nats.http_port; sshd and nats-server cannot share a port`,
+		},
+		{
+			name: "ssh port out of range",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 0"},
+			at:   "port = 0",
+			want: "ssh.port: port 0 is out of range; use 1 to 65535",
+		},
+		{
+			name: "missing version",
+			edit: []string{`version = "2.14.9"`, ""},
+			at:   "[nats]",
+			want: `nats.version: missing; name the nats-server release to deploy, e.g. version = "2.14.9"`,
+		},
+		{
+			name: "version with v",
+			edit: []string{`version = "2.14.9"`, `version = "v2.14.9"`},
+			at:   "version",
+			want: `nats.version: "v2.14.9" is not a release version (write "2.14.9", without the v); write MAJOR.MINOR.PATCH such as "2.14.9"`,
+		},
+		{
+			name: "version too old",
+			edit: []string{`version = "2.14.9"`, `version = "2.9.25"`},
+			at:   "version",
+			want: "nats.version: 2.9.25 is too old: natsdeploy renders settings that need nats-server 2.10 or newer",
+		},
+		{
+			name: "bad size",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nmax_file_store = \"4XB\""},
+			at:   "max_file_store",
+			want: `nats.max_file_store: "4XB" is not a size: unknown unit "XB"; write a byte count such as 1073741824, or a number with a unit: "512MB", "100M", "1GB", "1GiB"`,
+		},
+		{
+			name: "negative size",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_max_size = -1"},
+			at:   "log_max_size",
+			want: "nats.log_max_size: -1 is not a size: it is negative",
+		},
+		{
+			name: "zero size",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nmax_memory_store = 0"},
+			at:   "max_memory_store",
+			want: `nats.max_memory_store: must be more than 0; write a size such as "1GB"`,
+		},
+		{
+			name: "bad duration",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"30\""},
+			at:   "lame_duck_duration",
+			want: `nats.lame_duck_duration: "30" is not a duration: it has no unit; write a number with a unit such as "500ms", "30s", "2m" or "1h30m"`,
+		},
+		{
+			name: "duration without quotes",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nconnect_timeout = 10"},
+			at:   "connect_timeout",
+			want: "ssh.connect_timeout: 10 is not a duration: it has no unit",
+		},
+		{
+			name: "grace not shorter than lame duck duration",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"20s\"\nlame_duck_grace_period = \"20s\""},
+			at:   "lame_duck_grace_period",
+			want: "nats.lame_duck_grace_period: 20s is not shorter than lame_duck_duration 20s; nats-server needs the grace period to be shorter",
+		},
+		{
+			name: "lame duck duration too short",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"500ms\""},
+			at:   "lame_duck_duration",
+			want: `nats.lame_duck_duration: 500ms is too short; write at least "1s"`,
+		},
+		{
+			name: "negative log_max_files",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_max_files = -1"},
+			at:   "log_max_files",
+			want: "nats.log_max_files: -1 is negative; write how many rotated log files to keep (0 keeps all)",
+		},
+		{
+			name: "relative data dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"data\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "data" is not an absolute path; directories on the hosts start with /`,
+		},
+		{
+			name: "root as log dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"/\""},
+			at:   "log_dir",
+			want: `nats.log_dir: "/" is a system directory, whose owner and mode natsdeploy would change; use a directory of its own such as "/nats"`,
+		},
+		{
+			name: "system dir as data dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/var/lib/\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/var/lib" is a system directory`,
+		},
+		{
+			name: "overlapping dirs",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"/var/lib/nats/logs\""},
+			at:   "log_dir",
+			want: `nats.log_dir: "/var/lib/nats/logs" is inside nats.data_dir "/var/lib/nats"; use separate directories`,
+		},
+		{
+			name: "same dirs",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nconfig_dir = \"/srv/nats\"\ndata_dir = \"/srv/nats\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/srv/nats" is also nats.config_dir; use separate directories`,
+		},
+		{
+			name: "bad download url",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndownload_url = \"ftp://example.com/x\""},
+			at:   "download_url",
+			want: `nats.download_url: "ftp://example.com/x" is not an http(s) URL`,
+		},
+		{
+			name: "account name with space",
+			edit: []string{`name = "APP"`, `name = "MY APP"`},
+			at:   `name = "MY APP"`,
+			want: `accounts[1].name: "MY APP" is not a valid account name; use letters, digits, '-', '_' and '$' (no spaces or dots)`,
+		},
+		{
+			name: "account named $G",
+			edit: []string{`name = "APP"`, `name = "$G"`},
+			at:   `name = "$G"`,
+			want: `accounts[1].name: "$G" is nats-server's global account`,
+		},
+		{
+			name: "duplicate account",
+			edit: []string{`name = "APP"`, `name = "SYS"`},
+			at:   "name = \"SYS\"\njetstream",
+			want: `accounts[1].name: account "SYS" is already defined at accounts[0]; merge the two or rename one`,
+		},
+		{
+			name: "account without users",
+			edit: []string{"  [[accounts.users]]\n" + appUser + "  jetstream = true\n", ""},
+			at:   "[[accounts]]\nname = \"APP\"",
+			want: `accounts[1]: account "APP" has no users; add a [[accounts.users]] table below it, or remove the account`,
+		},
+		{
+			name: "no system account",
+			edit: []string{"system = true\n", ""},
+			at:   "[[accounts]]\nname = \"SYS\"",
+			want: "accounts: no system account; mark one account system = true",
+		},
+		{
+			name: "two system accounts",
+			edit: []string{`name = "APP"`, "name = \"APP\"\nsystem = true"},
+			at:   "system = true\njetstream",
+			want: `accounts[1].system: account "APP" is a second system account ("SYS" is one already); mark only one account system = true`,
+		},
+		{
+			name: "system account with jetstream",
+			edit: []string{"system = true\n", "system = true\njetstream = { max_mem = \"1GB\", max_file = \"1GB\", max_streams = 1, max_consumers = 1 }\n"},
+			at:   "jetstream = { max_mem = \"1GB\", max_file = \"1GB\"",
+			want: `accounts[0].jetstream: the system account "SYS" cannot have JetStream; remove its jetstream limits`,
+		},
+		{
+			name: "jetstream limit missing",
+			edit: []string{"max_streams = 10, ", ""},
+			at:   "jetstream = {",
+			want: `accounts[1].jetstream.max_streams: JetStream limit max_streams of account "APP" must be more than 0; set it, e.g. max_streams = 1000`,
+		},
+		{
+			name: "account quota above the server's",
+			edit: []string{`max_mem = "1GB"`, `max_mem = "2GB"`},
+			at:   "jetstream = {",
+			want: "accounts[1].jetstream.max_mem: 2GB is more than nats.max_memory_store (1GB), which no account can exceed; lower it or raise max_memory_store",
+		},
+		{
+			name: "user jetstream in an account without it",
+			edit: []string{`jetstream = { max_mem = "1GB", max_file = "4GB", max_streams = 10, max_consumers = 100 }` + "\n", ""},
+			at:   "jetstream = true",
+			want: `accounts[1].users[0].jetstream: user "app" asks for JetStream but account "APP" has none`,
+		},
+		{
+			name: "user in two accounts",
+			edit: []string{`name = "app"`, `name = "sys"`},
+			at:   `name = "sys"` + "\n  allow = [\"app",
+			want: `accounts[1].users[0].name: user "sys" is already defined in account "SYS" (accounts[0].users[0]); NATS needs user names unique across all accounts, so rename one`,
+		},
+		{
+			name: "user without allow rules",
+			edit: []string{"  allow = [\"app.>\", \"logs.app.*\"]\n  jetstream = true\n", "  deny = [\"x\"]\n"},
+			at:   "[[accounts.users]]\n  name = \"app\"",
+			want: `accounts[1].users[0]: user "app" has no allow rule, so it could do nothing; write allow = [">"] for full access`,
+		},
+		{
+			name: "subject with double wildcard",
+			edit: []string{`"logs.app.*"`, `"dev.**"`},
+			at:   `"dev.**"`,
+			want: `accounts[1].users[0].allow[1]: "dev.**" is not a valid subject: token "**" mixes a wildcard with other characters; a wildcard is a whole token: "*" matches one token, ">" all remaining ones`,
+		},
+		{
+			name: "subject with empty token",
+			edit: []string{`"logs.app.*"`, `"logs..app"`},
+			at:   `"logs..app"`,
+			want: `accounts[1].users[0].allow[1]: "logs..app" is not a valid subject: it has an empty token (two dots in a row); write "a.b", not "a..b"`,
+		},
+		{
+			name: "subject with leading dot, in publish",
+			edit: []string{appUser, appUser + "  publish = [\".app\"]\n"},
+			at:   `".app"`,
+			want: `accounts[1].users[0].publish[0]: ".app" is not a valid subject: it starts with a dot`,
+		},
+		{
+			name: "subject with trailing dot, in deny",
+			edit: []string{appUser, appUser + "  deny = [\"app.\"]\n"},
+			at:   `"app."`,
+			want: `accounts[1].users[0].deny[0]: "app." is not a valid subject: it ends with a dot`,
+		},
+		{
+			name: "subject with > in the middle",
+			edit: []string{`"logs.app.*"`, `"logs.>.app"`},
+			at:   `"logs.>.app"`,
+			want: `accounts[1].users[0].allow[1]: "logs.>.app" is not a valid subject: ">" must be the last token`,
+		},
+		{
+			name: "subject with whitespace, multi-line list",
+			edit: []string{appUser, appUser + "  deny_subscribe = [\n    \"ok\",\n    \"app. x\",\n  ]\n"},
+			at:   `"app. x"`,
+			want: `accounts[1].users[0].deny_subscribe[1]: "app. x" is not a valid subject: it contains whitespace`,
+		},
+		{
+			name: "subject mixing a wildcard into a token",
+			edit: []string{`"logs.app.*"`, `"logs.app*"`},
+			at:   `"logs.app*"`,
+			want: `accounts[1].users[0].allow[1]: "logs.app*" is not a valid subject: token "app*" mixes a wildcard`,
+		},
+		{
+			name: "rule listed twice",
+			edit: []string{`"logs.app.*"`, `"logs.app.*", "app.>"`},
+			at:   `"logs.app.*", "app.>"`,
+			want: `accounts[1].users[0].allow[2]: "app.>" is listed twice (also allow[0]); remove one`,
+		},
+		{
+			name: "password and password_env",
+			edit: []string{appUser, appUser + "  password = \"a-long-enough-password\"\n  password_env = \"TEST_SHORT_PW\"\n"},
+			at:   "password_env",
+			want: `accounts[1].users[0].password_env: user "app" sets both password and password_env; keep one`,
+		},
+		{
+			name: "password_env unset",
+			edit: []string{appUser, appUser + "  password_env = \"TEST_UNSET_PW\"\n"},
+			at:   "password_env",
+			want: `accounts[1].users[0].password_env: environment variable TEST_UNSET_PW (the password of user "app") is not set; export it before running natsdeploy`,
+		},
+		{
+			name: "password_env too short",
+			edit: []string{appUser, appUser + "  password_env = \"TEST_SHORT_PW\"\n"},
+			at:   "password_env",
+			want: `accounts[1].users[0].password_env: the password in environment variable TEST_SHORT_PW (for user "app") is shorter than 12 characters`,
+		},
+		{
+			name: "password_env not a variable name",
+			edit: []string{appUser, appUser + "  password_env = \"$PW\"\n"},
+			at:   "password_env",
+			want: `accounts[1].users[0].password_env: "$PW" is not an environment variable name`,
+		},
+		{
+			name: "inline seed password",
+			edit: []string{appUser, appUser + "  password = \"nats123\"\n"},
+			at:   "password",
+			want: `accounts[1].users[0].password: the password of user "app" is one of the seed's published example passwords; use at least 12 characters`,
+		},
+		{
+			name: "inline short password",
+			edit: []string{appUser, appUser + "  password = \"hunter2hunt\"\n"},
+			at:   "password",
+			want: `accounts[1].users[0].password: the password of user "app" is shorter than 12 characters`,
+		},
+		{
+			name: "route password from env is the seed's",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nroute_password_env = \"TEST_SEED_PW\""},
+			at:   "route_password_env",
+			want: "nats.route_password_env: the password in environment variable TEST_SEED_PW (for the route user) is one of the seed's published example passwords",
+		},
+		{
+			name:       "identity file missing",
+			edit:       []string{`user = "deploy"`, "user = \"deploy\"\nidentity_files = [\"keys/nope\"]\naccept_new_host_keys = true"},
+			at:         "identity_files",
+			want:       "ssh.identity_files[0]: identity file " + filepath.Join(mustAbs(t, "keys"), "nope") + " does not exist",
+			fileChecks: true,
+		},
+		{
+			name:       "identity file is the public key",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q, %q]\naccept_new_host_keys = true", key, key+".pub")},
+			at:         "identity_files",
+			want:       "ssh.identity_files[1]: " + key + ".pub is a public key; name the private key file (without .pub)",
+			fileChecks: true,
+		},
+		{
+			name:       "known_hosts missing",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", filepath.Join(tmp, "missing"))},
+			at:         "known_hosts",
+			want:       "ssh.known_hosts: known_hosts file " + filepath.Join(tmp, "missing") + " does not exist; add the hosts' keys to it",
+			fileChecks: true,
+		},
+		{
+			name:       "ssh file checks pass",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\nknown_hosts = %q", key, knownHosts)},
+			fileChecks: true,
+		},
+		{
+			name:       "known_hosts may be missing with accept_new_host_keys",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q\naccept_new_host_keys = true", filepath.Join(tmp, "missing"))},
+			fileChecks: true,
+		},
+		{
+			name: "file checks skipped",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nidentity_files = [\"keys/nope\"]\nknown_hosts = \"nope\""},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.edit)%2 != 0 {
+				t.Fatal("edit needs old, new pairs")
+			}
+			text := base
+			for i := 0; i < len(tt.edit); i += 2 {
+				if !strings.Contains(text, tt.edit[i]) {
+					t.Fatalf("edit: %q not in the inventory", tt.edit[i])
+				}
+				text = strings.Replace(text, tt.edit[i], tt.edit[i+1], 1)
+			}
+			_, err := parseTest(t, text, LoadOptions{SkipFileChecks: !tt.fileChecks})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("want no problems, got:\n%v", err)
+				}
+				return
+			}
+			var probs *Problems
+			if !errors.As(err, &probs) {
+				t.Fatalf("want *Problems, got %T: %v", err, err)
+			}
+			prefix := "t.toml: "
+			if tt.at != "" {
+				line := lineOf(t, text, tt.at)
+				prefix = fmt.Sprintf("t.toml:%d: ", line)
+			}
+			for _, l := range strings.Split(err.Error(), "\n") {
+				if strings.HasPrefix(l, prefix+tt.want) {
+					return
+				}
+			}
+			t.Fatalf("want a line starting with\n%s%s\ngot:\n%v", prefix, tt.want, err)
+		})
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// lineOf returns the 1-based line on which sub starts in text.
+func lineOf(t *testing.T, text, sub string) int {
+	t.Helper()
+	i := strings.Index(text, sub)
+	if i < 0 {
+		t.Fatalf("%q not in the inventory", sub)
+	}
+	return strings.Count(text[:i], "\n") + 1
+}
+
+func TestAllProblemsReportedInLineOrder(t *testing.T) {
+	text := strings.NewReplacer(
+		`version = "2.14.9"`, `version = "2.14"`+"\nclient_port = 6222",
+		`"logs.app.*"`, `"logs..app"`,
+		`address = "10.0.0.3"`, `address = "10.0.0.1"`,
+		`user = "deploy"`, `usr = "deploy"`,
+	).Replace(base)
+	_, err := parseTest(t, text, LoadOptions{SkipFileChecks: true})
+	var probs *Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("want *Problems, got %v", err)
+	}
+	want := []string{
+		`t.toml:2: ssh.usr: unknown key "usr"; did you mean "user"?`,
+		`t.toml:5: nats.version: "2.14" is not a release version; write MAJOR.MINOR.PATCH such as "2.14.9"`,
+		`t.toml:6: nats.client_port: port 6222 is also nats.cluster_port; client, cluster and HTTP ports must differ`,
+		`t.toml:18: hosts[2].address: address "10.0.0.1" is also used by hosts[0]; each NATS node needs a machine of its own (their ports would collide)`,
+		`t.toml:33: accounts[1].users[0].allow[1]: "logs..app" is not a valid subject: it has an empty token (two dots in a row); write "a.b", not "a..b"`,
+	}
+	if got := err.Error(); got != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	for _, p := range probs.List {
+		if p.File != "t.toml" || p.Line == 0 || p.Key == "" {
+			t.Errorf("incomplete problem %+v", p)
+		}
+	}
+}
+
+// A value that cannot be decoded gets one message, not a second one from a
+// check that sees its zero value.
+func TestNoFollowUpProblemsForBadValues(t *testing.T) {
+	text := strings.Replace(base, `version = "2.14.9"`, `version = "2.14.9"`+"\nmax_memory_store = \"lots\"", 1)
+	_, err := parseTest(t, text, LoadOptions{SkipFileChecks: true})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
+		t.Fatalf("want 1 problem, got %d:\n%v", n, err)
+	}
+}
