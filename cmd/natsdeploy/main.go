@@ -91,8 +91,9 @@ func load(c *cli.Context) (*inventory.Inventory, error) {
 	return inv, nil
 }
 
-// open loads the inventory, connects to every host and gathers the plan.
-func open(c *cli.Context, lock bool) (*deploy.Run, error) {
+// open loads the inventory, connects to every host and, when gather is
+// set, reads their facts and computes the plan.
+func open(c *cli.Context, lock, gather bool) (*deploy.Run, error) {
 	inv, err := load(c)
 	if err != nil {
 		return nil, err
@@ -107,6 +108,9 @@ func open(c *cli.Context, lock bool) (*deploy.Run, error) {
 			return nil, err
 		}
 	}
+	if !gather {
+		return r, nil
+	}
 	if err := r.Gather(c.Context); err != nil {
 		r.Close()
 		return nil, err
@@ -116,7 +120,7 @@ func open(c *cli.Context, lock bool) (*deploy.Run, error) {
 
 func applyCmd(c *cli.Context) error {
 	start := time.Now()
-	r, err := open(c, true)
+	r, err := open(c, true, true)
 	if err != nil {
 		return err
 	}
@@ -139,7 +143,7 @@ func applyCmd(c *cli.Context) error {
 }
 
 func planCmd(c *cli.Context) error {
-	r, err := open(c, false)
+	r, err := open(c, false, true)
 	if err != nil {
 		return err
 	}
@@ -149,7 +153,7 @@ func planCmd(c *cli.Context) error {
 }
 
 func verifyCmd(c *cli.Context) error {
-	r, err := open(c, false)
+	r, err := open(c, false, false)
 	if err != nil {
 		return err
 	}

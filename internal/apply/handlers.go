@@ -117,7 +117,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 	if len(starting) == 0 {
 		return nil
 	}
-	if len(starting) == len(targets) && len(targets) > 1 {
+	if len(starting) == len(targets) && len(targets) > 1 && u.HealthURL != "" {
 		logf("", "starting %s on all %d hosts together (a cold cluster needs a quorum before any node is healthy)", u.Name, len(targets))
 	}
 	err := Each(starting, func(t Target) error {

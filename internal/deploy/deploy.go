@@ -295,22 +295,37 @@ func (r *Run) Apply(ctx context.Context, to apply.Timeouts) (bool, error) {
 }
 
 // ExpectedDigests asks each host's nats-server what digest its config on
-// disk has; the verifier compares it with the running server's.
+// disk has; the verifier compares it with the running server's. It needs
+// only the connections, not Gather: verify must work from a machine that
+// has no artifact cache.
 func (r *Run) ExpectedDigests(ctx context.Context) map[string]string {
 	out := map[string]string{}
-	for _, t := range r.Targets {
-		for _, u := range t.Desired.Units {
-			if u.DigestCmd == "" {
-				continue
-			}
-			res, err := t.Conn.Exec(ctx, u.DigestCmd+" 2>&1")
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range r.Inv.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: "-", SHA256: "-", Version: r.Inv.NATS.Version})
 			if err != nil {
-				continue
+				return
 			}
-			if d := apply.ParseDigest(res); d != "" {
-				out[t.Name] = d
+			for _, u := range d.Units {
+				if u.DigestCmd == "" {
+					continue
+				}
+				res, err := Conn{r.Conns[h.Name]}.Exec(ctx, u.DigestCmd+" 2>&1")
+				if err != nil {
+					continue
+				}
+				if dg := apply.ParseDigest(res); dg != "" {
+					mu.Lock()
+					out[h.Name] = dg
+					mu.Unlock()
+				}
 			}
-		}
+		}()
 	}
+	wg.Wait()
 	return out
 }
