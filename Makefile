@@ -111,9 +111,13 @@ demo: deps docker lab-up lab-artifacts build
 	$(STEP) "bin/natsdeploy apply inventory/lab.toml"
 	@bin/natsdeploy apply inventory/lab.toml
 
-bench:
-	$(STEP) "go test -bench"
+# Unit benchmarks (rendering, planning), then the lab ones: a no-op apply
+# and a full verify against the three real hosts, timed over 5 runs each.
+bench: docker lab-up lab-artifacts
+	$(STEP) "go test -bench ./...  (unit)"
 	@$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(STEP) "go test -tags e2e -bench ./e2e/  (lab: no-op apply, verify)"
+	@$(GO) test -tags e2e -run '^$$' -bench . -benchtime 5x ./e2e/
 
 clean:
 	$(STEP) "rm -rf bin/"

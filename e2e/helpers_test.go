@@ -72,7 +72,7 @@ func run(m *testing.M) int {
 // writeInventory writes the lab inventory with edits applied, with paths
 // made absolute and a secrets file shared by every variant of this run,
 // and returns its path.
-func writeInventory(t *testing.T, name string, edits ...func(string) string) string {
+func writeInventory(t testing.TB, name string, edits ...func(string) string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "inventory", "lab.toml"))
 	if err != nil {
