@@ -1,5 +1,45 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
 
-func contextsCmd(c *cli.Context) error { return cli.Exit("not yet", 1) }
+	"github.com/urfave/cli/v2"
+
+	"github.com/natsdeploy/natsdeploy/internal/contexts"
+	"github.com/natsdeploy/natsdeploy/internal/secrets"
+)
+
+// contextsCmd writes a natscli context per user. It needs no host: the
+// servers and users come from the inventory, the passwords from the
+// secrets file (or the environment variables the inventory names).
+func contextsCmd(c *cli.Context) error {
+	inv, err := load(c)
+	if err != nil {
+		return err
+	}
+	sec, err := secrets.Open(inv)
+	if err != nil {
+		return err
+	}
+	// A password generated now must be the one later deployed.
+	if err := sec.Save(); err != nil {
+		return err
+	}
+	dir := c.String("dir")
+	if dir == "" {
+		if dir, err = contexts.DefaultDir(); err != nil {
+			return err
+		}
+	}
+	names, err := contexts.Write(inv, sec, dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		fmt.Println(n)
+	}
+	if len(names) > 0 {
+		fmt.Printf("wrote %d natscli contexts to %s (mode 0600); use: nats --context %s ...\n", len(names), dir, names[0])
+	}
+	return nil
+}

@@ -25,6 +25,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/natsdeploy/natsdeploy/internal/shell"
 )
 
 // fixture is a client key, a server that trusts it and a known_hosts file
@@ -106,61 +108,24 @@ func wantContains(t *testing.T, err error, subs ...string) {
 	}
 }
 
-func TestQuote(t *testing.T) {
-	cases := map[string]string{
-		"":                 "''",
-		"plain":            "plain",
-		"/etc/nats/a.conf": "/etc/nats/a.conf",
-		"nats:nats":        "nats:nats",
-		"a b":              "'a b'",
-		"it's":             `'it'\''s'`,
-		"'":                `''\'''`,
-		"~root":            "'~root'",
-		"$HOME":            "'$HOME'",
-	}
-	for in, want := range cases {
-		if got := Quote(in); got != want {
-			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
-		}
-	}
-	// Whatever the input, the shell must read back exactly that one word.
-	hard := []string{
-		"", " ", "a b", "it's", "''", `\`, `\'`, `"`, "$(id)", "`id`", "$HOME", "${x:-y}",
-		"a\nb", "\t", "*", "?", "[a]", "~", "~/x", "!", "!!", "a;b", "a&&b", "a|b", "<>", "#c",
-		"=x", "-n", "--", "x=1", "héllo wörld ✓", "'\"'\"'", "%s", "{a,b}", "\x01\x7f",
-	}
-	for _, in := range hard {
-		out, err := exec.Command("/bin/sh", "-c", `printf '%s|' `+Quote(in)+` end`).Output()
-		if err != nil {
-			t.Fatalf("sh with %q: %v", Quote(in), err)
-		}
-		if got := string(out); got != in+"|end|" {
-			t.Errorf("sh read Quote(%q) = %s back as %q", in, Quote(in), got)
-		}
-	}
-	if got := QuoteAll("chown", "--", "nats:nats", "/a b"); got != "chown -- nats:nats '/a b'" {
-		t.Errorf("QuoteAll = %s", got)
-	}
-}
-
 // isWrapped reports whether wire is what Run sends for cmd.
 func isWrapped(wire, cmd string, sudo bool) bool {
-	prefix := "exec sh -c " + Quote(groupWrapper) + " " + tagPrefix
+	prefix := "exec sh -c " + shell.Quote(groupWrapper) + " " + tagPrefix
 	if sudo {
-		prefix = "exec sudo -n -- sh -c " + Quote(groupWrapper) + " " + tagPrefix
+		prefix = "exec sudo -n -- sh -c " + shell.Quote(groupWrapper) + " " + tagPrefix
 	}
 	rest, ok := strings.CutPrefix(wire, prefix)
 	if !ok {
 		return false
 	}
 	tag, quoted, ok := strings.Cut(rest, " ")
-	return ok && len(tag) == 16 && quoted == Quote(cmd)
+	return ok && len(tag) == 16 && quoted == shell.Quote(cmd)
 }
 
 func TestWrap(t *testing.T) {
 	cmd := `echo "it's" | tr a-z A-Z`
 	sudo := (&Client{}).wrap(cmd, "natsdeploy-run:0123456789abcdef")
-	want := "exec sudo -n -- sh -c " + Quote(groupWrapper) + ` natsdeploy-run:0123456789abcdef 'echo "it'\''s" | tr a-z A-Z'`
+	want := "exec sudo -n -- sh -c " + shell.Quote(groupWrapper) + ` natsdeploy-run:0123456789abcdef 'echo "it'\''s" | tr a-z A-Z'`
 	if sudo != want {
 		t.Fatalf("wrap = %s\nwant   %s", sudo, want)
 	}
@@ -559,7 +524,7 @@ func TestRun(t *testing.T) {
 			errParts: []string{"host nats-1: echo partial;", "exit status 3: no such unit"}},
 		{cmd: "echo only-stdout; exit 1", stdout: "only-stdout\n", code: 1, errParts: []string{"exit status 1: only-stdout"}},
 		{cmd: "exit 0"},
-		{cmd: "printf '%s' " + Quote("a'b c"), stdout: "a'b c"},
+		{cmd: "printf '%s' " + shell.Quote("a'b c"), stdout: "a'b c"},
 	}
 	for _, tc := range cases {
 		var stdin io.Reader

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/natsdeploy/natsdeploy/internal/shell"
 )
 
 // Result is what a finished command left.
@@ -104,7 +106,7 @@ const tagPrefix = "natsdeploy-run:"
 // process list, for killTagged. `exec` makes the process sshd started, the
 // one a signal request reaches, be sudo or the wrapper itself.
 func (c *Client) wrap(cmd, tag string) string {
-	w := "sh -c " + Quote(groupWrapper) + " " + Quote(tag) + " " + Quote(cmd)
+	w := "sh -c " + shell.Quote(groupWrapper) + " " + shell.Quote(tag) + " " + shell.Quote(cmd)
 	if c.root {
 		return "exec " + w
 	}
@@ -148,7 +150,7 @@ func (c *Client) killTagged(tag string) {
 // service user, for `nats-server -t`), for use with Run, which runs as
 // root. runuser (util-linux) needs no PAM session or password, unlike su.
 func AsUser(user, cmd string) string {
-	return "runuser -u " + Quote(user) + " -- sh -c " + Quote(cmd)
+	return "runuser -u " + shell.Quote(user) + " -- sh -c " + shell.Quote(cmd)
 }
 
 // ReadFile returns the content of a file on the host, read as root (so
@@ -160,7 +162,7 @@ func (c *Client) ReadFile(ctx context.Context, name string) ([]byte, error) {
 	if !path.IsAbs(name) {
 		return nil, fmt.Errorf("host %s: read %s: not an absolute path", c.cfg.Host, name)
 	}
-	q := Quote(name)
+	q := shell.Quote(name)
 	res, err := c.Run(ctx, "[ -e "+q+" ] || exit "+strconv.Itoa(exitNotExist)+"; exec cat -- "+q, nil)
 	var ee *ExitError
 	if errors.As(err, &ee) && ee.ExitCode == exitNotExist {
@@ -272,46 +274,3 @@ func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
 type cancelledError struct{ error }
 
 func (e *cancelledError) Unwrap() error { return e.error }
-
-// Quote returns s quoted for a POSIX shell, so that the shell reads it back
-// as exactly one word equal to s. Words made only of characters that no
-// shell treats specially are returned as they are, to keep commands in
-// logs readable. Everything else is put in single quotes, inside which
-// nothing is special except the single quote itself, which is written as
-// quote-backslash-quote-quote (end the quoted part, an escaped quote, start
-// a new quoted part).
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	if isSafeWord(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// isSafeWord reports whether every byte of s is one that needs no quoting
-// anywhere in a word. '~' (tilde expansion) and '=' at the start (zsh
-// equals expansion) are left out on purpose.
-func isSafeWord(s string) bool {
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
-		case b == '-' || b == '_' || b == '.' || b == '/' || b == ':' || b == ',' || b == '+' || b == '@' || b == '%':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// QuoteAll quotes each word and joins them with spaces: a command line
-// from an argument vector.
-func QuoteAll(words ...string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = Quote(w)
-	}
-	return strings.Join(q, " ")
-}

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/pkg/sftp"
+
+	"github.com/natsdeploy/natsdeploy/internal/shell"
 )
 
 // TempSuffix ends the name of the temporary file an upload writes next to
@@ -115,7 +117,7 @@ func (c *Client) uploadAsRoot(ctx context.Context, sc *sftp.Client, r io.Reader,
 	}
 	// chown before the final chmod: chown clears setuid/setgid bits.
 	if spec := chownSpec(owner, group); spec != "" {
-		if _, err := c.Run(ctx, QuoteAll("chown", "--", spec, tmp), nil); err != nil {
+		if _, err := c.Run(ctx, shell.Join("chown", "--", spec, tmp), nil); err != nil {
 			return err
 		}
 	}
@@ -137,7 +139,7 @@ func (c *Client) uploadAsRoot(ctx context.Context, sc *sftp.Client, r io.Reader,
 	if !synced {
 		// The server lacks fsync@openssh.com: coreutils' sync with a file
 		// argument fsyncs just that file.
-		if _, err := c.Run(ctx, "sync "+Quote(tmp), nil); err != nil {
+		if _, err := c.Run(ctx, "sync "+shell.Quote(tmp), nil); err != nil {
 			return err
 		}
 	}
@@ -149,7 +151,7 @@ func (c *Client) uploadAsRoot(ctx context.Context, sc *sftp.Client, r io.Reader,
 	}
 	// Plain SFTP rename fails when dst exists; mv -f replaces it with
 	// rename(2) just the same.
-	if _, err := c.Run(ctx, QuoteAll("mv", "-f", "--", tmp, dst), nil); err != nil {
+	if _, err := c.Run(ctx, shell.Join("mv", "-f", "--", tmp, dst), nil); err != nil {
 		return err
 	}
 	return nil
@@ -202,14 +204,14 @@ func (c *Client) uploadWithSudo(ctx context.Context, sc *sftp.Client, r io.Reade
 	}
 	install = append(install, "--", staged, tmp)
 	// The staged copy is removed whatever happens: it may be a secret.
-	script := QuoteAll(install...) +
-		" && sync " + Quote(tmp) +
-		" && mv -f -- " + Quote(tmp) + " " + Quote(dst) +
-		"; rc=$?; rm -f -- " + Quote(staged) + "; exit $rc"
+	script := shell.Join(install...) +
+		" && sync " + shell.Quote(tmp) +
+		" && mv -f -- " + shell.Quote(tmp) + " " + shell.Quote(dst) +
+		"; rc=$?; rm -f -- " + shell.Quote(staged) + "; exit $rc"
 	if _, err := c.Run(ctx, script, nil); err != nil {
 		// Do not leave a half-installed temporary file behind.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
-		_, _ = c.Run(cctx, "rm -f -- "+Quote(tmp), nil)
+		_, _ = c.Run(cctx, "rm -f -- "+shell.Quote(tmp), nil)
 		cancel()
 		return err
 	}

@@ -4,9 +4,12 @@ package shell
 
 import "strings"
 
-// Quote returns s as one single-quoted shell word.
+// Quote returns s as one shell word that the shell reads back as s. Words
+// made only of safe bytes stay bare, so command lines in errors stay
+// readable; '~' (tilde expansion) and '=' (zsh's equals expansion) are not
+// safe.
 func Quote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+,%") == "" {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:,+@%") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
