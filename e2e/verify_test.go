@@ -52,8 +52,8 @@ func verifyJSON(t *testing.T, inv string) (int, []verifyResult) {
 		if !r.OK && !r.Skipped {
 			failed = append(failed, r)
 		}
-		if r.Skipped {
-			t.Errorf("verify skipped %s %s: %s", r.Check, r.Target, r.Seen)
+		if r.Skipped && code == 0 {
+			t.Errorf("verify skipped %s %s on a healthy cluster: %s", r.Check, r.Target, r.Seen)
 		}
 	}
 	if rep.OK != (len(failed) == 0) || (code == 0) != (len(failed) == 0) {
@@ -63,7 +63,8 @@ func verifyJSON(t *testing.T, inv string) (int, []verifyResult) {
 }
 
 // expectFailure asserts that verify fails, and that one failure is the
-// check on target with seen containing each of words.
+// check on target (or on "target@node") with its message containing each
+// of words.
 func expectFailure(t *testing.T, inv, check, target string, words ...string) {
 	t.Helper()
 	code, failed := verifyJSON(t, inv)
@@ -71,10 +72,10 @@ func expectFailure(t *testing.T, inv, check, target string, words ...string) {
 		t.Fatalf("verify passed on a cluster broken on purpose (want %s %s to fail)", check, target)
 	}
 	for _, f := range failed {
-		if f.Check != check || f.Target != target {
+		if f.Check != check || f.Target != target && !strings.HasPrefix(f.Target, target+"@") {
 			continue
 		}
-		text := f.Expected + " | " + f.Seen
+		text := f.Target + " | " + f.Expected + " | " + f.Seen
 		for _, w := range words {
 			if !strings.Contains(text, w) {
 				t.Errorf("%s %s failed, but its message %q does not mention %q", check, target, text, w)
@@ -115,15 +116,16 @@ func TestVerifyCatchesBreakage(t *testing.T) {
 
 	t.Run("node stopped", func(t *testing.T) {
 		hostExec(t, hosts[2], "systemctl stop nats-server.service")
-		expectFailure(t, inv, "node/service", "nats-3", "inactive")
+		expectFailure(t, inv, "node/health", "nats-3", "/healthz")
+		expectFailure(t, inv, "system/ping", "SYS/sys-user", "none from nats-3")
 		repair(t)
 	})
 
 	t.Run("permission widened by hand on one node", func(t *testing.T) {
 		hostExec(t, hosts[1], `sed -i 's/allow: \["dev\.\*", /allow: ["dev.>", /' /etc/nats/accounts.conf && systemctl reload nats-server.service`)
 		time.Sleep(time.Second)
-		expectFailure(t, inv, "permissions", "DEV/dev-user", "nats-2")
-		expectFailure(t, inv, "node/digest", "nats-2")
+		expectFailure(t, inv, "permissions", "DEV/dev-user", "nats-2", "one token deeper than dev.*", "accepted")
+		expectFailure(t, inv, "node/config", "nats-2", "/etc/nats/accounts.conf changed")
 		plan := mustNatsdeploy(t, "plan", inv)
 		if !strings.Contains(plan, "nats-1: no changes") || !strings.Contains(plan, "update /etc/nats/accounts.conf") {
 			t.Errorf("plan should repair accounts.conf on nats-2 only:\n%s", plan)
@@ -134,7 +136,7 @@ func TestVerifyCatchesBreakage(t *testing.T) {
 	t.Run("user removed by hand", func(t *testing.T) {
 		hostExec(t, hosts[0], `sed -i 's/user: "order-service"/user: "order-service-gone"/' /etc/nats/accounts.conf && systemctl reload nats-server.service`)
 		time.Sleep(time.Second)
-		expectFailure(t, inv, "permissions", "SERVICES/order-service", "nats-1")
+		expectFailure(t, inv, "permissions", "SERVICES/order-service", "nats-1", "Authorization Violation")
 		repair(t)
 	})
 

@@ -23,6 +23,7 @@ func runVerify(ctx context.Context, r *deploy.Run, asJSON bool) error {
 		Probe:           deploy.Probe{Run: r},
 		ExpectedDigests: r.ExpectedDigests(ctx),
 	})
+	rep.Results = append(r.ConfigChecks(ctx), rep.Results...)
 	var err error
 	if asJSON {
 		err = rep.WriteJSON(os.Stdout)

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -130,7 +131,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 	if err != nil {
 		return err
 	}
-	return Each(starting, func(t Target) error {
+	err = Each(starting, func(t Target) error {
 		tu, _ := unitOf(t, u.Name)
 		if err := waitHealthy(ctx, t, tu, to.Start); err != nil {
 			return err
@@ -138,6 +139,31 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 		logf(t.Name, "%s is running and healthy", u.Name)
 		return clearPending(ctx, t, u.Name)
 	})
+	if err != nil {
+		return err
+	}
+	return waitMeta(ctx, targets, u, to.Start)
+}
+
+// waitMeta waits until the JetStream meta leader counts every node in.
+func waitMeta(ctx context.Context, targets []Target, u desired.Unit, timeout time.Duration) error {
+	var clients []*http.Client
+	var urls []string
+	for _, t := range targets {
+		tu, ok := unitOf(t, u.Name)
+		if !ok || tu.MetaURL == "" {
+			return nil
+		}
+		clients = append(clients, t.Conn.HTTPClient())
+		urls = append(urls, tu.MetaURL)
+	}
+	if len(targets) < 2 {
+		return nil
+	}
+	if err := health.WaitMetaSettled(ctx, clients, urls, len(targets), timeout); err != nil {
+		return fmt.Errorf("%s: %w", u.Name, err)
+	}
+	return nil
 }
 
 func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
@@ -202,6 +228,9 @@ func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Ti
 		}
 		if err := waitHealthy(ctx, t, tu, to.Health); err != nil {
 			return err
+		}
+		if err := waitMeta(ctx, targets, u, to.Health); err != nil {
+			return fmt.Errorf("host %s restarted, but %w", t.Name, err)
 		}
 		logf(t.Name, "%s restarted and healthy", u.Name)
 		if err := clearPending(ctx, t, u.Name); err != nil {

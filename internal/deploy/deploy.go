@@ -18,6 +18,7 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/internal/apply"
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
+	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/diff"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/lock"
@@ -25,6 +26,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/remote"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/internal/shell"
+	"github.com/natsdeploy/natsdeploy/internal/verify"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
 )
@@ -196,7 +198,7 @@ func (r *Run) gatherHost(ctx context.Context, h inventory.Host, binary func(arch
 	// without it tells the facts script where to look.
 	probe, err := nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: "-", SHA256: "-", Version: r.Inv.NATS.Version})
 	if err != nil {
-		return apply.Target{}, fmt.Errorf("host %s: %w", h.Name, err)
+		return apply.Target{}, err // names the host already
 	}
 	out, err := conn.Exec(ctx, facts.Script(facts.PathsOf(probe)))
 	if err != nil {
@@ -215,7 +217,7 @@ func (r *Run) gatherHost(ctx context.Context, h inventory.Host, binary func(arch
 	}
 	d, err := nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: bin.Path, SHA256: bin.SHA256, Version: bin.Version})
 	if err != nil {
-		return apply.Target{}, fmt.Errorf("host %s: %w", h.Name, err)
+		return apply.Target{}, err
 	}
 	return apply.Target{Name: h.Name, Conn: conn, Desired: d, Facts: f, Plan: plan.Compute(d, f)}, nil
 }
@@ -257,14 +259,55 @@ func (r *Run) PrintPlan(ctx context.Context, w io.Writer) {
 			}
 		}
 	}
+	if reloadRound(r.Targets) != nil {
+		fmt.Fprintln(w, "reloadable changes go first, to every node at once; then the restarts roll")
+	}
 	fmt.Fprintln(w, plan.Summary(r.Plans()))
 }
 
 // Apply carries out the plans: stage everywhere, commit everywhere, then
-// run handlers. It reports whether anything changed.
+// run handlers. When a host owes a restart and also has changes a reload
+// can carry, those go out first on every node (a reload round), then the
+// plans are computed again and the restarts roll. It reports whether
+// anything changed.
 func (r *Run) Apply(ctx context.Context, to apply.Timeouts) (bool, error) {
+	if first := reloadRound(r.Targets); first != nil {
+		r.Logf("", "reloadable changes go first, to every node at once; then the restarts roll")
+		if _, err := r.applyTargets(ctx, first, to); err != nil {
+			return true, err
+		}
+		if err := r.Gather(ctx); err != nil {
+			return true, err
+		}
+		_, err := r.applyTargets(ctx, r.Targets, to)
+		return true, err
+	}
+	return r.applyTargets(ctx, r.Targets, to)
+}
+
+// reloadRound returns the targets with only their reload parts, or nil
+// when no host needs the split (see plan.Host.ReloadPart).
+func reloadRound(targets []apply.Target) []apply.Target {
+	out := make([]apply.Target, len(targets))
+	split := false
+	for i, t := range targets {
+		part, ok := t.Plan.ReloadPart()
+		if !ok {
+			part = plan.Host{Host: t.Name, Handlers: map[string]desired.Handler{}}
+		}
+		split = split || ok
+		t.Plan = part
+		out[i] = t
+	}
+	if !split {
+		return nil
+	}
+	return out
+}
+
+func (r *Run) applyTargets(ctx context.Context, targets []apply.Target, to apply.Timeouts) (bool, error) {
 	var changing []apply.Target
-	for _, t := range r.Targets {
+	for _, t := range targets {
 		if !t.Plan.Empty() {
 			changing = append(changing, t)
 		}
@@ -288,10 +331,72 @@ func (r *Run) Apply(ctx context.Context, to apply.Timeouts) (bool, error) {
 	}
 	// Handlers look at the whole cluster: a rolling restart must see the
 	// health of the hosts that did not change too.
-	if err := apply.Handlers(ctx, r.Targets, to, r.Logf); err != nil {
+	if err := apply.Handlers(ctx, targets, to, r.Logf); err != nil {
 		return true, err
 	}
 	return true, nil
+}
+
+// ConfigChecks compares every rendered file (configs and units, not the
+// binary, whose hash needs the artifact) with the host's copy. Together
+// with the verifier's digest check (running config == config on disk) it
+// proves each node runs what the inventory asks for, and catches a file
+// edited by hand even after its reload.
+func (r *Run) ConfigChecks(ctx context.Context) []verify.Result {
+	results := make([]verify.Result, len(r.Inv.Hosts))
+	var wg sync.WaitGroup
+	for i, h := range r.Inv.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			res := verify.Result{Check: "node/config", Target: h.Name, Expected: "config and unit files as rendered from the inventory"}
+			defer func() { res.Duration = time.Since(start); results[i] = res }()
+			d, err := nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: "-", SHA256: "-", Version: r.Inv.NATS.Version})
+			if err != nil {
+				res.Seen = err.Error()
+				return
+			}
+			var files []desired.File
+			var paths []string
+			for _, f := range d.Files {
+				if f.Content != nil {
+					files = append(files, f)
+					paths = append(paths, f.Path)
+				}
+			}
+			out, err := Conn{r.Conns[h.Name]}.Exec(ctx, facts.Script(facts.Paths{Files: paths}))
+			if err != nil {
+				res.Seen = err.Error()
+				return
+			}
+			fh, err := facts.Parse([]byte(out))
+			if err != nil {
+				res.Seen = err.Error()
+				return
+			}
+			var differ []string
+			for _, f := range files {
+				got, ok := fh.Files[f.Path]
+				switch {
+				case !ok:
+					differ = append(differ, f.Path+" missing")
+				case got.SHA256 != f.SHA256:
+					differ = append(differ, f.Path+" changed")
+				case got.Mode.Perm() != f.Mode.Perm() || got.Owner != f.Owner || got.Group != f.Group:
+					differ = append(differ, fmt.Sprintf("%s is %s:%s %04o", f.Path, got.Owner, got.Group, got.Mode.Perm()))
+				}
+			}
+			if len(differ) > 0 {
+				res.Seen = strings.Join(differ, ", ") + " (run apply to restore)"
+				return
+			}
+			res.OK = true
+			res.Seen = fmt.Sprintf("%d files as rendered", len(files))
+		}()
+	}
+	wg.Wait()
+	return results
 }
 
 // ExpectedDigests asks each host's nats-server what digest its config on

@@ -94,6 +94,10 @@ type Unit struct {
 	// effect. Empty: a reload is confirmed by health only.
 	DigestCmd string
 	DigestURL string
+	// MetaURL, when set on every host, is each node's JetStream /jsz:
+	// after a start or restart the engine also waits until the meta leader
+	// sees every node current (health.MetaSettled).
+	MetaURL string
 	// DiagnoseCmd prints what explains a failed start (journal and log
 	// tail); its output is shown with the error.
 	DiagnoseCmd string

@@ -114,3 +114,60 @@ func trim(b []byte) string {
 	}
 	return string(b)
 }
+
+// Jsz is the part of /jsz that tells whether the JetStream meta group is
+// whole. Only the meta leader lists the replicas.
+type Jsz struct {
+	Meta struct {
+		Leader      string `json:"leader"`
+		ClusterSize int    `json:"cluster_size"`
+		Replicas    []struct {
+			Name    string `json:"name"`
+			Current bool   `json:"current"`
+			Offline bool   `json:"offline"`
+		} `json:"replicas"`
+	} `json:"meta_cluster"`
+}
+
+// MetaSettled returns nil when one of the nodes (the meta leader) sees all
+// n-1 other members of the JetStream meta group current and online. A
+// restarted node answers /healthz before the leader counts it back in;
+// until then new R3 assets cannot be placed, and taking the next node down
+// would leave the group one short.
+func MetaSettled(ctx context.Context, clients []*http.Client, urls []string, n int) error {
+	var last string
+	for i, c := range clients {
+		body, code, err := Get(ctx, c, urls[i])
+		if err != nil || code != http.StatusOK {
+			last = fmt.Sprintf("%s: %v %d", urls[i], err, code)
+			continue
+		}
+		var j Jsz
+		if err := json.Unmarshal(body, &j); err != nil {
+			last = fmt.Sprintf("%s: %v", urls[i], err)
+			continue
+		}
+		if len(j.Meta.Replicas) == 0 {
+			continue // not the leader
+		}
+		var behind []string
+		for _, r := range j.Meta.Replicas {
+			if !r.Current || r.Offline {
+				behind = append(behind, r.Name)
+			}
+		}
+		if len(j.Meta.Replicas) != n-1 || len(behind) > 0 {
+			return fmt.Errorf("meta leader %s sees %d of %d peers, not current: %v", j.Meta.Leader, len(j.Meta.Replicas), n-1, behind)
+		}
+		return nil
+	}
+	if last == "" {
+		last = "no node reports itself meta leader"
+	}
+	return fmt.Errorf("JetStream meta group not settled: %s", last)
+}
+
+// WaitMetaSettled polls MetaSettled until it holds or timeout passes.
+func WaitMetaSettled(ctx context.Context, clients []*http.Client, urls []string, n int, timeout time.Duration) error {
+	return poll(ctx, timeout, func() error { return MetaSettled(ctx, clients, urls, n) })
+}

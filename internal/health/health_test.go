@@ -51,3 +51,37 @@ func TestWaitHealthyTimeoutSaysWhy(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+func TestMetaSettled(t *testing.T) {
+	follower := `{"meta_cluster":{"leader":"n2","cluster_size":3}}`
+	serve := func(body *atomic.Value) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte(body.Load().(string)))
+		}))
+	}
+	var f1, leader, f3 atomic.Value
+	f1.Store(follower)
+	f3.Store(follower)
+	leader.Store(`{"meta_cluster":{"leader":"n2","cluster_size":3,"replicas":[{"name":"n1","current":true},{"name":"n3","current":false,"offline":true}]}}`)
+	var clients []*http.Client
+	var urls []string
+	for _, v := range []*atomic.Value{&f1, &leader, &f3} {
+		s := serve(v)
+		defer s.Close()
+		clients = append(clients, s.Client())
+		urls = append(urls, s.URL+"/jsz")
+	}
+	err := MetaSettled(context.Background(), clients, urls, 3)
+	if err == nil || !strings.Contains(err.Error(), "not current: [n3]") {
+		t.Fatalf("MetaSettled with n3 offline = %v", err)
+	}
+	leader.Store(`{"meta_cluster":{"leader":"n2","cluster_size":3,"replicas":[{"name":"n1","current":true},{"name":"n3","current":true}]}}`)
+	if err := WaitMetaSettled(context.Background(), clients, urls, 3, time.Second); err != nil {
+		t.Fatalf("settled cluster: %v", err)
+	}
+	f1.Store(follower)
+	leader.Store(follower)
+	if err := MetaSettled(context.Background(), clients, urls, 3); err == nil || !strings.Contains(err.Error(), "no node reports itself meta leader") {
+		t.Fatalf("no leader: %v", err)
+	}
+}

@@ -200,3 +200,21 @@ func Summary(hosts []Host) string {
 	}
 	return s
 }
+
+// ReloadPart returns the part of h a reload can carry: users, directories
+// and the changed files whose service reloads them, with a Reload handler.
+// ok is false unless h also owes a restart, the only case where splitting
+// helps: settings a reload can change (route credentials among them) then
+// reach every node at once, before the restarts roll. Rolled out by
+// restart instead, a new route password would leave restarted and waiting
+// nodes unable to authenticate each other's routes.
+func (h Host) ReloadPart() (Host, bool) {
+	part := Host{Host: h.Host, Users: h.Users, Dirs: h.Dirs, Handlers: map[string]desired.Handler{}}
+	for _, f := range h.Files {
+		if f.Upload && f.File.OnChange == desired.Reload && h.Handlers[f.File.Service] == desired.Restart {
+			part.Files = append(part.Files, f)
+			part.Handlers[f.File.Service] = desired.Reload
+		}
+	}
+	return part, len(part.Files) > 0
+}

@@ -125,3 +125,23 @@ func TestSummary(t *testing.T) {
 		t.Errorf("Summary = %q", got)
 	}
 }
+
+func TestReloadPart(t *testing.T) {
+	f := converged()
+	f.Files["/etc/nats/accounts.conf"] = facts.File{Mode: 0o640, Owner: "root", Group: "nats", SHA256: "acc0"}
+	if _, ok := Compute(want(), f).ReloadPart(); ok {
+		t.Error("a reload-only plan was split")
+	}
+	f.Files["/etc/nats/nats-server.conf"] = facts.File{Mode: 0o640, Owner: "root", Group: "nats", SHA256: "main0"}
+	part, ok := Compute(want(), f).ReloadPart()
+	if !ok {
+		t.Fatal("reload+restart plan not split")
+	}
+	want := []string{
+		"update /etc/nats/accounts.conf (sha256 acc0 -> acc1)",
+		"reload nats-server.service (SIGHUP, confirmed by config_digest)",
+	}
+	if got := part.Lines(); !reflect.DeepEqual(got, want) {
+		t.Errorf("reload part:\n%s", strings.Join(got, "\n"))
+	}
+}

@@ -50,6 +50,7 @@ const (
 	LogUnitPath = "/etc/systemd/system/" + LogService
 
 	ConfigFile   = "nats-server.conf"
+	RoutesFile   = "routes.conf"
 	AccountsFile = "accounts.conf"
 	LoggingFile  = "logging.conf"
 	LogFile      = "nats-server.log"
@@ -123,10 +124,14 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		// in accounts.conf stay out of diffs.
 		sensitive bool
 	}{
-		{ConfigFile, cfg.Server, desired.Restart, true},
+		{ConfigFile, cfg.Server, desired.Restart, false},
+		{RoutesFile, cfg.Routes, desired.Reload, true},
 		{AccountsFile, cfg.Accounts, desired.Reload, true},
 		{LoggingFile, cfg.Logging, desired.Reload, false},
 	} {
+		if f.content == nil {
+			continue // a single node has no routes
+		}
 		h.Files = append(h.Files, desired.File{
 			Path: path.Join(n.ConfigDir, f.name), Content: f.content, SHA256: sum(f.content),
 			// Group-readable only: the service reads it, nobody else may.
@@ -162,6 +167,9 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 			// the meta leader and every local replica to catch up: the
 			// gate a rolling restart needs before the next node goes.
 			HealthURL: monitor + "/healthz",
+			// A healthy node is not yet counted back in by the meta
+			// leader; R3 placement and the next restart wait for that.
+			MetaURL: monitor + "/jsz",
 			// -t prints "... is valid (sha256:HEX)" on stderr; /varz reports the
 			// running config's "config_digest" in the same form; equal
 			// means a reload took effect (a failed one is only logged).
@@ -180,6 +188,7 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 // Rendered are the rendered files of one host.
 type Rendered struct {
 	Server, Accounts, Logging []byte // files in ConfigDir
+	Routes                    []byte // in ConfigDir; nil for a single node
 	Unit, LogUnit             []byte // systemd units
 }
 
@@ -290,11 +299,15 @@ func Render(inv *inventory.Inventory, host inventory.Host, sec Secrets) (Rendere
 		out  *[]byte
 	}{
 		{"nats/nats-server.conf.tmpl", server, &r.Server},
+		{"nats/routes.conf.tmpl", server, &r.Routes},
 		{"nats/accounts.conf.tmpl", accounts, &r.Accounts},
 		{"nats/logging.conf.tmpl", logging, &r.Logging},
 		{"nats/nats-server.service.tmpl", unit, &r.Unit},
 		{"nats/nats-server-log.service.tmpl", unit, &r.LogUnit},
 	} {
+		if t.out == &r.Routes && len(routes) == 0 {
+			continue
+		}
 		b, err := render(t.name, t.data)
 		if err != nil {
 			return r, err

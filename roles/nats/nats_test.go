@@ -127,6 +127,7 @@ func mustRender(t *testing.T, inv *inventory.Inventory, host int) Rendered {
 func (r Rendered) byName() map[string][]byte {
 	return map[string][]byte{
 		ConfigFile:   r.Server,
+		RoutesFile:   r.Routes,
 		AccountsFile: r.Accounts,
 		LoggingFile:  r.Logging,
 		Service:      r.Unit,
@@ -183,7 +184,7 @@ func changedFiles(t *testing.T, change func(*inventory.Inventory)) []string {
 	change(inv)
 	after := mustRender(t, inv, 0).byName()
 	var changed []string
-	for _, name := range []string{ConfigFile, AccountsFile, LoggingFile, Service, LogService} {
+	for _, name := range []string{ConfigFile, RoutesFile, AccountsFile, LoggingFile, Service, LogService} {
 		if !bytes.Equal(before[name], after[name]) {
 			changed = append(changed, name)
 		}
@@ -212,7 +213,12 @@ func TestChangeTouchesOnlyItsFile(t *testing.T) {
 		{"log size limit", func(inv *inventory.Inventory) { inv.NATS.LogMaxSize = 200 << 20 }, []string{ConfigFile}},
 		{"log files kept", func(inv *inventory.Inventory) { inv.NATS.LogMaxFiles = 9 }, []string{ConfigFile}},
 		{"client port", func(inv *inventory.Inventory) { inv.NATS.ClientPort = 4333 }, []string{ConfigFile}},
-		{"cluster port", func(inv *inventory.Inventory) { inv.NATS.ClusterPort = 6333 }, []string{ConfigFile}},
+		// The listener needs a restart; the routes to the other nodes
+		// change with it.
+		{"cluster port", func(inv *inventory.Inventory) { inv.NATS.ClusterPort = 6333 }, []string{ConfigFile, RoutesFile}},
+		{"new node", func(inv *inventory.Inventory) {
+			inv.Hosts = append(inv.Hosts, inventory.Host{Name: "nats-4", Address: "172.31.253.14"})
+		}, []string{RoutesFile}},
 		{"file store", func(inv *inventory.Inventory) { inv.NATS.MaxFileStore = 8 << 30 }, []string{ConfigFile}},
 		// TimeoutStopSec follows lame_duck_duration.
 		{"lame duck", func(inv *inventory.Inventory) { inv.NATS.LameDuckDuration = inventory.Duration(2 * time.Minute) }, []string{ConfigFile, Service}},
@@ -224,6 +230,26 @@ func TestChangeTouchesOnlyItsFile(t *testing.T) {
 				t.Errorf("changed %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A new route password must reach running nodes by reload: a rolling
+// restart would leave restarted and old nodes unable to authenticate each
+// other's routes.
+func TestRoutePasswordChangeTouchesOnlyRoutes(t *testing.T) {
+	inv := fixture()
+	before := mustRender(t, inv, 0).byName()
+	other := secrets
+	other.routePassword = "another-route-password-1"
+	r, err := Render(inv, inv.Hosts[0], other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := r.byName()
+	for name := range before {
+		if changed := !bytes.Equal(before[name], after[name]); changed != (name == RoutesFile) {
+			t.Errorf("%s changed = %v", name, changed)
+		}
 	}
 }
 
@@ -313,7 +339,8 @@ func TestDesired(t *testing.T) {
 	}
 	want := map[string]fileWant{
 		"/usr/local/bin/nats-server":                  {0o755, "root", "root", desired.Restart, Service, false, false},
-		"/etc/nats/nats-server.conf":                  {0o640, "root", "nats", desired.Restart, Service, true, true},
+		"/etc/nats/nats-server.conf":                  {0o640, "root", "nats", desired.Restart, Service, true, false},
+		"/etc/nats/routes.conf":                       {0o640, "root", "nats", desired.Reload, Service, true, true},
 		"/etc/nats/accounts.conf":                     {0o640, "root", "nats", desired.Reload, Service, true, true},
 		"/etc/nats/logging.conf":                      {0o640, "root", "nats", desired.Reload, Service, true, false},
 		"/etc/systemd/system/nats-server.service":     {0o644, "root", "root", desired.Restart, Service, false, false},
@@ -357,14 +384,14 @@ func TestDesired(t *testing.T) {
 
 func TestNoPlaintextUserPasswords(t *testing.T) {
 	r := mustRender(t, fixture(), 0)
-	all := string(r.Server) + string(r.Accounts) + string(r.Logging) + string(r.Unit) + string(r.LogUnit)
+	all := string(r.Server) + string(r.Routes) + string(r.Accounts) + string(r.Logging) + string(r.Unit) + string(r.LogUnit)
 	for user := range testHashes {
 		if user != "route" && strings.Contains(all, testPassword(user)) {
 			t.Errorf("plaintext password of %s rendered", user)
 		}
 	}
 	// The route password is the one clear secret, and only in route URLs.
-	if strings.Count(all, testPassword("route")) != 2 {
+	if strings.Count(all, testPassword("route")) != 2 || strings.Count(string(r.Routes), testPassword("route")) != 2 {
 		t.Errorf("route password appears %d times, want once per route", strings.Count(all, testPassword("route")))
 	}
 
@@ -377,7 +404,7 @@ func TestNoPlaintextUserPasswords(t *testing.T) {
 
 func TestRoutesGoToOtherHosts(t *testing.T) {
 	r := mustRender(t, fixture(), 1)
-	s := string(r.Server)
+	s := string(r.Server) + string(r.Routes)
 	for _, want := range []string{
 		`"nats-route://route:test-password-route@172.31.253.11:6222"`,
 		`"nats-route://route:test-password-route@172.31.253.13:6222"`,

@@ -67,7 +67,10 @@ func writeConfig(t *testing.T, inv *inventory.Inventory, r Rendered, addr string
 	if addr != "" {
 		server = bytes.ReplaceAll(server, []byte(`"0.0.0.0:`), []byte(`"`+addr+`:`))
 	}
-	for name, content := range map[string][]byte{ConfigFile: server, AccountsFile: r.Accounts, LoggingFile: r.Logging} {
+	for name, content := range map[string][]byte{ConfigFile: server, RoutesFile: r.Routes, AccountsFile: r.Accounts, LoggingFile: r.Logging} {
+		if content == nil {
+			continue // a single node has no routes.conf
+		}
 		if err := os.WriteFile(filepath.Join(inv.NATS.ConfigDir, name), content, 0o640); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,247 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/inventory"
+)
+
+// getJSON fetches a monitoring endpoint and decodes it; a status other
+// than 200 is an error that carries the start of the body.
+func (v *verifier) getJSON(ctx context.Context, h inventory.Host, path string, out any) error {
+	body, status, err := v.opts.Probe.HTTPGet(ctx, h, path)
+	if err != nil {
+		return err
+	}
+	if status != 200 {
+		return fmt.Errorf("%s answered %d: %s", path, status, short(string(body)))
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s: decode: %w", path, err)
+	}
+	return nil
+}
+
+func short(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 160 {
+		s = s[:160] + "..."
+	}
+	return s
+}
+
+type varz struct {
+	ServerName   string `json:"server_name"`
+	Version      string `json:"version"`
+	ConfigDigest string `json:"config_digest"`
+}
+
+// checkNode: health, identity and version, config digest, service state
+// and routes of one node.
+func (v *verifier) checkNode(ctx context.Context, h inventory.Host) []Result {
+	var out []Result
+
+	body, status, err := v.opts.Probe.HTTPGet(ctx, h, "/healthz")
+	switch {
+	case err != nil:
+		// Monitoring does not answer; if the client port is dead too, the
+		// node is down and the remaining checks leave it out.
+		if derr := v.dialClient(ctx, h); derr != nil {
+			v.markDown(h, err.Error())
+			out = append(out, fail("node/health", h.Name, "/healthz 200", err.Error()+"; client port: "+derr.Error()))
+			// The service manager may still answer (and say why it is
+			// down); the rest needs the node.
+			out = append(out, v.checkService(ctx, h))
+			for _, c := range []string{"node/version", "node/digest", "cluster/routes"} {
+				out = append(out, fail(c, h.Name, "an answer from "+h.Name, "not checked: node down, see node/health"))
+			}
+			return out
+		}
+		out = append(out, fail("node/health", h.Name, "/healthz 200", err.Error()))
+	case status != 200:
+		out = append(out, fail("node/health", h.Name, "/healthz 200", fmt.Sprintf("%d %s", status, short(string(body)))))
+	default:
+		out = append(out, pass("node/health", h.Name, "/healthz 200"))
+	}
+
+	want := fmt.Sprintf("nats-server %s named %s", v.inv.NATS.Version, h.Name)
+	var vz varz
+	vzErr := v.getJSON(ctx, h, "/varz", &vz)
+	if vzErr != nil {
+		out = append(out, fail("node/version", h.Name, want, vzErr.Error()))
+	} else {
+		seen := fmt.Sprintf("nats-server %s named %s", vz.Version, vz.ServerName)
+		if strings.TrimPrefix(vz.Version, "v") == strings.TrimPrefix(v.inv.NATS.Version, "v") && vz.ServerName == h.Name {
+			out = append(out, pass("node/version", h.Name, seen))
+		} else {
+			out = append(out, fail("node/version", h.Name, want, seen))
+		}
+	}
+
+	switch digest := v.opts.ExpectedDigests[h.Name]; {
+	case digest == "":
+		out = append(out, skip("node/digest", h.Name, "no expected config digest given"))
+	case vzErr != nil:
+		out = append(out, fail("node/digest", h.Name, "config_digest "+digest, vzErr.Error()))
+	case vz.ConfigDigest == "":
+		out = append(out, fail("node/digest", h.Name, "config_digest "+digest, "no config_digest in /varz (nats-server older than 2.11?)"))
+	case normDigest(vz.ConfigDigest) != normDigest(digest):
+		out = append(out, fail("node/digest", h.Name, "config_digest "+digest,
+			vz.ConfigDigest+" (the running config is not the one deployed: a reload failed or the file was changed)"))
+	default:
+		out = append(out, pass("node/digest", h.Name, "running the deployed config "+abbrev(vz.ConfigDigest)))
+	}
+
+	out = append(out, v.checkService(ctx, h))
+	return append(out, v.checkRoutes(ctx, h))
+}
+
+func (v *verifier) checkService(ctx context.Context, h inventory.Host) Result {
+	active, state, err := v.opts.Probe.ServiceActive(ctx, h)
+	switch {
+	case errors.Is(err, ErrUnsupported):
+		return skip("node/service", h.Name, err.Error())
+	case err != nil:
+		return fail("node/service", h.Name, "nats-server.service active", err.Error())
+	case !active:
+		return fail("node/service", h.Name, "nats-server.service active", state)
+	}
+	return pass("node/service", h.Name, "nats-server.service "+state)
+}
+
+// abbrev shortens a digest for a passing row; failures show it whole.
+func abbrev(d string) string {
+	if len(d) > 19 {
+		return d[:19] + "..."
+	}
+	return d
+}
+
+// dialClient opens and closes a TCP connection to the node's client port.
+func (v *verifier) dialClient(ctx context.Context, h inventory.Host) error {
+	u, err := url.Parse(v.opts.NATSURL(h))
+	if err != nil {
+		return fmt.Errorf("client URL: %w", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(dctx, "tcp", u.Host)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func normDigest(d string) string { return strings.TrimPrefix(strings.TrimSpace(d), "sha256:") }
+
+// checkRoutes compares the set of distinct peers a node has routes to with
+// every other host. Connections are not counted: route pooling opens
+// several per peer.
+func (v *verifier) checkRoutes(ctx context.Context, h inventory.Host) Result {
+	var want []string
+	for _, o := range v.hosts {
+		if o.Name != h.Name {
+			want = append(want, o.Name)
+		}
+	}
+	expected := "routes to " + list(want)
+	var rz struct {
+		Routes []struct {
+			RemoteName string `json:"remote_name"`
+		} `json:"routes"`
+	}
+	if err := v.getJSON(ctx, h, "/routez", &rz); err != nil {
+		return fail("cluster/routes", h.Name, expected, err.Error())
+	}
+	var seen []string
+	for _, r := range rz.Routes {
+		if r.RemoteName != "" && !slices.Contains(seen, r.RemoteName) {
+			seen = append(seen, r.RemoteName)
+		}
+	}
+	slices.Sort(seen)
+	slices.Sort(want)
+	if !slices.Equal(seen, want) {
+		return fail("cluster/routes", h.Name, expected, "routes to "+list(seen))
+	}
+	return pass("cluster/routes", h.Name, fmt.Sprintf("routes to %s (%d connections)", list(seen), len(rz.Routes)))
+}
+
+func list(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+type jsz struct {
+	Meta *struct {
+		Name        string `json:"name"`
+		Leader      string `json:"leader"`
+		ClusterSize int    `json:"cluster_size"`
+	} `json:"meta_cluster"`
+	Accounts []struct {
+		Name            string `json:"name"`
+		ReservedMemory  uint64 `json:"reserved_memory"`
+		ReservedStorage uint64 `json:"reserved_storage"`
+	} `json:"account_details"`
+}
+
+// checkMeta: every node sees the same JetStream meta leader and a meta
+// group of the inventory's size.
+func (v *verifier) checkMeta(ctx context.Context) []Result {
+	n := len(v.hosts)
+	expected := fmt.Sprintf("one meta leader seen by all %d nodes, cluster_size %d", n, n)
+	views := make([]string, len(v.hosts))
+	leaders := map[string]bool{}
+	ok := true
+	v.mu.Lock()
+	down := maps.Clone(v.down)
+	v.mu.Unlock()
+	for i, h := range v.hosts {
+		if _, isDown := down[h.Name]; isDown {
+			views[i] = h.Name + ": down (see node/health)"
+			ok = false
+			continue
+		}
+		var j jsz
+		if err := v.getJSON(ctx, h, "/jsz", &j); err != nil {
+			views[i] = h.Name + ": " + err.Error()
+			ok = false
+			continue
+		}
+		if j.Meta == nil {
+			views[i] = h.Name + ": no meta_cluster (JetStream not clustered)"
+			ok = false
+			continue
+		}
+		leader := j.Meta.Leader
+		if leader == "" {
+			leader = "(none)"
+			ok = false
+		}
+		leaders[leader] = true
+		if j.Meta.ClusterSize != n {
+			ok = false
+		}
+		views[i] = fmt.Sprintf("%s: leader %s, size %d", h.Name, leader, j.Meta.ClusterSize)
+	}
+	if !ok || len(leaders) != 1 {
+		return []Result{fail("cluster/meta", "cluster", expected, strings.Join(views, "; "))}
+	}
+	var leader string
+	for l := range leaders {
+		leader = l
+	}
+	return []Result{pass("cluster/meta", "cluster", fmt.Sprintf("leader %s seen by all %d nodes, cluster_size %d", leader, n, n))}
+}

@@ -1,0 +1,229 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsdeploy/natsdeploy/inventory"
+)
+
+// streamUser picks who creates the verification stream: the first user,
+// in inventory order, of an account with JetStream whose rules allow the
+// JetStream API calls the check makes and publishing on some subject.
+// It returns the subject to capture, or why no user qualifies.
+func (v *verifier) streamUser(name string) (*inventory.Account, *inventory.User, string, string) {
+	api := []string{
+		"$JS.API.STREAM.CREATE." + name,
+		"$JS.API.STREAM.INFO." + name,
+		"$JS.API.STREAM.DELETE." + name,
+		"$JS.API.DIRECT.GET." + name,
+	}
+	inbox := "_INBOX.x.*" // nats.go's request/reply subscription
+	tok := v.tokens("s")
+	anyJS := false
+	for i := range v.inv.Accounts {
+		a := &v.inv.Accounts[i]
+		if a.JetStream == nil {
+			continue
+		}
+		anyJS = true
+	users:
+		for k := range a.Users {
+			u := &a.Users[k]
+			p := u.Permissions()
+			for _, s := range api {
+				if !Allowed(p, Pub, s) {
+					continue users
+				}
+			}
+			if !Allowed(p, Sub, inbox) {
+				continue
+			}
+			if s := "natsdeploy.verify." + tok(1); Allowed(p, Pub, s) {
+				return a, u, s, ""
+			}
+			samples, _ := AllowedSamples(p, Pub, tok)
+			for _, s := range samples {
+				if !strings.HasPrefix(s.Subject, "$") && !strings.HasPrefix(s.Subject, "_INBOX.") {
+					return a, u, s.Subject, ""
+				}
+			}
+		}
+	}
+	if !anyJS {
+		return nil, nil, "", "no account has JetStream"
+	}
+	return nil, nil, "", "no user of a JetStream account may call $JS.API.STREAM.*, $JS.API.DIRECT.GET.* and publish on a plain subject"
+}
+
+// checkStream creates a stream replicated on every node (R3 on the usual
+// three; at most 5, the JetStream maximum) through the first node that
+// accepts a connection, writes one message, reads it back through each
+// other node alone, and deletes the stream again, also when a step fails.
+func (v *verifier) checkStream(ctx context.Context) (out []Result) {
+	const check = "cluster/stream"
+	name := "NATSDEPLOY_VERIFY_" + strings.ToUpper(v.run)
+	acc, user, subject, why := v.streamUser(name)
+	if acc == nil {
+		return []Result{skip(check, "cluster", why)}
+	}
+	target := label(acc, user)
+	replicas := min(len(v.hosts), 5)
+
+	var nc *nats.Conn
+	var via inventory.Host
+	errs := []string{"every node is down"}
+	up, note := v.upHosts()
+	for i, h := range up {
+		if i == 0 {
+			errs = nil
+		}
+		c, err := v.connectUser(h, acc, user)
+		if err == nil {
+			nc, via = c, h
+			break
+		}
+		errs = append(errs, err.Error())
+	}
+	if nc == nil {
+		return []Result{fail(check, target, "a connection to any node", strings.Join(errs, "; "))}
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return []Result{fail(check, target, "a JetStream client", err.Error())}
+	}
+
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        name,
+		Description: "natsdeploy verify; deleted when the check ends",
+		Subjects:    []string{subject},
+		Replicas:    replicas,
+		Storage:     jetstream.FileStorage,
+		AllowDirect: true, // lets each replica answer reads itself
+		MaxMsgs:     10,
+		MaxBytes:    1 << 20,
+	})
+	if err != nil {
+		return []Result{fail(check, target, fmt.Sprintf("R%d stream %s created via %s", replicas, name, via.Name), err.Error())}
+	}
+	defer func() {
+		// The run's context may be spent; deleting is still owed.
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := js.DeleteStream(dctx, name); err != nil {
+			out = append(out, fail("cluster/cleanup", target, "stream "+name+" deleted",
+				fmt.Sprintf("%v (remove it with: nats stream rm %s)", err, name)))
+		}
+	}()
+
+	payload := []byte("natsdeploy verify " + v.run)
+	ack, err := js.Publish(ctx, subject, payload)
+	if err != nil {
+		return []Result{fail(check, target, "message stored in "+name+" via "+via.Name, err.Error())}
+	}
+
+	// All replicas current, as the stream leader sees them.
+	info, err := v.waitReplicas(ctx, js, name, replicas)
+	if err != nil {
+		return []Result{fail(check, target, fmt.Sprintf("%d current replicas of %s", replicas, name), err.Error())}
+	}
+
+	var read []string
+	for _, h := range up {
+		if h.Name == via.Name {
+			continue
+		}
+		if err := v.readBack(ctx, h, acc, user, name, ack.Sequence, payload); err != nil {
+			out = append(out, fail(check, target, fmt.Sprintf("message %d of %s read via %s", ack.Sequence, name, h.Name), err.Error()))
+			continue
+		}
+		read = append(read, h.Name)
+	}
+	if len(out) > 0 {
+		return out
+	}
+	return []Result{pass(check, target, fmt.Sprintf("R%d stream written via %s (leader %s), read back via %s%s, deleted",
+		replicas, via.Name, info.Cluster.Leader, list(read), note))}
+}
+
+// waitReplicas polls stream info until every follower is current. A
+// healthy cluster gets there in milliseconds; 8s covers a slow disk without
+// letting a dead follower hold the whole run to the check timeout.
+func (v *verifier) waitReplicas(ctx context.Context, js jetstream.JetStream, name string, replicas int) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	var last string
+	for {
+		s, err := js.Stream(ctx, name)
+		if err == nil {
+			info := s.CachedInfo()
+			current := 0
+			var peers []string
+			if info.Cluster != nil {
+				for _, r := range info.Cluster.Replicas {
+					if r.Current {
+						current++
+					}
+					peers = append(peers, fmt.Sprintf("%s current=%v", r.Name, r.Current))
+				}
+				if info.Cluster.Leader != "" && current == replicas-1 {
+					return info, nil
+				}
+				last = fmt.Sprintf("leader %q, followers: %s", info.Cluster.Leader, list(peers))
+			} else {
+				last = "no cluster info"
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s (gave up: %w)", last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// readBack connects to one node only and fetches the message with a direct
+// get, retrying until the replica there has it or the check times out.
+func (v *verifier) readBack(ctx context.Context, h inventory.Host, a *inventory.Account, u *inventory.User, name string, seq uint64, want []byte) error {
+	nc, err := v.connectUser(h, a, u)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	var last error
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		var m *jetstream.RawStreamMsg
+		s, err := js.Stream(rctx, name)
+		if err == nil {
+			m, err = s.GetMsg(rctx, seq)
+		}
+		cancel()
+		switch {
+		case err == nil && bytes.Equal(m.Data, want):
+			return nil
+		case err == nil:
+			// Wrong content is not lag; waiting will not fix it.
+			return fmt.Errorf("message %d holds %q, not %q", seq, m.Data, want)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up: %w)", last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
