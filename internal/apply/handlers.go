@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -96,16 +97,7 @@ func Each(targets []Target, fn func(Target) error) error {
 		}()
 	}
 	wg.Wait()
-	var msgs []string
-	for _, err := range errs {
-		if err != nil {
-			msgs = append(msgs, err.Error())
-		}
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("%s", strings.Join(msgs, "\n"))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {

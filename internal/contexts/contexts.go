@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/natsdeploy/natsdeploy/internal/atomicfile"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -156,37 +157,10 @@ func Write(inv *inventory.Inventory, passwords Passwords, dir string) ([]string,
 		if err != nil {
 			return names, fmt.Errorf("write context %s: %w", e.name, err)
 		}
-		if err := writeFile(filepath.Join(dir, e.name+".json"), append(b, '\n')); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, e.name+".json"), append(b, '\n'), 0o600); err != nil {
 			return names, fmt.Errorf("write context %s: %w", e.name, err)
 		}
 		names = append(names, e.name)
 	}
 	return names, nil
-}
-
-// writeFile replaces path with data, mode 0600, by way of a temporary file
-// in the same directory and a rename.
-func writeFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".natsdeploy-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

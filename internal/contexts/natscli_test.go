@@ -15,26 +15,13 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/natsdeploy/natsdeploy/internal/testbin"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
 // The written contexts, used by the real, independent `nats` CLI against a
 // real nats-server: for each tenant one allowed publish works and one
 // refused publish and subscription are refused.
-
-// findBin finds a real binary from $env (the Makefile sets both) or PATH;
-// without it the test is skipped, never faked.
-func findBin(t *testing.T, env, name string) string {
-	t.Helper()
-	if b := os.Getenv(env); b != "" {
-		return b
-	}
-	if b, err := exec.LookPath(name); err == nil {
-		return b
-	}
-	t.Skipf("%s not found: set %s or put it on PATH", name, env)
-	return ""
-}
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,8 +33,8 @@ func freePort(t *testing.T) int {
 }
 
 func TestContextsWithNatsCLI(t *testing.T) {
-	server := findBin(t, "NATS_SERVER_BIN", "nats-server")
-	cli := findBin(t, "NATSCLI_BIN", "nats")
+	server := testbin.NATSServer(t)
+	cli := testbin.NATSCLI(t)
 
 	port, httpPort := freePort(t), freePort(t)
 	inv := &inventory.Inventory{

@@ -8,6 +8,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -172,14 +173,8 @@ func (r *Run) Gather(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	var msgs []string
-	for _, err := range errs {
-		if err != nil {
-			msgs = append(msgs, err.Error())
-		}
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("%s", strings.Join(msgs, "\n"))
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	r.Targets = results
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/natsdeploy/natsdeploy/internal/testbin"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -26,20 +27,6 @@ import (
 // The server config is written by hand here, not by the project's renderer,
 // so these tests check the verifier against what nats-server really does
 // with a known config rather than against our own rendering of it.
-
-// natsServerBin finds nats-server: $NATS_SERVER_BIN (the Makefile sets
-// it), then $PATH. Without one the test is skipped, never faked.
-func natsServerBin(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("NATS_SERVER_BIN"); b != "" {
-		return b
-	}
-	if b, err := exec.LookPath("nats-server"); err == nil {
-		return b
-	}
-	t.Skip("nats-server not found: set NATS_SERVER_BIN or put it on PATH")
-	return ""
-}
 
 // testVersion is read from the binary so the version check has a truth.
 func binVersion(t *testing.T, bin string) string {
@@ -161,7 +148,7 @@ func freePorts(t *testing.T, n int) []int {
 
 func startCluster(t *testing.T) *testCluster {
 	t.Helper()
-	bin := natsServerBin(t)
+	bin := testbin.NATSServer(t)
 	p := freePorts(t, 3)
 	c := &testCluster{t: t, bin: bin, inv: testInventory(binVersion(t, bin), p[0], p[1], p[2]),
 		pw: mapPasswords{}, hash: map[string]string{}}

@@ -22,23 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natsdeploy/natsdeploy/internal/testbin"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
-
-func natsServerBin(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("NATS_SERVER_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("NATS_SERVER_BIN: %v", err)
-		}
-		return p
-	}
-	p, err := exec.LookPath("nats-server")
-	if err != nil {
-		t.Skip("no nats-server: set NATS_SERVER_BIN or put nats-server on PATH")
-	}
-	return p
-}
 
 // awkwardRoute is a route password with every character that needs escaping
 // in a URL or a config string, to prove route URLs carry it intact.
@@ -95,7 +81,7 @@ func checkConfig(t *testing.T, bin, conf string) string {
 }
 
 func TestRealServerAcceptsConfig(t *testing.T) {
-	bin := natsServerBin(t)
+	bin := testbin.NATSServer(t)
 	for _, tc := range []struct {
 		name   string
 		change func(*inventory.Inventory)
@@ -131,7 +117,7 @@ func TestRealServerAcceptsConfig(t *testing.T) {
 
 // The shipped inventories render to configs nats-server accepts.
 func TestRealServerAcceptsShippedInventories(t *testing.T) {
-	bin := natsServerBin(t)
+	bin := testbin.NATSServer(t)
 	for _, p := range shippedInventories(t) {
 		inv, err := loadShipped(t, p)
 		if err != nil {
@@ -153,7 +139,7 @@ func TestRealServerAcceptsShippedInventories(t *testing.T) {
 // config when the accounts' quotas fit in the server's limits, and dies
 // when they do not, which is why Desired refuses that case.
 func TestRealSingleNode(t *testing.T) {
-	bin := natsServerBin(t)
+	bin := testbin.NATSServer(t)
 	ports := freePorts(t, []string{"127.0.0.1"}, 3)
 	single := func() *inventory.Inventory {
 		inv := fixture()
@@ -221,7 +207,7 @@ func TestRealCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	bin := natsServerBin(t)
+	bin := testbin.NATSServer(t)
 	addrs := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
 	ports := freePorts(t, addrs, 3)
 
