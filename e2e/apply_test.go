@@ -278,6 +278,33 @@ func TestLifecycle(t *testing.T) {
 		checkCluster(t, hosts)
 		checkStream(t, hosts, adminPw, 21)
 	})
+
+	t.Run("upgrade rolls the new nats-server in and keeps the stream", func(t *testing.T) {
+		upgraded := writeInventory(t, "upgrade",
+			replace(`"dev.*", "logs.dev.*", "metrics.dev.*"`, `"dev.*", "logs.dev.*", "metrics.dev.*", "tools.dev.*"`),
+			replace(`log_max_size = "100MB"`, `log_max_size = "50MB"`),
+			replace(`max_streams = 1000`, `max_streams = 500`),
+			replace(`max_file_store = "4GB"`, `max_file_store = "6GB"`),
+			replace(`version = "2.14.9"`, `version = "2.15.2"`))
+		plan := mustNatsdeploy(t, "plan", upgraded)
+		if !strings.Contains(plan, "update /usr/local/bin/nats-server") || strings.Contains(plan, "update /etc/nats/") {
+			t.Errorf("an upgrade should change the binary only:\n%s", plan)
+		}
+		out := mustNatsdeploy(t, "apply", upgraded) // and verify: version 2.15.2 everywhere
+		if !strings.Contains(out, "(3 of rolling restart)") || !strings.Contains(out, "verify passed") {
+			t.Errorf("upgrade did not roll and verify:\n%s", out)
+		}
+		for _, h := range hosts {
+			var v struct {
+				Version string `json:"version"`
+			}
+			monitor(t, h, "/varz", &v)
+			if v.Version != "2.15.2" {
+				t.Errorf("%s runs %s after the upgrade", h.Name, v.Version)
+			}
+		}
+		checkStream(t, hosts, adminPw, 21)
+	})
 }
 
 // killAfter starts an apply and kills it (SIGKILL, no cleanup) as soon as

@@ -140,7 +140,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 // waitMeta waits until the JetStream meta leader counts every node in.
 func waitMeta(ctx context.Context, targets []Target, u desired.Unit, timeout time.Duration) error {
 	var clients []*http.Client
-	var urls []string
+	var urls, names []string
 	for _, t := range targets {
 		tu, ok := unitOf(t, u.Name)
 		if !ok || tu.MetaURL == "" {
@@ -148,11 +148,12 @@ func waitMeta(ctx context.Context, targets []Target, u desired.Unit, timeout tim
 		}
 		clients = append(clients, t.Conn.HTTPClient())
 		urls = append(urls, tu.MetaURL)
+		names = append(names, t.Name)
 	}
 	if len(targets) < 2 {
 		return nil
 	}
-	if err := health.WaitMetaSettled(ctx, clients, urls, len(targets), timeout); err != nil {
+	if err := health.WaitMetaSettled(ctx, clients, urls, names, timeout); err != nil {
 		return fmt.Errorf("%s: %w", u.Name, err)
 	}
 	return nil

@@ -96,7 +96,8 @@ type Unit struct {
 	DigestURL string
 	// MetaURL, when set on every host, is each node's JetStream /jsz:
 	// after a start or restart the engine also waits until the meta leader
-	// sees every node current (health.MetaSettled).
+	// sees every node current (health.MetaSettled). It relies on the host
+	// name being the node's server_name, as the nats role makes it.
 	MetaURL string
 	// DiagnoseCmd prints what explains a failed start (journal and log
 	// tail); its output is shown with the error.

@@ -129,12 +129,15 @@ type Jsz struct {
 	} `json:"meta_cluster"`
 }
 
-// MetaSettled returns nil when one of the nodes (the meta leader) sees all
-// n-1 other members of the JetStream meta group current and online. A
+// MetaSettled returns nil when the meta leader sees all other members of
+// the JetStream meta group current and online. names[i] is the server name
+// of the node at urls[i]; only the leader's own view counts (since 2.15
+// followers list replicas too, with the other followers not current). A
 // restarted node answers /healthz before the leader counts it back in;
 // until then new R3 assets cannot be placed, and taking the next node down
 // would leave the group one short.
-func MetaSettled(ctx context.Context, clients []*http.Client, urls []string, n int) error {
+func MetaSettled(ctx context.Context, clients []*http.Client, urls, names []string) error {
+	n := len(names)
 	var last string
 	for i, c := range clients {
 		body, code, err := Get(ctx, c, urls[i])
@@ -147,8 +150,8 @@ func MetaSettled(ctx context.Context, clients []*http.Client, urls []string, n i
 			last = fmt.Sprintf("%s: %v", urls[i], err)
 			continue
 		}
-		if len(j.Meta.Replicas) == 0 {
-			continue // not the leader
+		if j.Meta.Leader != names[i] {
+			continue // a follower's view
 		}
 		var behind []string
 		for _, r := range j.Meta.Replicas {
@@ -168,6 +171,6 @@ func MetaSettled(ctx context.Context, clients []*http.Client, urls []string, n i
 }
 
 // WaitMetaSettled polls MetaSettled until it holds or timeout passes.
-func WaitMetaSettled(ctx context.Context, clients []*http.Client, urls []string, n int, timeout time.Duration) error {
-	return poll(ctx, timeout, func() error { return MetaSettled(ctx, clients, urls, n) })
+func WaitMetaSettled(ctx context.Context, clients []*http.Client, urls, names []string, timeout time.Duration) error {
+	return poll(ctx, timeout, func() error { return MetaSettled(ctx, clients, urls, names) })
 }

@@ -53,7 +53,9 @@ func TestWaitHealthyTimeoutSaysWhy(t *testing.T) {
 }
 
 func TestMetaSettled(t *testing.T) {
-	follower := `{"meta_cluster":{"leader":"n2","cluster_size":3}}`
+	// Followers (2.15+) list replicas too, seeing each other as not current.
+	follower := `{"meta_cluster":{"leader":"n2","cluster_size":3,"replicas":[{"name":"n2","current":true},{"name":"n3","current":false}]}}`
+	names := []string{"n1", "n2", "n3"}
 	serve := func(body *atomic.Value) *httptest.Server {
 		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte(body.Load().(string)))
@@ -71,17 +73,19 @@ func TestMetaSettled(t *testing.T) {
 		clients = append(clients, s.Client())
 		urls = append(urls, s.URL+"/jsz")
 	}
-	err := MetaSettled(context.Background(), clients, urls, 3)
+	err := MetaSettled(context.Background(), clients, urls, names)
 	if err == nil || !strings.Contains(err.Error(), "not current: [n3]") {
 		t.Fatalf("MetaSettled with n3 offline = %v", err)
 	}
 	leader.Store(`{"meta_cluster":{"leader":"n2","cluster_size":3,"replicas":[{"name":"n1","current":true},{"name":"n3","current":true}]}}`)
-	if err := WaitMetaSettled(context.Background(), clients, urls, 3, time.Second); err != nil {
+	if err := WaitMetaSettled(context.Background(), clients, urls, names, time.Second); err != nil {
 		t.Fatalf("settled cluster: %v", err)
 	}
-	f1.Store(follower)
-	leader.Store(follower)
-	if err := MetaSettled(context.Background(), clients, urls, 3); err == nil || !strings.Contains(err.Error(), "no node reports itself meta leader") {
+	// Mid-election: every node names a leader that is not itself.
+	for _, v := range []*atomic.Value{&f1, &leader, &f3} {
+		v.Store(`{"meta_cluster":{"leader":"n9","cluster_size":3}}`)
+	}
+	if err := MetaSettled(context.Background(), clients, urls, names); err == nil || !strings.Contains(err.Error(), "no node reports itself meta leader") {
 		t.Fatalf("no leader: %v", err)
 	}
 }
