@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,15 +77,6 @@ func unitOf(t Target, name string) (desired.Unit, bool) {
 	return desired.Unit{}, false
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Each runs fn for every target and joins the errors in target order.
 func Each(targets []Target, fn func(Target) error) error {
 	errs := make([]error, len(targets))
@@ -103,7 +95,7 @@ func Each(targets []Target, fn func(Target) error) error {
 func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
 	var starting []Target
 	for _, t := range targets {
-		if contains(t.Plan.Start, u.Name) {
+		if slices.Contains(t.Plan.Start, u.Name) {
 			starting = append(starting, t)
 		}
 	}
@@ -162,7 +154,7 @@ func waitMeta(ctx context.Context, targets []Target, u desired.Unit, timeout tim
 func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
 	var reloading []Target
 	for _, t := range targets {
-		if t.Plan.Handlers[u.Name] == desired.Reload && !contains(t.Plan.Start, u.Name) {
+		if t.Plan.Handlers[u.Name] == desired.Reload && !slices.Contains(t.Plan.Start, u.Name) {
 			reloading = append(reloading, t)
 		}
 	}
@@ -197,7 +189,7 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 
 func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
 	for i, t := range targets {
-		if t.Plan.Handlers[u.Name] != desired.Restart || contains(t.Plan.Start, u.Name) {
+		if t.Plan.Handlers[u.Name] != desired.Restart || slices.Contains(t.Plan.Start, u.Name) {
 			continue
 		}
 		// Taking a node down while another is unhealthy could cost the

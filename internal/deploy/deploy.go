@@ -190,8 +190,9 @@ func downloadURL(inv *inventory.Inventory) string {
 func (r *Run) gatherHost(ctx context.Context, h inventory.Host, binary func(arch string) (artifact.Binary, error)) (apply.Target, error) {
 	conn := Conn{r.Conns[h.Name]}
 	// The managed paths do not depend on the artifact, so a first render
-	// without it tells the facts script where to look.
-	probe, err := nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: "-", SHA256: "-", Version: r.Inv.NATS.Version})
+	// without it tells the facts script where to look; the artifact is
+	// chosen by the architecture the facts report.
+	probe, err := r.desiredPaths(h)
 	if err != nil {
 		return apply.Target{}, err // names the host already
 	}
@@ -215,6 +216,14 @@ func (r *Run) gatherHost(ctx context.Context, h inventory.Host, binary func(arch
 		return apply.Target{}, err
 	}
 	return apply.Target{Name: h.Name, Conn: conn, Desired: d, Facts: f, Plan: plan.Compute(d, f)}, nil
+}
+
+// desiredPaths renders h's desired state without the artifact: paths,
+// rendered files and unit data are all there, only the binary's hash is
+// not. Facts probing, config checks and digests need no more, so plan's
+// first step and verify work without an artifact cache.
+func (r *Run) desiredPaths(h inventory.Host) (desired.Host, error) {
+	return nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: "-", SHA256: "-", Version: r.Inv.NATS.Version})
 }
 
 // Plans returns the plan of every host in inventory order.
@@ -347,7 +356,7 @@ func (r *Run) ConfigChecks(ctx context.Context) []verify.Result {
 			start := time.Now()
 			res := verify.Result{Check: "node/config", Target: h.Name, Expected: "config and unit files as rendered from the inventory"}
 			defer func() { res.Duration = time.Since(start); results[i] = res }()
-			d, err := nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: "-", SHA256: "-", Version: r.Inv.NATS.Version})
+			d, err := r.desiredPaths(h)
 			if err != nil {
 				res.Seen = err.Error()
 				return
@@ -406,7 +415,7 @@ func (r *Run) ExpectedDigests(ctx context.Context) map[string]string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: "-", SHA256: "-", Version: r.Inv.NATS.Version})
+			d, err := r.desiredPaths(h)
 			if err != nil {
 				return
 			}
