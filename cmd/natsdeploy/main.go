@@ -1,12 +1,13 @@
 // Command natsdeploy turns bare Linux hosts into a NATS JetStream cluster
 // over SSH, from one TOML inventory. This file is wiring only; the work is
-// in internal/deploy and the packages it calls.
+// in internal/deploy and the roles it is given.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,9 +15,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/natsdeploy/natsdeploy/internal/apply"
 	"github.com/natsdeploy/natsdeploy/internal/deploy"
 	"github.com/natsdeploy/natsdeploy/inventory"
+	"github.com/natsdeploy/natsdeploy/roles"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,21 +26,29 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newApp().RunContext(ctx, os.Args); err != nil {
+	if err := newApp(os.Stdout).RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "natsdeploy:", err)
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			os.Exit(ec.ExitCode())
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
-func newApp() *cli.App {
+// exitCode: 2 for a bad inventory or usage (cli.Exit says so), 1 for
+// anything that went wrong on the hosts.
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
+}
+
+func newApp(out io.Writer) *cli.App {
 	return &cli.App{
-		Name:    "natsdeploy",
-		Usage:   "deploy a NATS JetStream cluster to bare Linux hosts over SSH",
-		Version: version,
+		Name:      "natsdeploy",
+		Usage:     "deploy a NATS JetStream cluster to bare Linux hosts over SSH",
+		Version:   version,
+		Writer:    out,
+		ErrWriter: os.Stderr,
 		Commands: []*cli.Command{
 			{
 				Name:      "apply",
@@ -78,85 +87,118 @@ func newApp() *cli.App {
 	}
 }
 
-// load reads and validates the inventory; problems exit with status 2
-// before any network traffic.
+// load reads and validates the inventory, its own keys and what the roles
+// claim on each host; problems exit with status 2 before any network
+// traffic.
 func load(c *cli.Context) (*inventory.Inventory, error) {
 	if c.NArg() != 1 {
 		return nil, cli.Exit(fmt.Sprintf("usage: natsdeploy %s INVENTORY.toml", c.Command.Name), 2)
 	}
 	inv, err := inventory.Load(c.Args().First())
+	if err == nil {
+		err = roles.Check(inv, roles.All)
+	}
 	if err != nil {
 		return nil, cli.Exit(fmt.Sprintf("%v\nnothing was changed", err), 2)
 	}
 	return inv, nil
 }
 
-// open loads the inventory, connects to every host and, when gather is
-// set, reads their facts and computes the plan.
-func open(c *cli.Context, lock, gather bool) (*deploy.Run, error) {
+// session says how far open goes before handing the session over.
+type session struct {
+	lock   bool // take the run lock on every host
+	gather bool // read facts and compute the plans
+}
+
+// open loads the inventory, connects to every host and goes as far as s
+// asks.
+func open(c *cli.Context, s session) (*deploy.Session, error) {
 	inv, err := load(c)
 	if err != nil {
 		return nil, err
 	}
-	r, err := deploy.Connect(c.Context, inv, os.Stdout)
+	r, err := deploy.Connect(c.Context, inv, roles.All, c.App.Writer)
 	if err != nil {
 		return nil, err
 	}
-	if lock {
+	if s.lock {
 		if err := r.Lock(c.Context); err != nil {
 			r.Close()
 			return nil, err
 		}
 	}
-	if !gather {
-		return r, nil
-	}
-	if err := r.Gather(c.Context); err != nil {
-		r.Close()
-		return nil, err
+	if s.gather {
+		if err := r.Gather(c.Context); err != nil {
+			r.Close()
+			return nil, err
+		}
 	}
 	return r, nil
 }
 
 func applyCmd(c *cli.Context) error {
 	start := time.Now()
-	r, err := open(c, true, true)
+	r, err := open(c, session{lock: true, gather: true})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	changed, err := r.Apply(c.Context, apply.DefaultTimeouts)
+	changed, err := r.Apply(c.Context, deploy.DefaultTimeouts)
 	if err != nil {
 		return err
 	}
+	out := c.App.Writer
 	if changed {
-		fmt.Printf("applied in %s\n", time.Since(start).Round(10*time.Millisecond))
+		fmt.Fprintf(out, "applied in %s\n", time.Since(start).Round(10*time.Millisecond))
 	} else {
-		fmt.Printf("nothing to do: %d host(s) already as the inventory says; nothing uploaded, nothing restarted (%s)\n",
+		fmt.Fprintf(out, "nothing to do: %d host(s) already as the inventory says; nothing uploaded, nothing restarted (%s)\n",
 			len(r.Targets), time.Since(start).Round(10*time.Millisecond))
 	}
 	r.Unlock(c.Context)
 	if c.Bool("no-verify") {
 		return nil
 	}
-	return runVerify(c.Context, r, false)
+	return runVerify(c, r, false)
 }
 
 func planCmd(c *cli.Context) error {
-	r, err := open(c, false, true)
+	r, err := open(c, session{gather: true})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	r.PrintPlan(c.Context, os.Stdout)
+	r.PrintPlan(c.Context, c.App.Writer)
 	return nil
 }
 
 func verifyCmd(c *cli.Context) error {
-	r, err := open(c, false, false)
+	r, err := open(c, session{})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	return runVerify(c.Context, r, c.Bool("json"))
+	return runVerify(c, r, c.Bool("json"))
+}
+
+// runVerify checks the live hosts and prints the report; any failure is a
+// non-zero exit.
+func runVerify(c *cli.Context, r *deploy.Session, asJSON bool) error {
+	out := c.App.Writer
+	if !asJSON {
+		fmt.Fprintln(out, "verifying the cluster against the inventory...")
+	}
+	rep := r.Verify(c.Context)
+	var err error
+	if asJSON {
+		err = rep.WriteJSON(out)
+	} else {
+		err = rep.WriteText(out)
+	}
+	if err != nil {
+		return err
+	}
+	if n := rep.Failed(); n > 0 {
+		return cli.Exit(fmt.Sprintf("verify: %d check(s) failed", n), 1)
+	}
+	return nil
 }

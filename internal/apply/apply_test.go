@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/health"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
 )
 
@@ -24,6 +25,7 @@ type fakeConn struct {
 	log     *[]string
 	mu      *sync.Mutex
 	healthy *atomic.Bool
+	digest  *atomic.Value // what /varz reports as the running config's digest
 	srv     *httptest.Server
 	fail    string // a command containing this fails
 }
@@ -57,11 +59,12 @@ func newCluster(t *testing.T, n int) ([]Target, *[]string, []*fakeConn) {
 	var targets []Target
 	var conns []*fakeConn
 	for i := 1; i <= n; i++ {
-		c := &fakeConn{name: fmt.Sprintf("n%d", i), log: &log, mu: &mu, healthy: &atomic.Bool{}}
+		c := &fakeConn{name: fmt.Sprintf("n%d", i), log: &log, mu: &mu, healthy: &atomic.Bool{}, digest: &atomic.Value{}}
 		c.healthy.Store(true)
+		c.digest.Store("sha256:" + strings.Repeat("a", 64))
 		c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/varz" {
-				fmt.Fprintf(w, `{"config_digest":"sha256:%s"}`, strings.Repeat("a", 64))
+				fmt.Fprintf(w, `{"config_digest":%q}`, c.digest.Load())
 				return
 			}
 			if !c.healthy.Load() {
@@ -70,17 +73,49 @@ func newCluster(t *testing.T, n int) ([]Target, *[]string, []*fakeConn) {
 			}
 		}))
 		t.Cleanup(c.srv.Close)
-		unit := desired.Unit{Name: "nats-server.service", HealthURL: c.srv.URL + "/healthz", DigestURL: c.srv.URL + "/varz",
-			DigestCmd: "runuser -u nats -- /usr/local/bin/nats-server -t -c /etc/nats/nats-server.conf", DiagnoseCmd: "journalctl -u nats-server.service -n 5"}
+		unit := desired.Unit{Name: "nats-server.service", Ready: readyGate(c.srv.URL), Reload: reloadGate(c.srv.URL),
+			DiagnoseCmd: "journalctl -u nats-server.service -n 5"}
 		targets = append(targets, Target{
 			Name:    c.name,
 			Conn:    c,
 			Desired: desired.Host{Name: c.name, Units: []desired.Unit{unit}},
-			Plan:    plan.Host{Host: c.name, Handlers: map[string]desired.Handler{}},
+			Plan:    plan.Host{Name: c.name, Handlers: map[string]desired.Handler{}},
 		})
 		conns = append(conns, c)
 	}
 	return targets, &log, conns
+}
+
+// readyGate and reloadGate are what a role supplies: here /healthz 200,
+// and the digest `nats-server -t` prints showing up in /varz.
+func readyGate(base string) *desired.Gate {
+	return &desired.Gate{Desc: "/healthz", Check: func(ctx context.Context, n desired.Node) error {
+		return health.OK(ctx, n.Remote.HTTPClient(), base+"/healthz")
+	}}
+}
+
+func reloadGate(base string) *desired.ReloadGate {
+	return &desired.ReloadGate{
+		Desc: "config_digest",
+		Want: func(ctx context.Context, n desired.Node) (string, error) {
+			out, err := n.Remote.Exec(ctx, "nats-server -t -c /etc/nats/nats-server.conf")
+			if err != nil {
+				return "", err
+			}
+			_, d, _ := strings.Cut(strings.TrimSpace(out), "(")
+			return strings.TrimSuffix(d, ")"), nil
+		},
+		Check: func(ctx context.Context, n desired.Node, want string) error {
+			body, _, err := health.Get(ctx, n.Remote.HTTPClient(), base+"/varz")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(string(body), want) {
+				return fmt.Errorf("varz says %s, want %s", body, want)
+			}
+			return nil
+		},
+	}
 }
 
 func filter(log []string, sub string) []string {
@@ -119,7 +154,7 @@ func TestRollingRestartOrderAndGate(t *testing.T) {
 	conns[1].healthy.Store(false)
 	targets[1].Plan.Handlers = map[string]desired.Handler{}
 	err := Handlers(context.Background(), targets, fast, nolog)
-	if err == nil || !strings.Contains(err.Error(), "not restarting nats-server.service on n1: host n2 is not healthy") {
+	if err == nil || !strings.Contains(err.Error(), "not restarting nats-server.service on n1: host n2 is not ready") {
 		t.Fatalf("error = %v", err)
 	}
 	if got := filter(*log, "systemctl restart"); len(got) != 0 {
@@ -210,5 +245,65 @@ func TestStageValidatesAndCommitWritesMarkerFirst(t *testing.T) {
 	}
 	if rm := filter(*log, "rm -rf /usr/local/bin/.nats-server.natsdeploy-new /etc/nats/.natsdeploy-stage"); len(rm) != 1 {
 		t.Errorf("abort did not clean up: %v", *log)
+	}
+}
+
+// A reload the service did not take (it only logged the refusal, so the
+// old digest stays) must fail as not confirmed and keep the host's pending
+// record, so the next apply owes the reload again.
+func TestReloadNotConfirmedKeepsPending(t *testing.T) {
+	targets, log, conns := newCluster(t, 2)
+	targets[0].Plan.Handlers["nats-server.service"] = desired.Reload
+	targets[1].Plan.Handlers["nats-server.service"] = desired.Reload
+	conns[1].digest.Store("sha256:" + strings.Repeat("b", 64)) // still the old config
+	err := Handlers(context.Background(), targets, fast, nolog)
+	if err == nil || !strings.Contains(err.Error(), "host n2: reload of nats-server.service not confirmed") {
+		t.Fatalf("error = %v, want n2's reload not confirmed", err)
+	}
+	if !strings.Contains(err.Error(), "last lines from n2") {
+		t.Errorf("error does not show n2's journal: %v", err)
+	}
+	if got := filter(*log, "n2: rm -f /var/lib/natsdeploy/pending-"); len(got) != 0 {
+		t.Errorf("n2's pending record was cleared though its reload is unconfirmed: %v", got)
+	}
+	if got := filter(*log, "n1: rm -f /var/lib/natsdeploy/pending-nats-server.service"); len(got) != 1 {
+		t.Errorf("n1's confirmed reload did not clear its pending record: %v", *log)
+	}
+}
+
+// After each restart the unit's cluster gate must hold before the next
+// host goes down; one that never settles stops the roll.
+func TestRollingRestartWaitsForClusterGate(t *testing.T) {
+	targets, log, _ := newCluster(t, 3)
+	var settled atomic.Bool
+	var asked atomic.Int32
+	gate := &desired.ClusterGate{Desc: "all members current", Check: func(_ context.Context, nodes []desired.Node) error {
+		asked.Add(1)
+		if len(nodes) != 3 {
+			return fmt.Errorf("gate saw %d nodes, want 3", len(nodes))
+		}
+		if !settled.Load() {
+			return fmt.Errorf("n2 behind")
+		}
+		return nil
+	}}
+	for i := range targets {
+		targets[i].Desired.Units[0].Settled = gate
+		targets[i].Plan.Handlers["nats-server.service"] = desired.Restart
+	}
+	err := Handlers(context.Background(), targets, Timeouts{Health: 400 * time.Millisecond}, nolog)
+	if err == nil || !strings.Contains(err.Error(), "host n1 restarted, but nats-server.service") || !strings.Contains(err.Error(), "n2 behind") {
+		t.Fatalf("error = %v", err)
+	}
+	if got := filter(*log, "systemctl restart"); len(got) != 1 {
+		t.Errorf("restarts before the cluster settled: %v", got)
+	}
+	settled.Store(true)
+	*log = nil
+	if err := Handlers(context.Background(), targets, fast, nolog); err != nil {
+		t.Fatal(err)
+	}
+	if got := filter(*log, "systemctl restart"); len(got) != 3 || asked.Load() < 3 {
+		t.Errorf("restarts %v, gate asked %d times", got, asked.Load())
 	}
 }

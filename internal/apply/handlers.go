@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -102,7 +100,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 	if len(starting) == 0 {
 		return nil
 	}
-	if len(starting) == len(targets) && len(targets) > 1 && u.HealthURL != "" {
+	if len(starting) == len(targets) && len(targets) > 1 && u.Settled != nil {
 		logf("", "starting %s on all %d hosts together (a cold cluster needs a quorum before any node is healthy)", u.Name, len(targets))
 	}
 	err := Each(starting, func(t Target) error {
@@ -117,7 +115,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 	}
 	err = Each(starting, func(t Target) error {
 		tu, _ := unitOf(t, u.Name)
-		if err := waitHealthy(ctx, t, tu, to.Start); err != nil {
+		if err := waitReady(ctx, t, tu, to.Start); err != nil {
 			return err
 		}
 		logf(t.Name, "%s is running and healthy", u.Name)
@@ -126,26 +124,27 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 	if err != nil {
 		return err
 	}
-	return waitMeta(ctx, targets, u, to.Start)
+	return waitSettled(ctx, targets, u, to.Start)
 }
 
-// waitMeta waits until the JetStream meta leader counts every node in.
-func waitMeta(ctx context.Context, targets []Target, u desired.Unit, timeout time.Duration) error {
-	var clients []*http.Client
-	var urls, names []string
-	for _, t := range targets {
-		tu, ok := unitOf(t, u.Name)
-		if !ok || tu.MetaURL == "" {
-			return nil
-		}
-		clients = append(clients, t.Conn.HTTPClient())
-		urls = append(urls, tu.MetaURL)
-		names = append(names, t.Name)
-	}
-	if len(targets) < 2 {
+func node(t Target) desired.Node { return desired.Node{Name: t.Name, Remote: t.Conn} }
+
+// waitSettled polls the unit's cluster gate over every target that runs it.
+func waitSettled(ctx context.Context, targets []Target, u desired.Unit, timeout time.Duration) error {
+	if u.Settled == nil {
 		return nil
 	}
-	if err := health.WaitMetaSettled(ctx, clients, urls, names, timeout); err != nil {
+	var nodes []desired.Node
+	for _, t := range targets {
+		if _, ok := unitOf(t, u.Name); ok {
+			nodes = append(nodes, node(t))
+		}
+	}
+	if len(nodes) < 2 {
+		return nil
+	}
+	err := health.Poll(ctx, timeout, func() error { return u.Settled.Check(ctx, nodes) })
+	if err != nil {
 		return fmt.Errorf("%s: %w", u.Name, err)
 	}
 	return nil
@@ -162,25 +161,24 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 		tu, _ := unitOf(t, u.Name)
 		logf(t.Name, "reload %s", u.Name)
 		want := ""
-		if tu.DigestCmd != "" {
-			out, err := t.Conn.Exec(ctx, tu.DigestCmd+" 2>&1")
-			if err != nil {
-				return fmt.Errorf("host %s: read config digest: %w %s", t.Name, err, out)
-			}
-			if want = ParseDigest(out); want == "" {
-				return fmt.Errorf("host %s: no digest in %q", t.Name, strings.TrimSpace(out))
+		if g := tu.Reload; g != nil {
+			var err error
+			if want, err = g.Want(ctx, node(t)); err != nil {
+				return fmt.Errorf("host %s: before reloading %s: %s: %w", t.Name, u.Name, g.Desc, err)
 			}
 		}
 		if _, err := t.Conn.Exec(ctx, "systemctl reload "+shell.Quote(u.Name)); err != nil {
 			return fmt.Errorf("host %s: reload %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
 		}
-		if want != "" && tu.DigestURL != "" {
-			if err := health.WaitDigest(ctx, t.Conn.HTTPClient(), tu.DigestURL, want, to.Reload); err != nil {
+		if g := tu.Reload; g != nil {
+			err := health.Poll(ctx, to.Reload, func() error { return g.Check(ctx, node(t), want) })
+			if err != nil {
+				// The pending file stays: the next apply owes the reload.
 				return fmt.Errorf("host %s: reload of %s not confirmed: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
 			}
-			logf(t.Name, "reload confirmed: config_digest %s", want)
+			logf(t.Name, "reload confirmed: %s %s", g.Desc, want)
 		}
-		if err := waitHealthy(ctx, t, tu, to.Health); err != nil {
+		if err := waitReady(ctx, t, tu, to.Health); err != nil {
 			return err
 		}
 		return clearPending(ctx, t, u.Name)
@@ -192,18 +190,19 @@ func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Ti
 		if t.Plan.Handlers[u.Name] != desired.Restart || slices.Contains(t.Plan.Start, u.Name) {
 			continue
 		}
-		// Taking a node down while another is unhealthy could cost the
-		// JetStream quorum; refuse and say which node is the problem.
+		// Taking a host down while another is not ready could cost a
+		// cluster its quorum; refuse and say which host is the problem.
 		for j, o := range targets {
 			if j == i {
 				continue
 			}
 			ou, ok := unitOf(o, u.Name)
-			if !ok || ou.HealthURL == "" {
+			if !ok || ou.Ready == nil {
 				continue
 			}
-			if err := health.WaitHealthy(ctx, o.Conn.HTTPClient(), ou.HealthURL, to.Health); err != nil {
-				return fmt.Errorf("not restarting %s on %s: host %s is not healthy (%v); restarting now could lose the JetStream quorum; fix %s and run apply again", u.Name, t.Name, o.Name, err, o.Name)
+			err := health.Poll(ctx, to.Health, func() error { return ou.Ready.Check(ctx, node(o)) })
+			if err != nil {
+				return fmt.Errorf("not restarting %s on %s: host %s is not ready (%v); restarting now could cost the cluster its quorum; fix %s and run apply again", u.Name, t.Name, o.Name, err, o.Name)
 			}
 		}
 		tu, _ := unitOf(t, u.Name)
@@ -211,10 +210,10 @@ func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Ti
 		if _, err := t.Conn.Exec(ctx, "systemctl restart "+shell.Quote(u.Name)); err != nil {
 			return fmt.Errorf("host %s: restart %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
 		}
-		if err := waitHealthy(ctx, t, tu, to.Health); err != nil {
+		if err := waitReady(ctx, t, tu, to.Health); err != nil {
 			return err
 		}
-		if err := waitMeta(ctx, targets, u, to.Health); err != nil {
+		if err := waitSettled(ctx, targets, tu, to.Health); err != nil {
 			return fmt.Errorf("host %s restarted, but %w", t.Name, err)
 		}
 		logf(t.Name, "%s restarted and healthy", u.Name)
@@ -225,11 +224,11 @@ func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Ti
 	return nil
 }
 
-func waitHealthy(ctx context.Context, t Target, u desired.Unit, timeout time.Duration) error {
-	if u.HealthURL == "" {
+func waitReady(ctx context.Context, t Target, u desired.Unit, timeout time.Duration) error {
+	if u.Ready == nil {
 		return nil
 	}
-	if err := health.WaitHealthy(ctx, t.Conn.HTTPClient(), u.HealthURL, timeout); err != nil {
+	if err := health.Poll(ctx, timeout, func() error { return u.Ready.Check(ctx, node(t)) }); err != nil {
 		return fmt.Errorf("host %s: %s did not become healthy: %w%s", t.Name, u.Name, err, diagnose(ctx, t, u))
 	}
 	return nil
@@ -258,16 +257,4 @@ func diagnose(ctx context.Context, t Target, u desired.Unit) string {
 		return ""
 	}
 	return "\n  last lines from " + t.Name + ":\n    " + strings.ReplaceAll(out, "\n", "\n    ")
-}
-
-var digestRe = regexp.MustCompile(`\((sha256:[0-9a-f]{64})\)`)
-
-// ParseDigest finds the digest in nats-server -t output:
-// "nats-server: configuration file X is valid (sha256:...)".
-func ParseDigest(out string) string {
-	m := digestRe.FindStringSubmatch(out)
-	if m == nil {
-		return ""
-	}
-	return m[1]
 }

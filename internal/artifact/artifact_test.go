@@ -273,3 +273,21 @@ func TestGoArch(t *testing.T) {
 		t.Error("GoArch(sparc64): no error")
 	}
 }
+
+// NATSServer gets a nats-server release as the nats role describes it: the
+// layout these tests exercise Get with.
+func NATSServer(ctx context.Context, dir, downloadURL, version, arch string) (Binary, error) {
+	v := strings.TrimPrefix(version, "v")
+	a, err := GoArch(arch)
+	if err != nil {
+		return Binary{}, err
+	}
+	tag := "v" + v
+	base := fmt.Sprintf("nats-server-%s-linux-%s", tag, a)
+	return Get(ctx, Release{
+		Dir: dir, BaseURL: downloadURL, Name: "nats-server", Tag: tag, Version: v,
+		Asset: base + ".tar.gz", Sums: "SHA256SUMS", Member: base + "/nats-server",
+		Target: "linux-" + a, Hint: "https://github.com/nats-io/nats-server/releases/tag/" + tag,
+		Setting: "nats.download_url",
+	})
+}

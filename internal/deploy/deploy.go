@@ -1,9 +1,11 @@
 // Package deploy runs the pipeline end to end for the CLI:
 //
 //	inventory -> connect (all hosts, or nothing) -> lock -> facts -> desired
-//	state -> plan -> stage -> commit -> handlers -> verify
+//	state of every role, merged per host -> plan -> stage -> commit ->
+//	handlers -> verify
 //
-// `plan` is the same pipeline stopped after the plan.
+// `plan` is the same pipeline stopped after the plan. The roles are given
+// by the caller (roles.All); nothing here knows any of them by name.
 package deploy
 
 import (
@@ -13,43 +15,44 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/apply"
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
-	"github.com/natsdeploy/natsdeploy/internal/diff"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/lock"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
 	"github.com/natsdeploy/natsdeploy/internal/remote"
+	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
-	"github.com/natsdeploy/natsdeploy/internal/shell"
-	"github.com/natsdeploy/natsdeploy/internal/verify"
 	"github.com/natsdeploy/natsdeploy/inventory"
-	"github.com/natsdeploy/natsdeploy/roles/nats"
 )
 
-// Run is one invocation against one inventory: its connections, secrets
-// and, after Gather, the plan of every host.
-type Run struct {
+// DefaultTimeouts are the handlers' timeouts for a VM fleet.
+var DefaultTimeouts = apply.DefaultTimeouts
+
+// Session is one invocation against one inventory: its roles, secrets and
+// connections and, after Gather, the plan of every host.
+type Session struct {
 	Inv     *inventory.Inventory
+	Roles   []role.Role
 	Secrets *secrets.Store
-	Conns   map[string]*remote.Client
-	Targets []apply.Target // in inventory order, after Gather
+	Conns   map[string]apply.Conn // by host name
+	Targets []apply.Target        // in inventory order, after Gather
 	Out     io.Writer
 
 	me     lock.Holder
 	locked []string
+	close  func()
 	mu     sync.Mutex // serialises Out
 }
 
 // Connect opens the secrets file and one SSH connection per host. If any
 // host cannot be reached or authenticated, it closes the others and returns
 // an error naming every failed host: nothing has been changed anywhere.
-func Connect(ctx context.Context, inv *inventory.Inventory, out io.Writer) (*Run, error) {
+func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
 	sec, err := secrets.Open(inv)
 	if err != nil {
 		return nil, err
@@ -80,22 +83,36 @@ func Connect(ctx context.Context, inv *inventory.Inventory, out io.Writer) (*Run
 			Timeout:       inv.SSH.ConnectTimeout.D(),
 		})
 	}
-	conns, err := remote.DialAll(ctx, cfgs)
+	clients, err := remote.DialAll(ctx, cfgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
 	}
-	return &Run{Inv: inv, Secrets: sec, Conns: conns, Out: out, me: lock.Me(time.Now())}, nil
+	conns := make(map[string]apply.Conn, len(clients))
+	for name, c := range clients {
+		conns[name] = Conn{c}
+	}
+	s := New(inv, rs, sec, conns, out)
+	s.close = func() { remote.CloseAll(clients) }
+	return s, nil
 }
 
-// Close releases locks this run holds and closes every connection.
-func (r *Run) Close() {
+// New makes a session over connections the caller opened.
+func New(inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, conns map[string]apply.Conn, out io.Writer) *Session {
+	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Out: out, me: lock.Me(time.Now())}
+}
+
+// Close releases locks this session holds and closes every connection.
+func (s *Session) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r.Unlock(ctx)
-	remote.CloseAll(r.Conns)
+	s.Unlock(ctx)
+	if s.close != nil {
+		s.close()
+	}
 }
 
-// Conn adapts a remote client to what apply and lock need.
+// Conn adapts a remote client to what apply, lock and the roles' gates
+// need.
 type Conn struct{ C *remote.Client }
 
 // Exec runs cmd as root and returns its stdout.
@@ -113,86 +130,118 @@ func (a Conn) Upload(ctx context.Context, rd io.Reader, dst string, mode fs.File
 func (a Conn) HTTPClient() *http.Client { return a.C.HTTPClient() }
 
 // Logf prints one progress line, prefixed with the host when there is one.
-func (r *Run) Logf(host, format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (s *Session) Logf(host, format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if host != "" {
-		fmt.Fprintf(r.Out, "[%s] ", host)
+		fmt.Fprintf(s.Out, "[%s] ", host)
 	}
-	fmt.Fprintf(r.Out, format+"\n", args...)
+	fmt.Fprintf(s.Out, format+"\n", args...)
 }
 
 // Lock takes the run lock on every host, or on none.
-func (r *Run) Lock(ctx context.Context) error {
-	for _, h := range r.Inv.Hosts {
-		if err := lock.Acquire(ctx, h.Name, Conn{r.Conns[h.Name]}, r.me); err != nil {
-			r.Unlock(ctx)
+func (s *Session) Lock(ctx context.Context) error {
+	for _, h := range s.Inv.Hosts {
+		if err := lock.Acquire(ctx, h.Name, s.Conns[h.Name], s.me); err != nil {
+			s.Unlock(ctx)
 			return fmt.Errorf("%w\nnothing was changed on any host", err)
 		}
-		r.locked = append(r.locked, h.Name)
+		s.locked = append(s.locked, h.Name)
 	}
 	return nil
 }
 
-// Unlock releases the locks this run took.
-func (r *Run) Unlock(ctx context.Context) {
-	for _, h := range r.locked {
-		if err := lock.Release(ctx, h, Conn{r.Conns[h]}, r.me); err != nil {
-			r.Logf(h, "warning: %v", err)
+// Unlock releases the locks this session took.
+func (s *Session) Unlock(ctx context.Context) {
+	for _, h := range s.locked {
+		if err := lock.Release(ctx, h, s.Conns[h], s.me); err != nil {
+			s.Logf(h, "warning: %v", err)
 		}
 	}
-	r.locked = nil
+	s.locked = nil
 }
 
-// Gather reads every host's facts (one command each, in parallel), resolves
-// the nats-server artifact for each architecture, renders the desired state
-// and computes the plans.
-func (r *Run) Gather(ctx context.Context) error {
-	n := len(r.Inv.Hosts)
+// rolesOn are the roles that run on host, in registry order.
+func (s *Session) rolesOn(host string) []role.Role {
+	var out []role.Role
+	for _, r := range s.Roles {
+		for _, h := range r.Hosts(s.Inv) {
+			if h.Name == host {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// render merges the desired state of every role on h. With arts nil the
+// artifacts are placeholders: paths, rendered files and units are all
+// there, only the binaries' hashes are not. Facts probing, config checks
+// and verify need no more, so they work without an artifact cache.
+func (s *Session) render(h inventory.Host, arts map[string]artifact.Binary) (desired.Host, error) {
+	var parts []desired.Part
+	for _, r := range s.rolesOn(h.Name) {
+		d, err := r.Desired(role.Input{Inv: s.Inv, Host: h, Secrets: s.Secrets, Artifacts: arts})
+		if err != nil {
+			return desired.Host{}, fmt.Errorf("role %s on host %s: %w", r.Name(), h.Name, err)
+		}
+		parts = append(parts, desired.Part{Role: r.Name(), Host: d})
+	}
+	return desired.Merge(h.Name, parts...)
+}
+
+// artifacts fetches and verifies release archives once per run, whatever
+// the number of hosts that need them.
+type artifacts struct {
+	mu   sync.Mutex
+	have map[string]artifact.Binary
+}
+
+func (a *artifacts) get(ctx context.Context, rel artifact.Release) (artifact.Binary, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := rel.Name + "\x00" + rel.Tag + "\x00" + rel.Target
+	if b, ok := a.have[key]; ok {
+		return b, nil
+	}
+	b, err := artifact.Get(ctx, rel)
+	if err == nil {
+		a.have[key] = b
+	}
+	return b, err
+}
+
+// Gather reads every host's facts (one command each, in parallel),
+// fetches the artifacts each host's architecture needs, renders the
+// desired state and computes the plans.
+func (s *Session) Gather(ctx context.Context) error {
+	n := len(s.Inv.Hosts)
 	results := make([]apply.Target, n)
 	errs := make([]error, n)
+	arts := &artifacts{have: map[string]artifact.Binary{}}
 	var wg sync.WaitGroup
-	var artMu sync.Mutex
-	arts := map[string]artifact.Binary{}
-	for i, h := range r.Inv.Hosts {
+	for i, h := range s.Inv.Hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = r.gatherHost(ctx, h, func(arch string) (artifact.Binary, error) {
-				artMu.Lock()
-				defer artMu.Unlock()
-				if b, ok := arts[arch]; ok {
-					return b, nil
-				}
-				b, err := artifact.NATSServer(ctx, r.Inv.NATS.ArtifactDir, downloadURL(r.Inv), r.Inv.NATS.Version, arch)
-				if err == nil {
-					arts[arch] = b
-				}
-				return b, err
-			})
+			results[i], errs[i] = s.gatherHost(ctx, h, arts)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	r.Targets = results
+	s.Targets = results
 	return nil
 }
 
-func downloadURL(inv *inventory.Inventory) string {
-	if inv.NATS.DownloadURL == nil {
-		return artifact.NATSServerURL
-	}
-	return *inv.NATS.DownloadURL
-}
-
-func (r *Run) gatherHost(ctx context.Context, h inventory.Host, binary func(arch string) (artifact.Binary, error)) (apply.Target, error) {
-	conn := Conn{r.Conns[h.Name]}
-	// The managed paths do not depend on the artifact, so a first render
-	// without it tells the facts script where to look; the artifact is
-	// chosen by the architecture the facts report.
-	probe, err := r.desiredPaths(h)
+func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifacts) (apply.Target, error) {
+	conn := s.Conns[h.Name]
+	// The managed paths do not depend on the artifacts, so a first render
+	// without them tells the facts script where to look; the artifacts
+	// are chosen by the architecture the facts report.
+	probe, err := s.render(h, nil)
 	if err != nil {
 		return apply.Target{}, err // names the host already
 	}
@@ -204,89 +253,57 @@ func (r *Run) gatherHost(ctx context.Context, h inventory.Host, binary func(arch
 	if err != nil {
 		return apply.Target{}, fmt.Errorf("host %s: %w", h.Name, err)
 	}
-	if f.Systemd == "" {
-		return apply.Target{}, fmt.Errorf("host %s (%s): systemd not found; natsdeploy runs nats-server as a systemd service", h.Name, f.OS)
+	if f.Systemd == "" && len(probe.Units) > 0 {
+		return apply.Target{}, fmt.Errorf("host %s (%s): systemd not found; natsdeploy runs every service as a systemd unit", h.Name, f.OS)
 	}
-	bin, err := binary(f.Arch)
-	if err != nil {
-		return apply.Target{}, fmt.Errorf("host %s (%s): %w", h.Name, f.Arch, err)
+	bins := map[string]artifact.Binary{}
+	for _, r := range s.rolesOn(h.Name) {
+		rels, err := r.Artifacts(s.Inv, f.Arch)
+		if err != nil {
+			return apply.Target{}, fmt.Errorf("host %s (%s): %w", h.Name, f.Arch, err)
+		}
+		for _, rel := range rels {
+			b, err := arts.get(ctx, rel)
+			if err != nil {
+				return apply.Target{}, fmt.Errorf("host %s (%s): %w", h.Name, f.Arch, err)
+			}
+			bins[rel.Name] = b
+		}
 	}
-	d, err := nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: bin.Path, SHA256: bin.SHA256, Version: bin.Version})
+	d, err := s.render(h, bins)
 	if err != nil {
 		return apply.Target{}, err
 	}
 	return apply.Target{Name: h.Name, Conn: conn, Desired: d, Facts: f, Plan: plan.Compute(d, f)}, nil
 }
 
-// desiredPaths renders h's desired state without the artifact: paths,
-// rendered files and unit data are all there, only the binary's hash is
-// not. Facts probing, config checks and digests need no more, so plan's
-// first step and verify work without an artifact cache.
-func (r *Run) desiredPaths(h inventory.Host) (desired.Host, error) {
-	return nats.Desired(r.Inv, h, r.Secrets, nats.Artifact{Path: "-", SHA256: "-", Version: r.Inv.NATS.Version})
-}
-
 // Plans returns the plan of every host in inventory order.
-func (r *Run) Plans() []plan.Host {
-	out := make([]plan.Host, len(r.Targets))
-	for i, t := range r.Targets {
+func (s *Session) Plans() []plan.Host {
+	out := make([]plan.Host, len(s.Targets))
+	for i, t := range s.Targets {
 		out[i] = t.Plan
 	}
 	return out
 }
 
-// PrintPlan writes every host's actions and, for changed text files, a
-// short diff with secrets masked.
-func (r *Run) PrintPlan(ctx context.Context, w io.Writer) {
-	for _, t := range r.Targets {
-		if t.Plan.Empty() {
-			fmt.Fprintf(w, "%s: no changes\n", t.Name)
-			continue
-		}
-		fmt.Fprintf(w, "%s:\n", t.Name)
-		for _, line := range t.Plan.Lines() {
-			fmt.Fprintf(w, "  %s\n", line)
-		}
-		for _, c := range t.Plan.Files {
-			if !c.Upload || c.Create || c.File.Content == nil {
-				continue
-			}
-			old, err := t.Conn.Exec(ctx, "cat "+shell.Quote(c.File.Path))
-			if err != nil {
-				fmt.Fprintf(w, "  (cannot read current %s: %v)\n", c.File.Path, err)
-				continue
-			}
-			d := diff.Unified(old, string(c.File.Content), 2)
-			fmt.Fprintf(w, "  --- %s\n", c.File.Path)
-			for _, line := range strings.Split(strings.TrimSuffix(d, "\n"), "\n") {
-				fmt.Fprintf(w, "    %s\n", line)
-			}
-		}
-	}
-	if reloadRound(r.Targets) != nil {
-		fmt.Fprintln(w, "reloadable changes go first, to every node at once; then the restarts roll")
-	}
-	fmt.Fprintln(w, plan.Summary(r.Plans()))
-}
-
 // Apply carries out the plans: stage everywhere, commit everywhere, then
 // run handlers. When a host owes a restart and also has changes a reload
-// can carry, those go out first on every node (a reload round), then the
+// can carry, those go out first on every host (a reload round), then the
 // plans are computed again and the restarts roll. It reports whether
 // anything changed.
-func (r *Run) Apply(ctx context.Context, to apply.Timeouts) (bool, error) {
-	if first := reloadRound(r.Targets); first != nil {
-		r.Logf("", "reloadable changes go first, to every node at once; then the restarts roll")
-		if _, err := r.applyTargets(ctx, first, to); err != nil {
+func (s *Session) Apply(ctx context.Context, to apply.Timeouts) (bool, error) {
+	if first := reloadRound(s.Targets); first != nil {
+		s.Logf("", "reloadable changes go first, to every node at once; then the restarts roll")
+		if _, err := s.applyTargets(ctx, first, to); err != nil {
 			return true, err
 		}
-		if err := r.Gather(ctx); err != nil {
+		if err := s.Gather(ctx); err != nil {
 			return true, err
 		}
-		_, err := r.applyTargets(ctx, r.Targets, to)
+		_, err := s.applyTargets(ctx, s.Targets, to)
 		return true, err
 	}
-	return r.applyTargets(ctx, r.Targets, to)
+	return s.applyTargets(ctx, s.Targets, to)
 }
 
 // reloadRound returns the targets with only their reload parts, or nil
@@ -297,7 +314,7 @@ func reloadRound(targets []apply.Target) []apply.Target {
 	for i, t := range targets {
 		part, ok := t.Plan.ReloadPart()
 		if !ok {
-			part = plan.Host{Host: t.Name, Handlers: map[string]desired.Handler{}}
+			part = plan.Host{Name: t.Name, Handlers: map[string]desired.Handler{}}
 		}
 		split = split || ok
 		t.Plan = part
@@ -309,7 +326,7 @@ func reloadRound(targets []apply.Target) []apply.Target {
 	return out
 }
 
-func (r *Run) applyTargets(ctx context.Context, targets []apply.Target, to apply.Timeouts) (bool, error) {
+func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to apply.Timeouts) (bool, error) {
 	var changing []apply.Target
 	for _, t := range targets {
 		if !t.Plan.Empty() {
@@ -321,7 +338,7 @@ func (r *Run) applyTargets(ctx context.Context, targets []apply.Target, to apply
 	}
 	for _, t := range changing {
 		for _, line := range t.Plan.Lines() {
-			r.Logf(t.Name, "%s", line)
+			s.Logf(t.Name, "%s", line)
 		}
 	}
 	if err := apply.Each(changing, func(t apply.Target) error { return apply.Stage(ctx, t) }); err != nil {
@@ -335,106 +352,8 @@ func (r *Run) applyTargets(ctx context.Context, targets []apply.Target, to apply
 	}
 	// Handlers look at the whole cluster: a rolling restart must see the
 	// health of the hosts that did not change too.
-	if err := apply.Handlers(ctx, targets, to, r.Logf); err != nil {
+	if err := apply.Handlers(ctx, targets, to, s.Logf); err != nil {
 		return true, err
 	}
 	return true, nil
-}
-
-// ConfigChecks compares every rendered file (configs and units, not the
-// binary, whose hash needs the artifact) with the host's copy. Together
-// with the verifier's digest check (running config == config on disk) it
-// proves each node runs what the inventory asks for, and catches a file
-// edited by hand even after its reload.
-func (r *Run) ConfigChecks(ctx context.Context) []verify.Result {
-	results := make([]verify.Result, len(r.Inv.Hosts))
-	var wg sync.WaitGroup
-	for i, h := range r.Inv.Hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			res := verify.Result{Check: "node/config", Target: h.Name, Expected: "config and unit files as rendered from the inventory"}
-			defer func() { res.Duration = time.Since(start); results[i] = res }()
-			d, err := r.desiredPaths(h)
-			if err != nil {
-				res.Seen = err.Error()
-				return
-			}
-			var files []desired.File
-			var paths []string
-			for _, f := range d.Files {
-				if f.Content != nil {
-					files = append(files, f)
-					paths = append(paths, f.Path)
-				}
-			}
-			out, err := Conn{r.Conns[h.Name]}.Exec(ctx, facts.Script(facts.Paths{Files: paths}))
-			if err != nil {
-				res.Seen = err.Error()
-				return
-			}
-			fh, err := facts.Parse([]byte(out))
-			if err != nil {
-				res.Seen = err.Error()
-				return
-			}
-			var differ []string
-			for _, f := range files {
-				got, ok := fh.Files[f.Path]
-				switch {
-				case !ok:
-					differ = append(differ, f.Path+" missing")
-				case got.SHA256 != f.SHA256:
-					differ = append(differ, f.Path+" changed")
-				case got.Mode.Perm() != f.Mode.Perm() || got.Owner != f.Owner || got.Group != f.Group:
-					differ = append(differ, fmt.Sprintf("%s is %s:%s %04o", f.Path, got.Owner, got.Group, got.Mode.Perm()))
-				}
-			}
-			if len(differ) > 0 {
-				res.Seen = strings.Join(differ, ", ") + " (run apply to restore)"
-				return
-			}
-			res.OK = true
-			res.Seen = fmt.Sprintf("%d files as rendered", len(files))
-		}()
-	}
-	wg.Wait()
-	return results
-}
-
-// ExpectedDigests asks each host's nats-server what digest its config on
-// disk has; the verifier compares it with the running server's. It needs
-// only the connections, not Gather: verify must work from a machine that
-// has no artifact cache.
-func (r *Run) ExpectedDigests(ctx context.Context) map[string]string {
-	out := map[string]string{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, h := range r.Inv.Hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d, err := r.desiredPaths(h)
-			if err != nil {
-				return
-			}
-			for _, u := range d.Units {
-				if u.DigestCmd == "" {
-					continue
-				}
-				res, err := Conn{r.Conns[h.Name]}.Exec(ctx, u.DigestCmd+" 2>&1")
-				if err != nil {
-					continue
-				}
-				if dg := apply.ParseDigest(res); dg != "" {
-					mu.Lock()
-					out[h.Name] = dg
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return out
 }

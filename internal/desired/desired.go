@@ -3,7 +3,13 @@
 // from the host; nothing here talks to a host.
 package desired
 
-import "io/fs"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+)
 
 // Host is the whole desired state of one host.
 type Host struct {
@@ -12,6 +18,16 @@ type Host struct {
 	Dirs  []Dir
 	Files []File
 	Units []Unit
+	// Ports the host's services listen on; never acted on, only checked
+	// for clashes between roles.
+	Ports []Port
+}
+
+// Port is a TCP port a service listens on. Key is the inventory key that
+// sets it, so a clash can be reported where the user can fix it.
+type Port struct {
+	Number int
+	Key    string
 }
 
 // User is a system account a service runs as.
@@ -86,20 +102,144 @@ type Unit struct {
 	// UnitFile is the path of the file defining it, among Files, so a
 	// change to it triggers daemon-reload.
 	UnitFile string
-	// HealthURL is polled on the host's loopback after a start, reload or
-	// restart; 200 means the service is ready for the next step.
-	HealthURL string
-	// DigestCmd prints the digest of the config on disk, which
-	// DigestURL's JSON "config_digest" must equal once a reload took
-	// effect. Empty: a reload is confirmed by health only.
-	DigestCmd string
-	DigestURL string
-	// MetaURL, when set on every host, is each node's JetStream /jsz:
-	// after a start or restart the engine also waits until the meta leader
-	// sees every node current (health.MetaSettled). It relies on the host
-	// name being the node's server_name, as the nats role makes it.
-	MetaURL string
+	// Ready is polled after a start, reload or restart until it passes;
+	// a rolling restart also requires it of every other host before it
+	// takes one down. Nil: an active unit is ready.
+	Ready *Gate
+	// Reload confirms that a reload took effect (a service may only log a
+	// reload it refused). Nil: a reload is confirmed by Ready alone.
+	Reload *ReloadGate
+	// Settled is polled across every host that runs the unit after a
+	// start or a restart, before the next host is touched: what a cluster
+	// needs beyond each member being ready. Nil: nothing to wait for.
+	Settled *ClusterGate
 	// DiagnoseCmd prints what explains a failed start (journal and log
-	// tail); its output is shown with the error.
+	// tail); its output is shown with the error. Default: the unit's
+	// journal.
 	DiagnoseCmd string
+}
+
+// Remote is what a gate may use of a host: commands as root, and an HTTP
+// client that reaches the host's loopback through the SSH connection.
+type Remote interface {
+	Exec(ctx context.Context, cmd string) (string, error)
+	HTTPClient() *http.Client
+}
+
+// Node is one host as a gate sees it.
+type Node struct {
+	Name   string
+	Remote Remote
+}
+
+// Gate is a readiness check of one host. Desc names it for a person
+// ("/healthz"); Check returns nil once the service is ready, or what it
+// saw instead.
+type Gate struct {
+	Desc  string
+	Check func(ctx context.Context, n Node) error
+}
+
+// ReloadGate proves a reload took effect. Want is asked before the reload
+// (what the service must report once it runs the config on disk); Check
+// returns nil once it does. Desc names the proof ("config_digest").
+type ReloadGate struct {
+	Desc  string
+	Want  func(ctx context.Context, n Node) (string, error)
+	Check func(ctx context.Context, n Node, want string) error
+}
+
+// ClusterGate is a check across all hosts that run a unit, in inventory
+// order.
+type ClusterGate struct {
+	Desc  string
+	Check func(ctx context.Context, nodes []Node) error
+}
+
+// Clash is one conflict found by Merge. Key is the inventory key to fix
+// when one is known (a port); Role is the role that came second.
+type Clash struct {
+	Host, Role, Key, Msg string
+}
+
+func (c *Clash) Error() string { return "host " + c.Host + ": " + c.Msg }
+
+// Part is one role's desired state of a host, for Merge.
+type Part struct {
+	Role string
+	Host Host
+}
+
+// Merge joins the desired states several roles have for one host, in the
+// order given. A user or directory two roles want identically is kept once;
+// two roles wanting the same path, user, unit or port differently is an
+// error naming both, since whichever ran last would silently win.
+func Merge(name string, parts ...Part) (Host, error) {
+	out := Host{Name: name}
+	var errs []error
+	clash := func(what, a, b string) {
+		errs = append(errs, &Clash{Host: name, Role: b, Msg: fmt.Sprintf("%s is claimed by role %s and by role %s", what, a, b)})
+	}
+	users := map[string]int{}
+	paths := map[string]string{} // path -> role, over dirs and files
+	dirs := map[string]int{}
+	units := map[string]string{}
+	ports := map[int]string{}
+	portKeys := map[int]string{}
+	var userRole []string
+	for _, p := range parts {
+		for _, u := range p.Host.Users {
+			if i, ok := users[u.Name]; ok {
+				if out.Users[i] != u {
+					clash(fmt.Sprintf("system user %s (with different settings)", u.Name), userRole[i], p.Role)
+				}
+				continue
+			}
+			users[u.Name] = len(out.Users)
+			out.Users = append(out.Users, u)
+			userRole = append(userRole, p.Role)
+		}
+		for _, d := range p.Host.Dirs {
+			if i, ok := dirs[d.Path]; ok {
+				if out.Dirs[i] != d {
+					clash(fmt.Sprintf("directory %s (with different owner or mode)", d.Path), paths[d.Path], p.Role)
+				}
+				continue
+			}
+			if r, ok := paths[d.Path]; ok {
+				clash("path "+d.Path, r, p.Role)
+				continue
+			}
+			paths[d.Path] = p.Role
+			dirs[d.Path] = len(out.Dirs)
+			out.Dirs = append(out.Dirs, d)
+		}
+		for _, f := range p.Host.Files {
+			if r, ok := paths[f.Path]; ok {
+				clash("path "+f.Path, r, p.Role)
+				continue
+			}
+			paths[f.Path] = p.Role
+			out.Files = append(out.Files, f)
+		}
+		for _, u := range p.Host.Units {
+			if r, ok := units[u.Name]; ok {
+				clash("unit "+u.Name, r, p.Role)
+				continue
+			}
+			units[u.Name] = p.Role
+			out.Units = append(out.Units, u)
+		}
+		for _, pt := range p.Host.Ports {
+			if r, ok := ports[pt.Number]; ok {
+				errs = append(errs, &Clash{Host: name, Role: p.Role, Key: pt.Key, Msg: fmt.Sprintf("port %d is also %s (role %s) on host %s; give one of them another port",
+					pt.Number, portKeys[pt.Number], r, name)})
+				continue
+			}
+			ports[pt.Number] = p.Role
+			portKeys[pt.Number] = pt.Key
+			out.Ports = append(out.Ports, pt)
+		}
+	}
+	return out, errors.Join(errs...)
 }

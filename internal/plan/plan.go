@@ -14,7 +14,7 @@ import (
 
 // Host is what must change on one host.
 type Host struct {
-	Host  string
+	Name  string
 	Users []desired.User
 	Dirs  []DirChange
 	Files []FileChange
@@ -28,6 +28,8 @@ type Host struct {
 	// Handlers is what each running service needs after the changes (or
 	// still needs from an interrupted run), by unit name.
 	Handlers map[string]desired.Handler
+	// Units are the desired units, for describing handlers.
+	Units []desired.Unit
 }
 
 // DirChange creates a directory or corrects its owner or mode.
@@ -53,7 +55,7 @@ func (h Host) Empty() bool {
 
 // Compute diffs one host's desired state against its facts.
 func Compute(d desired.Host, f facts.Host) Host {
-	p := Host{Host: d.Name, Handlers: map[string]desired.Handler{}}
+	p := Host{Name: d.Name, Handlers: map[string]desired.Handler{}, Units: d.Units}
 	for _, u := range d.Users {
 		if !f.Users[u.Name] {
 			p.Users = append(p.Users, u)
@@ -148,14 +150,35 @@ func (h Host) Lines() []string {
 	}
 	sort.Strings(svcs)
 	for _, s := range svcs {
+		u := h.unit(s)
 		switch h.Handlers[s] {
 		case desired.Restart:
-			out = append(out, "restart "+s+" (rolling, one node at a time, gated on /healthz)")
+			if u.Ready != nil {
+				out = append(out, "restart "+s+" (rolling, one node at a time, gated on "+u.Ready.Desc+")")
+			} else {
+				out = append(out, "restart "+s+" (rolling, one node at a time)")
+			}
 		case desired.Reload:
-			out = append(out, "reload "+s+" (SIGHUP, confirmed by config_digest)")
+			switch {
+			case u.Reload != nil:
+				out = append(out, "reload "+s+" (SIGHUP, confirmed by "+u.Reload.Desc+")")
+			case u.Ready != nil:
+				out = append(out, "reload "+s+" (SIGHUP, confirmed by "+u.Ready.Desc+")")
+			default:
+				out = append(out, "reload "+s+" (SIGHUP)")
+			}
 		}
 	}
 	return out
+}
+
+func (h Host) unit(name string) desired.Unit {
+	for _, u := range h.Units {
+		if u.Name == name {
+			return u
+		}
+	}
+	return desired.Unit{Name: name}
 }
 
 func short(sha string) string {
@@ -182,9 +205,9 @@ func Summary(hosts []Host) string {
 		for _, hd := range h.Handlers {
 			switch hd {
 			case desired.Restart:
-				restarts = append(restarts, h.Host)
+				restarts = append(restarts, h.Name)
 			case desired.Reload:
-				reloads = append(reloads, h.Host)
+				reloads = append(reloads, h.Name)
 			}
 		}
 	}
@@ -209,7 +232,7 @@ func Summary(hosts []Host) string {
 // restart instead, a new route password would leave restarted and waiting
 // nodes unable to authenticate each other's routes.
 func (h Host) ReloadPart() (Host, bool) {
-	part := Host{Host: h.Host, Users: h.Users, Dirs: h.Dirs, Handlers: map[string]desired.Handler{}}
+	part := Host{Name: h.Name, Users: h.Users, Dirs: h.Dirs, Handlers: map[string]desired.Handler{}, Units: h.Units}
 	for _, f := range h.Files {
 		if f.Upload && f.File.OnChange == desired.Reload && h.Handlers[f.File.Service] == desired.Restart {
 			part.Files = append(part.Files, f)

@@ -22,7 +22,8 @@ func want() desired.Host {
 			{Path: "/etc/nats/accounts.conf", SHA256: "acc1", Mode: 0o640, Owner: "root", Group: "nats", Service: svc, OnChange: desired.Reload},
 			{Path: "/etc/systemd/system/nats-server.service", SHA256: "unit1", Mode: 0o644, Owner: "root", Group: "root", Service: svc, OnChange: desired.Restart},
 		},
-		Units: []desired.Unit{{Name: svc, UnitFile: "/etc/systemd/system/nats-server.service"}},
+		Units: []desired.Unit{{Name: svc, UnitFile: "/etc/systemd/system/nats-server.service",
+			Ready: &desired.Gate{Desc: "/healthz"}, Reload: &desired.ReloadGate{Desc: "config_digest"}}},
 	}
 }
 

@@ -120,13 +120,15 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		name     string
 		content  []byte
 		onChange desired.Handler
-		// The route password in nats-server.conf and the users' hashes
-		// in accounts.conf stay out of diffs.
+		// routes.conf holds the route password in clear (route URLs
+		// must carry it), so plan never shows it. accounts.conf holds
+		// only bcrypt hashes, which plan's diff masks; its permission
+		// changes are what an operator most wants to review.
 		sensitive bool
 	}{
 		{ConfigFile, cfg.Server, desired.Restart, false},
 		{RoutesFile, cfg.Routes, desired.Reload, true},
-		{AccountsFile, cfg.Accounts, desired.Reload, true},
+		{AccountsFile, cfg.Accounts, desired.Reload, false},
 		{LoggingFile, cfg.Logging, desired.Reload, false},
 	} {
 		if f.content == nil {
@@ -155,7 +157,6 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		})
 	}
 
-	monitor := "http://127.0.0.1:" + strconv.Itoa(n.HTTPPort)
 	h.Units = []desired.Unit{
 		// The log copier first: it must be running before the server
 		// writes its first line.
@@ -163,24 +164,20 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		{
 			Name:     Service,
 			UnitFile: UnitPath,
-			// Without parameters /healthz on a JetStream node waits for
-			// the meta leader and every local replica to catch up: the
-			// gate a rolling restart needs before the next node goes.
-			HealthURL: monitor + "/healthz",
-			// A healthy node is not yet counted back in by the meta
-			// leader; R3 placement and the next restart wait for that.
-			MetaURL: monitor + "/jsz",
-			// -t prints "... is valid (sha256:HEX)" on stderr; /varz reports the
-			// running config's "config_digest" in the same form; equal
-			// means a reload took effect (a failed one is only logged).
-			DigestCmd: "runuser -u " + User + " -- " + BinaryPath + " -t -c " + path.Join(n.ConfigDir, ConfigFile),
-			DigestURL: monitor + "/varz",
+			Ready:    readyGate(n.HTTPPort),
+			Reload:   reloadGate(n.HTTPPort, path.Join(n.ConfigDir, ConfigFile)),
+			Settled:  metaGate(n.HTTPPort),
 			// systemd's messages and errors from before the log file
 			// opens are in the journal; the rest is in the log file, read
 			// directly in case the copier is not running.
 			DiagnoseCmd: "journalctl --no-pager -n 30 -u " + Service +
 				"; tail -n 30 " + path.Join(n.LogDir, LogFile),
 		},
+	}
+	h.Ports = []desired.Port{
+		{Number: n.ClientPort, Key: "nats.client_port"},
+		{Number: n.ClusterPort, Key: "nats.cluster_port"},
+		{Number: n.HTTPPort, Key: "nats.http_port"},
 	}
 	return h, nil
 }

@@ -341,7 +341,7 @@ func TestDesired(t *testing.T) {
 		"/usr/local/bin/nats-server":                  {0o755, "root", "root", desired.Restart, Service, false, false},
 		"/etc/nats/nats-server.conf":                  {0o640, "root", "nats", desired.Restart, Service, true, false},
 		"/etc/nats/routes.conf":                       {0o640, "root", "nats", desired.Reload, Service, true, true},
-		"/etc/nats/accounts.conf":                     {0o640, "root", "nats", desired.Reload, Service, true, true},
+		"/etc/nats/accounts.conf":                     {0o640, "root", "nats", desired.Reload, Service, true, false},
 		"/etc/nats/logging.conf":                      {0o640, "root", "nats", desired.Reload, Service, true, false},
 		"/etc/systemd/system/nats-server.service":     {0o644, "root", "root", desired.Restart, Service, false, false},
 		"/etc/systemd/system/nats-server-log.service": {0o644, "root", "root", desired.Restart, LogService, false, false},
@@ -376,9 +376,12 @@ func TestDesired(t *testing.T) {
 		t.Fatalf("units %+v", h.Units)
 	}
 	u := h.Units[1]
-	if u.UnitFile != UnitPath || u.HealthURL != "http://127.0.0.1:8222/healthz" || u.DigestURL != "http://127.0.0.1:8222/varz" ||
-		u.DigestCmd != "runuser -u nats -- /usr/local/bin/nats-server -t -c /etc/nats/nats-server.conf" || u.DiagnoseCmd == "" {
+	if u.UnitFile != UnitPath || u.Ready == nil || u.Ready.Desc != "/healthz" || u.Reload == nil || u.Reload.Desc != "config_digest" ||
+		u.Settled == nil || u.DiagnoseCmd == "" {
 		t.Errorf("unit %+v", u)
+	}
+	if h.Units[0].Ready != nil || h.Units[0].Reload != nil || h.Units[0].Settled != nil {
+		t.Errorf("the log copier has gates: %+v", h.Units[0])
 	}
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
+	"github.com/natsdeploy/natsdeploy/internal/health"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -34,30 +34,12 @@ type HTTPProbe struct {
 	Client *http.Client // default: 5s timeout
 }
 
-// maxBody bounds what is read from a monitoring endpoint; /jsz and /routez
-// of a busy server are far below it.
-const maxBody = 8 << 20
-
 func (p *HTTPProbe) HTTPGet(ctx context.Context, host inventory.Host, path string) ([]byte, int, error) {
 	client := p.Client
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
-	url := fmt.Sprintf("http://%s:%d%s", host.Address, p.Port, path)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, 0, fmt.Errorf("GET %s: %w", url, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, 0, err // a *url.Error, which names method and URL
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, resp.StatusCode, fmt.Errorf("GET %s: read body: %w", url, err)
-	}
-	return body, resp.StatusCode, nil
+	return health.Get(ctx, client, fmt.Sprintf("http://%s:%d%s", host.Address, p.Port, path))
 }
 
 func (p *HTTPProbe) ServiceActive(context.Context, inventory.Host) (bool, string, error) {

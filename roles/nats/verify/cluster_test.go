@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -338,11 +339,17 @@ func (c *testCluster) waitReady(timeout time.Duration) {
 }
 
 func (c *testCluster) options() Options {
-	return Options{Inventory: c.inv, Passwords: c.pw, ExpectedDigests: c.digests()}
+	digests := c.digests()
+	return Options{Inventory: c.inv, Passwords: c.pw, ExpectedDigest: func(_ context.Context, h inventory.Host) (string, error) {
+		if d, ok := digests[h.Name]; ok {
+			return d, nil
+		}
+		return "", fmt.Errorf("no digest for %s", h.Name)
+	}}
 }
 
 // digests are the config digests of the files on disk, as `nats-server -t`
-// reports them: what the engine passes as ExpectedDigests.
+// reports them: what the engine reads with `nats-server -t`.
 func (c *testCluster) digests() map[string]string {
 	m := map[string]string{}
 	for _, n := range c.nodes {

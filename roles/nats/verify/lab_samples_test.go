@@ -12,7 +12,7 @@ import (
 // names: other tenants' subjects, one token past a "*" rule, ">" for
 // anyone not granted it.
 func TestLabInventorySamples(t *testing.T) {
-	inv, err := inventory.LoadWithOptions("../../inventory/lab.toml", inventory.LoadOptions{SkipFileChecks: true}) // the lab key need not exist
+	inv, err := inventory.LoadWithOptions("../../../inventory/lab.toml", inventory.LoadOptions{SkipFileChecks: true}) // the lab key need not exist
 	if err != nil {
 		t.Fatalf("load lab inventory: %v", err)
 	}

@@ -1,4 +1,7 @@
-package verify
+// Package report is the verifier's output: one result per check and
+// target, shown as a table for a person or as JSON for machines. Roles add
+// their own checks; the engine adds the ones every role shares.
+package report
 
 import (
 	"encoding/json"
@@ -8,6 +11,54 @@ import (
 	"text/tabwriter"
 	"time"
 )
+
+// Result is the outcome of one check on one target.
+type Result struct {
+	Check  string // e.g. "node/version", "permissions"
+	Target string // a host, an account, "ACCOUNT/user", ...
+	OK     bool
+	// Skipped marks a check that could not be run; Seen says why. A skipped
+	// result is neither OK nor a failure.
+	Skipped bool
+	// Expected is what the inventory asks for; Seen what the cluster did.
+	// For a passing check Seen summarises what was observed.
+	Expected string
+	Seen     string
+	Duration time.Duration
+}
+
+// Report is the outcome of a whole verification, in a stable order: node
+// checks host by host, cluster, JetStream, system account, permissions
+// user by user, isolation account by account.
+type Report struct {
+	Results []Result
+	Elapsed time.Duration
+}
+
+// Failed is the number of failed (not skipped) results.
+func (r Report) Failed() int {
+	n := 0
+	for _, res := range r.Results {
+		if !res.OK && !res.Skipped {
+			n++
+		}
+	}
+	return n
+}
+
+func (r Report) Count() (ok, failed, skipped int) {
+	for _, res := range r.Results {
+		switch {
+		case res.Skipped:
+			skipped++
+		case res.OK:
+			ok++
+		default:
+			failed++
+		}
+	}
+	return ok, failed, skipped
+}
 
 // Status is the word a result is shown with: "ok", "FAIL" or "skip".
 func (r Result) Status() string {
@@ -43,7 +94,7 @@ func (r Report) WriteText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	ok, failed, skipped := r.count()
+	ok, failed, skipped := r.Count()
 	verdict := "verify passed"
 	if failed > 0 {
 		verdict = "verify FAILED"
@@ -80,7 +131,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // MarshalJSON gives the machine form: a summary and every result, with
 // "result" one of "ok", "fail", "skip".
 func (r Report) MarshalJSON() ([]byte, error) {
-	ok, failed, skipped := r.count()
+	ok, failed, skipped := r.Count()
 	jr := jsonReport{OK: failed == 0, Passed: ok, Failed: failed, Skipped: skipped, ElapsedMS: ms(r.Elapsed),
 		Results: make([]jsonResult, 0, len(r.Results))}
 	for _, res := range r.Results {

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,36 +12,18 @@ import (
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/inventory"
+	"github.com/natsdeploy/natsdeploy/roles/nats/monitor"
 )
 
-// getJSON fetches a monitoring endpoint and decodes it; a status other
-// than 200 is an error that carries the start of the body.
+// getJSON reads a monitoring endpoint of h through the probe.
 func (v *verifier) getJSON(ctx context.Context, h inventory.Host, path string, out any) error {
-	body, status, err := v.opts.Probe.HTTPGet(ctx, h, path)
-	if err != nil {
-		return err
-	}
-	if status != 200 {
-		return fmt.Errorf("%s answered %d: %s", path, status, short(string(body)))
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("%s: decode: %w", path, err)
-	}
-	return nil
+	return monitor.JSON(ctx, v.monitorOf(h), path, out)
 }
 
-func short(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 160 {
-		s = s[:160] + "..."
+func (v *verifier) monitorOf(h inventory.Host) monitor.Get {
+	return func(ctx context.Context, path string) ([]byte, int, error) {
+		return v.opts.Probe.HTTPGet(ctx, h, path)
 	}
-	return s
-}
-
-type varz struct {
-	ServerName   string `json:"server_name"`
-	Version      string `json:"version"`
-	ConfigDigest string `json:"config_digest"`
 }
 
 // checkNode: health, identity and version, config digest, service state
@@ -68,13 +49,13 @@ func (v *verifier) checkNode(ctx context.Context, h inventory.Host) []Result {
 		}
 		out = append(out, fail("node/health", h.Name, "/healthz 200", err.Error()))
 	case status != 200:
-		out = append(out, fail("node/health", h.Name, "/healthz 200", fmt.Sprintf("%d %s", status, short(string(body)))))
+		out = append(out, fail("node/health", h.Name, "/healthz 200", fmt.Sprintf("%d %s", status, monitor.Short(string(body)))))
 	default:
 		out = append(out, pass("node/health", h.Name, "/healthz 200"))
 	}
 
 	want := fmt.Sprintf("nats-server %s named %s", v.inv.NATS.Version, h.Name)
-	var vz varz
+	var vz monitor.Varz
 	vzErr := v.getJSON(ctx, h, "/varz", &vz)
 	if vzErr != nil {
 		out = append(out, fail("node/version", h.Name, want, vzErr.Error()))
@@ -87,22 +68,31 @@ func (v *verifier) checkNode(ctx context.Context, h inventory.Host) []Result {
 		}
 	}
 
-	switch digest := v.opts.ExpectedDigests[h.Name]; {
-	case digest == "":
-		out = append(out, skip("node/digest", h.Name, "no expected config digest given"))
-	case vzErr != nil:
-		out = append(out, fail("node/digest", h.Name, "config_digest "+digest, vzErr.Error()))
-	case vz.ConfigDigest == "":
-		out = append(out, fail("node/digest", h.Name, "config_digest "+digest, "no config_digest in /varz (nats-server older than 2.11?)"))
-	case normDigest(vz.ConfigDigest) != normDigest(digest):
-		out = append(out, fail("node/digest", h.Name, "config_digest "+digest,
-			vz.ConfigDigest+" (the running config is not the one deployed: a reload failed or the file was changed)"))
-	default:
-		out = append(out, pass("node/digest", h.Name, "running the deployed config "+abbrev(vz.ConfigDigest)))
-	}
-
+	out = append(out, v.checkDigest(ctx, h, vz, vzErr))
 	out = append(out, v.checkService(ctx, h))
 	return append(out, v.checkRoutes(ctx, h))
+}
+
+// checkDigest: the running config is the one on disk. A node whose
+// expected digest cannot be read fails with the reason; only a verifier
+// given no way to read it skips.
+func (v *verifier) checkDigest(ctx context.Context, h inventory.Host, vz monitor.Varz, vzErr error) Result {
+	if v.opts.ExpectedDigest == nil {
+		return skip("node/digest", h.Name, "no way to read the config digest on disk was given")
+	}
+	digest, err := v.opts.ExpectedDigest(ctx, h)
+	switch {
+	case err != nil:
+		return fail("node/digest", h.Name, "the digest of the config on disk", err.Error())
+	case vzErr != nil:
+		return fail("node/digest", h.Name, "config_digest "+digest, vzErr.Error())
+	case vz.ConfigDigest == "":
+		return fail("node/digest", h.Name, "config_digest "+digest, "no config_digest in /varz (nats-server older than 2.11?)")
+	case !monitor.SameDigest(vz.ConfigDigest, digest):
+		return fail("node/digest", h.Name, "config_digest "+digest,
+			vz.ConfigDigest+" (the running config is not the one deployed: a reload failed or the file was changed)")
+	}
+	return pass("node/digest", h.Name, "running the deployed config "+abbrev(vz.ConfigDigest))
 }
 
 func (v *verifier) checkService(ctx context.Context, h inventory.Host) Result {
@@ -142,7 +132,6 @@ func (v *verifier) dialClient(ctx context.Context, h inventory.Host) error {
 	return c.Close()
 }
 
-func normDigest(d string) string { return strings.TrimPrefix(strings.TrimSpace(d), "sha256:") }
 
 // checkRoutes compares the set of distinct peers a node has routes to with
 // every other host. Connections are not counted: route pooling opens
@@ -155,11 +144,7 @@ func (v *verifier) checkRoutes(ctx context.Context, h inventory.Host) Result {
 		}
 	}
 	expected := "routes to " + list(want)
-	var rz struct {
-		Routes []struct {
-			RemoteName string `json:"remote_name"`
-		} `json:"routes"`
-	}
+	var rz monitor.Routez
 	if err := v.getJSON(ctx, h, "/routez", &rz); err != nil {
 		return fail("cluster/routes", h.Name, expected, err.Error())
 	}
@@ -184,19 +169,6 @@ func list(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-type jsz struct {
-	Meta *struct {
-		Name        string `json:"name"`
-		Leader      string `json:"leader"`
-		ClusterSize int    `json:"cluster_size"`
-	} `json:"meta_cluster"`
-	Accounts []struct {
-		Name            string `json:"name"`
-		ReservedMemory  uint64 `json:"reserved_memory"`
-		ReservedStorage uint64 `json:"reserved_storage"`
-	} `json:"account_details"`
-}
-
 // checkMeta: every node sees the same JetStream meta leader and a meta
 // group of the inventory's size.
 func (v *verifier) checkMeta(ctx context.Context) []Result {
@@ -214,7 +186,7 @@ func (v *verifier) checkMeta(ctx context.Context) []Result {
 			ok = false
 			continue
 		}
-		var j jsz
+		var j monitor.Jsz
 		if err := v.getJSON(ctx, h, "/jsz", &j); err != nil {
 			views[i] = h.Name + ": " + err.Error()
 			ok = false

@@ -31,6 +31,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -47,10 +48,11 @@ type Options struct {
 	// Probe reaches each node's monitoring endpoint and service manager.
 	// Default: HTTPProbe on the inventory's http_port (no service check).
 	Probe NodeProbe
-	// ExpectedDigests maps host name to the config digest the node must
-	// run ("sha256:..." as `nats-server -t` prints it). A host without one
-	// gets a skipped digest check.
-	ExpectedDigests map[string]string
+	// ExpectedDigest returns the digest of the config on disk of a host
+	// ("sha256:..." as `nats-server -t` prints it), which the running node
+	// must report. An error fails that host's digest check with the
+	// reason; nil skips every digest check.
+	ExpectedDigest func(ctx context.Context, host inventory.Host) (string, error)
 	// NATSURL is the client URL of one host. Default nats://address:client_port.
 	NATSURL func(host inventory.Host) string
 	// Parallel bounds how many checks run at once. Default 8.
@@ -65,53 +67,12 @@ type Options struct {
 	QuietWindow time.Duration
 }
 
-// Result is the outcome of one check on one target.
-type Result struct {
-	Check  string // e.g. "node/version", "permissions"
-	Target string // a host, an account, "ACCOUNT/user", ...
-	OK     bool
-	// Skipped marks a check that could not be run; Seen says why. A skipped
-	// result is neither OK nor a failure.
-	Skipped bool
-	// Expected is what the inventory asks for; Seen what the cluster did.
-	// For a passing check Seen summarises what was observed.
-	Expected string
-	Seen     string
-	Duration time.Duration
-}
-
-// Report is the outcome of a whole verification, in a stable order: node
-// checks host by host, cluster, JetStream, system account, permissions
-// user by user, isolation account by account.
-type Report struct {
-	Results []Result
-	Elapsed time.Duration
-}
-
-// Failed is the number of failed (not skipped) results.
-func (r Report) Failed() int {
-	n := 0
-	for _, res := range r.Results {
-		if !res.OK && !res.Skipped {
-			n++
-		}
-	}
-	return n
-}
-
-func (r Report) count() (ok, failed, skipped int) {
-	for _, res := range r.Results {
-		switch {
-		case res.Skipped:
-			skipped++
-		case res.OK:
-			ok++
-		default:
-			failed++
-		}
-	}
-	return ok, failed, skipped
-}
+// Result and Report are the engine's report types; the aliases keep this
+// package's code and tests short.
+type (
+	Result = report.Result
+	Report = report.Report
+)
 
 // job is one unit of the parallel run; it returns at least one result.
 type job struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsdeploy/natsdeploy/inventory"
+	"github.com/natsdeploy/natsdeploy/roles/nats/monitor"
 )
 
 // limit is how a configured quota appears on the server: a value the
@@ -115,7 +116,7 @@ func (v *verifier) nodeJetStream(ctx context.Context, h inventory.Host, a *inven
 	if want == nil {
 		return nil
 	}
-	var j jsz
+	var j monitor.Jsz
 	if err := v.getJSON(ctx, h, "/jsz?acc="+url.QueryEscape(a.Name), &j); err != nil {
 		return []Result{fail(check, target, "max_mem and max_file in /jsz on "+h.Name, err.Error())}
 	}

@@ -1,0 +1,152 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/facts"
+	"github.com/natsdeploy/natsdeploy/internal/report"
+	"github.com/natsdeploy/natsdeploy/internal/role"
+)
+
+// Verify checks the live hosts against the inventory: first what every
+// role shares (each host's rendered files as on disk, each unit enabled
+// and running), then each role's own checks. It needs only the
+// connections, not Gather: verify must work from a machine that has no
+// artifact cache.
+func (s *Session) Verify(ctx context.Context) report.Report {
+	start := time.Now()
+	var rep report.Report
+	rep.Results = append(rep.Results, s.hostChecks(ctx)...)
+	env := role.Env{Inv: s.Inv, Secrets: s.Secrets, Remote: func(host string) desired.Remote {
+		if c, ok := s.Conns[host]; ok {
+			return c
+		}
+		return nil
+	}}
+	for _, r := range s.Roles {
+		if len(r.Hosts(s.Inv)) > 0 {
+			rep.Results = append(rep.Results, r.Verify(ctx, env)...)
+		}
+	}
+	rep.Elapsed = time.Since(start)
+	return rep
+}
+
+// hostChecks compares every rendered file (configs and units, not the
+// binaries, whose hashes need the artifacts) with the host's copy, and
+// asks systemd about every unit, in one command per host. Together with a
+// role's own proof that its service runs the config on disk, it shows each
+// host runs what the inventory asks for, and catches a file edited by
+// hand even after its reload.
+func (s *Session) hostChecks(ctx context.Context) []report.Result {
+	results := make([][]report.Result, len(s.Inv.Hosts))
+	var wg sync.WaitGroup
+	for i, h := range s.Inv.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			cfg := report.Result{Check: "node/config", Target: h.Name, Expected: "config and unit files as rendered from the inventory"}
+			units := report.Result{Check: "node/units", Target: h.Name}
+			defer func() {
+				cfg.Duration, units.Duration = time.Since(start), time.Since(start)
+				results[i] = []report.Result{cfg}
+				if units.Expected != "" {
+					results[i] = append(results[i], units)
+				}
+			}()
+			d, err := s.render(h, nil)
+			if err != nil {
+				cfg.Seen = err.Error()
+				return
+			}
+			var files []desired.File
+			var paths, names []string
+			for _, f := range d.Files {
+				if f.Content != nil {
+					files = append(files, f)
+					paths = append(paths, f.Path)
+				}
+			}
+			for _, u := range d.Units {
+				names = append(names, u.Name)
+			}
+			if len(names) > 0 {
+				units.Expected = strings.Join(names, ", ") + " enabled and active"
+			}
+			conn, ok := s.Conns[h.Name]
+			if !ok {
+				cfg.Seen, units.Seen = "not connected", "not connected"
+				return
+			}
+			out, err := conn.Exec(ctx, facts.Script(facts.Paths{Files: paths, Units: names}))
+			if err != nil {
+				cfg.Seen, units.Seen = err.Error(), err.Error()
+				return
+			}
+			fh, err := facts.Parse([]byte(out))
+			if err != nil {
+				cfg.Seen, units.Seen = err.Error(), err.Error()
+				return
+			}
+			cfg.OK, cfg.Seen = compareFiles(files, fh)
+			units.OK, units.Seen = compareUnits(names, fh)
+		}()
+	}
+	wg.Wait()
+	var out []report.Result
+	for _, rs := range results {
+		out = append(out, rs...)
+	}
+	return out
+}
+
+func compareFiles(files []desired.File, fh facts.Host) (bool, string) {
+	var differ []string
+	for _, f := range files {
+		got, ok := fh.Files[f.Path]
+		switch {
+		case !ok:
+			differ = append(differ, f.Path+" missing")
+		case got.SHA256 != f.SHA256:
+			differ = append(differ, f.Path+" changed")
+		case got.Mode.Perm() != f.Mode.Perm() || got.Owner != f.Owner || got.Group != f.Group:
+			differ = append(differ, fmt.Sprintf("%s is %s:%s %04o", f.Path, got.Owner, got.Group, got.Mode.Perm()))
+		}
+	}
+	if len(differ) > 0 {
+		return false, strings.Join(differ, ", ") + " (run apply to restore)"
+	}
+	return true, fmt.Sprintf("%d files as rendered", len(files))
+}
+
+func compareUnits(names []string, fh facts.Host) (bool, string) {
+	var bad, good []string
+	for _, n := range names {
+		u := fh.Units[n]
+		switch {
+		case !u.Active:
+			bad = append(bad, fmt.Sprintf("%s %s", n, orUnknown(u.State)))
+		case !u.Enabled:
+			bad = append(bad, n+" not enabled")
+		default:
+			good = append(good, n)
+		}
+	}
+	if len(bad) > 0 {
+		return false, strings.Join(bad, ", ") + " (run apply to start and enable)"
+	}
+	return true, strings.Join(good, ", ") + " active"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

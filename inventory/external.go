@@ -1,0 +1,34 @@
+package inventory
+
+import "strconv"
+
+// NewProblems turns problems found outside this package (the roles' checks
+// across the whole inventory) into the same error Load returns: each with
+// the file and the line of its key, sorted by line. Nil when there are
+// none.
+func NewProblems(inv *Inventory, list []Problem) error {
+	if len(list) == 0 {
+		return nil
+	}
+	p := &Problems{}
+	for _, pr := range list {
+		pr.File = inv.Path
+		if pr.Line == 0 {
+			pr.Line = inv.Line(pr.Key)
+		}
+		p.List = append(p.List, pr)
+	}
+	p.sort()
+	return p
+}
+
+// HostKey is the key path of the [[hosts]] entry named name ("hosts.1"),
+// or "hosts" when there is none.
+func (inv *Inventory) HostKey(name string) string {
+	for i, h := range inv.Hosts {
+		if h.Name == name {
+			return "hosts." + strconv.Itoa(i)
+		}
+	}
+	return "hosts"
+}

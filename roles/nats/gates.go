@@ -1,0 +1,105 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/roles/nats/monitor"
+)
+
+// The gates the engine waits on for nats-server. All of them read the
+// node's monitoring port on the host's loopback, through the SSH
+// connection.
+
+func monitorOf(n desired.Node, port int) monitor.Get {
+	return monitor.Over(n.Remote.HTTPClient(), "http://127.0.0.1:"+strconv.Itoa(port))
+}
+
+// readyGate: without parameters /healthz on a JetStream node waits for the
+// meta leader and every local replica to catch up, the gate a rolling
+// restart needs before the next node goes.
+func readyGate(port int) *desired.Gate {
+	return &desired.Gate{
+		Desc: "/healthz",
+		Check: func(ctx context.Context, n desired.Node) error {
+			return monitor.Healthz(ctx, monitorOf(n, port))
+		},
+	}
+}
+
+// reloadGate: `nats-server -t` prints "... is valid (sha256:HEX)" for the
+// config on disk and /varz reports the running config's config_digest in
+// the same form; equal means a reload took effect (nats-server only logs a
+// reload it refused).
+func reloadGate(port int, config string) *desired.ReloadGate {
+	return &desired.ReloadGate{
+		Desc: "config_digest",
+		Want: func(ctx context.Context, n desired.Node) (string, error) {
+			return DiskDigest(ctx, n.Remote, config)
+		},
+		Check: func(ctx context.Context, n desired.Node, want string) error {
+			got, err := monitor.Digest(ctx, monitorOf(n, port))
+			if err != nil {
+				return err
+			}
+			if !monitor.SameDigest(got, want) {
+				return fmt.Errorf("config_digest is %q, want %q (the reload did not take effect)", got, want)
+			}
+			return nil
+		},
+	}
+}
+
+// metaGate: a node that answers /healthz is not yet counted back in by the
+// JetStream meta leader; R3 placement and the next restart wait for that.
+// It relies on the host name being the node's server_name, as Render makes
+// it.
+func metaGate(port int) *desired.ClusterGate {
+	return &desired.ClusterGate{
+		Desc: "JetStream meta leader sees every node current",
+		Check: func(ctx context.Context, nodes []desired.Node) error {
+			gets := make([]monitor.Get, len(nodes))
+			names := make([]string, len(nodes))
+			for i, n := range nodes {
+				gets[i], names[i] = monitorOf(n, port), n.Name
+			}
+			return monitor.MetaSettled(ctx, gets, names)
+		},
+	}
+}
+
+// DigestCmd prints, on stderr, the digest of the config on disk, parsed as
+// the service user would read it.
+func DigestCmd(config string) string {
+	return "runuser -u " + User + " -- " + BinaryPath + " -t -c " + config
+}
+
+// DiskDigest asks the host's nats-server for the digest of the config on
+// disk; the running server's /varz config_digest must equal it.
+func DiskDigest(ctx context.Context, r desired.Remote, config string) (string, error) {
+	out, err := r.Exec(ctx, DigestCmd(config)+" 2>&1")
+	if err != nil {
+		return "", fmt.Errorf("%s: %w %s", DigestCmd(config), err, strings.TrimSpace(out))
+	}
+	d := ParseDigest(out)
+	if d == "" {
+		return "", fmt.Errorf("no digest in %q", strings.TrimSpace(out))
+	}
+	return d, nil
+}
+
+var digestRe = regexp.MustCompile(`\((sha256:[0-9a-f]{64})\)`)
+
+// ParseDigest finds the digest in nats-server -t output:
+// "nats-server: configuration file X is valid (sha256:...)".
+func ParseDigest(out string) string {
+	m := digestRe.FindStringSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
