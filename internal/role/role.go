@@ -37,8 +37,8 @@ type Role interface {
 
 // Input is what a role renders a host from.
 type Input struct {
-	Inv     *inventory.Inventory
-	Host    inventory.Host
+	Inv  *inventory.Inventory
+	Host inventory.Host
 	// Secrets is nil when the engine only checks what roles claim on a
 	// host (paths, users, units, ports), before any secret is resolved;
 	// a role then renders with placeholders.

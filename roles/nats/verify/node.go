@@ -132,7 +132,6 @@ func (v *verifier) dialClient(ctx context.Context, h inventory.Host) error {
 	return c.Close()
 }
 
-
 // checkRoutes compares the set of distinct peers a node has routes to with
 // every other host. Connections are not counted: route pooling opens
 // several per peer.
