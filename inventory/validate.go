@@ -45,6 +45,7 @@ func (v *validator) validate() {
 	v.checkNATS()
 	v.checkHosts()
 	v.checkAccounts()
+	v.checkStandaloneQuotas()
 	if filepath.Clean(v.inv.SecretsFile) == filepath.Join(v.inv.Dir, filepath.Base(v.inv.Path)) {
 		v.add("secrets_file", "is the inventory itself; name another file (default: %s.secrets.toml beside the inventory)",
 			strings.TrimSuffix(filepath.Base(v.inv.Path), ".toml"))
@@ -65,6 +66,10 @@ var (
 	sshUserRe   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	pathCharsRe = regexp.MustCompile(`^[A-Za-z0-9_./@+-]+$`)
 )
+
+// MinLameDuckDuration is the shortest lame_duck_duration nats-server
+// accepts (checked in its config parser, 2.14 and 2.15).
+const MinLameDuckDuration = Duration(30 * time.Second)
 
 // MinPasswordLength is the shortest password accepted from the inventory or
 // the environment. The seed's passwords (nats123, dev123, ...) are all
@@ -236,8 +241,11 @@ func (v *validator) checkNATS() {
 		}
 	}
 
-	if n.LameDuckDuration < Duration(time.Second) {
-		v.add("nats.lame_duck_duration", "%s is too short; write at least \"1s\" (the default %s lets clients move away calmly)", n.LameDuckDuration, DefaultLameDuckDuration)
+	if n.LameDuckDuration < MinLameDuckDuration {
+		// nats-server refuses it while loading the config, so without this
+		// check it would surface only on the hosts, after connecting.
+		v.add("nats.lame_duck_duration", "%s is below nats-server's minimum of %s, and the server would not start; write at least \"%s\" (the default)",
+			n.LameDuckDuration, MinLameDuckDuration, MinLameDuckDuration)
 	} else if n.LameDuckGracePeriod >= n.LameDuckDuration {
 		v.add("nats.lame_duck_grace_period", "%s is not shorter than lame_duck_duration %s; nats-server needs the grace period to be shorter: lower it or raise lame_duck_duration",
 			n.LameDuckGracePeriod, n.LameDuckDuration)
@@ -529,6 +537,36 @@ func (v *validator) checkPasswordEnv(key, name, who string) {
 	default:
 		if msg := passwordProblem(pw); msg != "" {
 			v.add(key, "the password in environment variable %s (for %s) %s; use at least %d characters", name, who, msg, MinPasswordLength)
+		}
+	}
+}
+
+// checkStandaloneQuotas: a lone server runs JetStream standalone, and then
+// refuses to start unless every account's quota fits in the server's limits
+// at once; a cluster checks only when streams are created. `nats-server -t`
+// does not see it either.
+func (v *validator) checkStandaloneQuotas() {
+	if len(v.inv.Hosts) != 1 {
+		return
+	}
+	n := &v.inv.NATS
+	var mem, file Size
+	for _, a := range v.inv.Accounts {
+		if js := a.JetStream; js != nil {
+			mem += max(js.MaxMem, 0)
+			file += max(js.MaxFile, 0)
+		}
+	}
+	for _, l := range []struct {
+		name, quota string
+		sum, limit  Size
+	}{
+		{"max_memory_store", "max_mem", mem, n.MaxMemoryStore},
+		{"max_file_store", "max_file", file, n.MaxFileStore},
+	} {
+		if l.limit > 0 && l.sum > l.limit {
+			v.add("nats."+l.name, "%s is less than the accounts' JetStream %s added up (%s); a single NATS node would not start with that: lower the quotas or raise %s",
+				l.limit, l.quota, l.sum, l.name)
 		}
 	}
 }

@@ -259,15 +259,91 @@ func TestValidation(t *testing.T) {
 		},
 		{
 			name: "grace not shorter than lame duck duration",
-			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"20s\"\nlame_duck_grace_period = \"20s\""},
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"30s\"\nlame_duck_grace_period = \"30s\""},
 			at:   "lame_duck_grace_period",
-			want: "nats.lame_duck_grace_period: 20s is not shorter than lame_duck_duration 20s; nats-server needs the grace period to be shorter",
+			want: "nats.lame_duck_grace_period: 30s is not shorter than lame_duck_duration 30s; nats-server needs the grace period to be shorter",
+		},
+		{
+			name: "grace above the default lame duck duration",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_grace_period = \"1m\""},
+			at:   "lame_duck_grace_period",
+			want: "nats.lame_duck_grace_period: 1m is not shorter than lame_duck_duration 30s; nats-server needs the grace period to be shorter: lower it or raise lame_duck_duration",
 		},
 		{
 			name: "lame duck duration too short",
 			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"500ms\""},
 			at:   "lame_duck_duration",
-			want: `nats.lame_duck_duration: 500ms is too short; write at least "1s"`,
+			want: `nats.lame_duck_duration: 500ms is below nats-server's minimum of 30s, and the server would not start; write at least "30s" (the default)`,
+		},
+		{
+			// nats-server -t refuses it only on the host, after connecting.
+			name: "lame duck duration under nats-server's 30s minimum",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"10s\""},
+			at:   "lame_duck_duration",
+			want: `nats.lame_duck_duration: 10s is below nats-server's minimum of 30s, and the server would not start; write at least "30s" (the default)`,
+		},
+		{
+			name: "invalid cluster name",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ncluster_name = \"my cluster\""},
+			at:   "cluster_name",
+			want: `nats.cluster_name: "my cluster" is not a valid cluster name; use letters, digits, '-', '_' and '.' only`,
+		},
+		{
+			name: "invalid route user",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nroute_user = \"route user\""},
+			at:   "route_user",
+			want: `nats.route_user: "route user" is not a valid user name; use letters, digits and - _ . @`,
+		},
+		{
+			name: "zero log_max_size",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_max_size = 0"},
+			at:   "log_max_size",
+			want: `nats.log_max_size: must be more than 0; write a size such as "1GB"`,
+		},
+		{
+			name: "zero max_file_store",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nmax_file_store = \"0\""},
+			at:   "max_file_store",
+			want: `nats.max_file_store: must be more than 0; write a size such as "1GB"`,
+		},
+		{
+			name: "space in log dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"/var/log/my nats\""},
+			at:   "log_dir",
+			want: `nats.log_dir: "/var/log/my nats" has characters other than letters, digits and / . _ - @ +; it ends up in systemd units and shell commands, so rename it`,
+		},
+		{
+			name: "quote in config dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nconfig_dir = '/etc/\"nats'"},
+			at:   "config_dir",
+			want: `nats.config_dir: "/etc/\"nats" has characters other than letters, digits`,
+		},
+		{
+			name: "system account without a name",
+			edit: []string{"name = \"SYS\"\nsystem = true\n", "system = true\n"},
+			at:   "[[accounts]]\nsystem = true",
+			want: `accounts[0].name: account has no name; add name = "..."`,
+		},
+		{
+			name: "single host, accounts' max_mem above the server's",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", "\n[[accounts]]\nname = \"SYS\"", otherAccount("512MB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
+			at:   "[nats]",
+			want: "nats.max_memory_store: 1GB is less than the accounts' JetStream max_mem added up (1536MB); a single NATS node would not start with that: lower the quotas or raise max_memory_store",
+		},
+		{
+			name: "single host, accounts' max_file above the server's",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", `max_mem = "1GB"`, `max_mem = "512MB"`, `version = "2.14.9"`, "version = \"2.14.9\"\nmax_file_store = \"4GB\"", "\n[[accounts]]\nname = \"SYS\"", otherAccount("512MB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
+			at:   "max_file_store",
+			want: "nats.max_file_store: 4GB is less than the accounts' JetStream max_file added up (5GB); a single NATS node would not start with that: lower the quotas or raise max_file_store",
+		},
+		{
+			name: "single host, quotas fit",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", `max_mem = "1GB"`, `max_mem = "512MB"`, `max_file = "4GB"`, `max_file = "3GB"`, "\n[[accounts]]\nname = \"SYS\"", otherAccount("512MB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
+		},
+		{
+			// A cluster checks quotas when streams are created, not at start.
+			name: "three hosts, quotas may add up to more than a server's",
+			edit: []string{"\n[[accounts]]\nname = \"SYS\"", otherAccount("1GB", "4GB") + "\n[[accounts]]\nname = \"SYS\""},
 		},
 		{
 			name: "negative log_max_files",
@@ -545,6 +621,18 @@ func TestValidation(t *testing.T) {
 			t.Fatalf("want a line starting with\n%s%s\ngot:\n%v", prefix, tt.want, err)
 		})
 	}
+}
+
+// otherAccount is a JetStream account with the given quotas, to add to base.
+func otherAccount(maxMem, maxFile string) string {
+	return fmt.Sprintf(`
+[[accounts]]
+name = "OTHER"
+jetstream = { max_mem = %q, max_file = %q, max_streams = 10, max_consumers = 100 }
+  [[accounts.users]]
+  name = "other"
+  allow = ["other.>"]
+`, maxMem, maxFile)
 }
 
 func mustAbs(t *testing.T, p string) string {
