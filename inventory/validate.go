@@ -308,12 +308,15 @@ func within(dir, parent string) bool {
 
 func (v *validator) checkHosts() {
 	hosts := v.inv.Hosts
-	switch len(hosts) {
-	case 0:
+	if len(hosts) == 0 {
 		v.add("hosts", "no hosts; add a [[hosts]] table with name and address for each machine (1, or 3 or more)")
 		return
+	}
+	switch len(v.inv.NATSHosts()) {
+	case 0:
+		v.add("hosts", "no host runs NATS (every [[hosts]] sets nats = false); remove nats = false from 1, or 3 or more of them")
 	case 2:
-		v.add("hosts", "a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts")
+		v.add("hosts", "a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts that run NATS")
 	}
 	names := map[string]int{}
 	addrs := map[string]int{}
@@ -339,7 +342,11 @@ func (v *validator) checkHosts() {
 			if msg := addressProblem(h.Address); msg != "" {
 				v.add(keyPath(base, "address"), "%q %s", h.Address, msg)
 			} else if j, dup := addrs[strings.ToLower(h.Address)]; dup {
-				v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; each NATS node needs a machine of its own (their ports would collide)", h.Address, j)
+				if h.RunsNATS() && hosts[j].RunsNATS() {
+					v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; each NATS node needs a machine of its own (their ports would collide)", h.Address, j)
+				} else {
+					v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; list each machine once", h.Address, j)
+				}
 			} else {
 				addrs[strings.ToLower(h.Address)] = i
 			}
@@ -348,11 +355,12 @@ func (v *validator) checkHosts() {
 			v.add(keyPath(base, "ssh_user"), "%q is not a valid login name", h.SSHUser)
 		}
 		// A host's own ssh_port is checked here; the [ssh] port once, below.
+		// Only a NATS node's sshd competes with nats-server for a port.
 		if portKey := keyPath(base, "ssh_port"); v.defined[portKey] {
-			if v.checkPort(portKey, h.SSHPort) {
+			if v.checkPort(portKey, h.SSHPort) && h.RunsNATS() {
 				v.checkSSHPortFree(portKey, h.SSHPort, fmt.Sprintf("of host %q ", h.Name))
 			}
-		} else {
+		} else if h.RunsNATS() {
 			sharedPort = true
 		}
 	}
@@ -546,7 +554,7 @@ func (v *validator) checkPasswordEnv(key, name, who string) {
 // at once; a cluster checks only when streams are created. `nats-server -t`
 // does not see it either.
 func (v *validator) checkStandaloneQuotas() {
-	if len(v.inv.Hosts) != 1 {
+	if len(v.inv.NATSHosts()) != 1 {
 		return
 	}
 	n := &v.inv.NATS

@@ -59,6 +59,14 @@ name = "n3"
 address = "10.0.0.3"
 `
 
+// monitoringHost runs no NATS node; cases add it after threeHosts.
+const monitoringHost = `
+[[hosts]]
+name = "mon"
+address = "10.0.0.9"
+nats = false
+`
+
 const appUser = `  name = "app"
   allow = ["app.>", "logs.app.*"]
 `
@@ -124,7 +132,7 @@ func TestValidation(t *testing.T) {
 			name: "unknown key, nothing close",
 			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\ncolour = \"blue\""},
 			at:   "colour",
-			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, name, ssh_port, ssh_user`,
+			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, name, nats, ssh_port, ssh_user`,
 		},
 		{
 			name: "wrong type",
@@ -148,6 +156,75 @@ func TestValidation(t *testing.T) {
 			edit: []string{"[[hosts]]\nname = \"n3\"\naddress = \"10.0.0.3\"\n", ""},
 			at:   "[[hosts]]\nname = \"n1\"",
 			want: "hosts: a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts",
+		},
+		{
+			name: "no host runs NATS",
+			edit: []string{threeHosts, strings.ReplaceAll(threeHosts, "\"\n\n", "\"\nnats = false\n\n") + "nats = false\n"},
+			at:   "[[hosts]]\nname = \"n1\"",
+			want: "hosts: no host runs NATS (every [[hosts]] sets nats = false); remove nats = false from 1, or 3 or more of them",
+		},
+		{
+			name: "two NATS hosts and a monitoring host",
+			edit: []string{`address = "10.0.0.3"`, "address = \"10.0.0.3\"\nnats = false"},
+			at:   "[[hosts]]\nname = \"n1\"",
+			want: "hosts: a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts that run NATS",
+		},
+		{
+			name: "three NATS hosts and a monitoring host",
+			edit: []string{threeHosts, threeHosts + monitoringHost},
+		},
+		{
+			name: "nats is a flag",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, "nats = false", `nats = "no"`, 1)},
+			at:   `nats = "no"`,
+			want: `hosts[3].nats: expected true or false, got the string "no"`,
+		},
+		{
+			name: "monitoring host without a name",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, "name = \"mon\"\n", "", 1)},
+			at:   "[[hosts]]\naddress = \"10.0.0.9\"",
+			want: `hosts[3].name: host has no name; add name = "nats-4"`,
+		},
+		{
+			name: "monitoring host named like a NATS host",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, `name = "mon"`, `name = "n2"`, 1)},
+			at:   "name = \"n2\"\naddress = \"10.0.0.9\"",
+			want: `hosts[3].name: host name "n2" is also used by hosts[1]; every host needs its own name`,
+		},
+		{
+			name: "monitoring host on a NATS host's address",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, `address = "10.0.0.9"`, `address = "10.0.0.2"`, 1)},
+			at:   "address = \"10.0.0.2\"\nnats = false",
+			want: `hosts[3].address: address "10.0.0.2" is also used by hosts[1]; list each machine once`,
+		},
+		{
+			name: "monitoring host without an address",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, "address = \"10.0.0.9\"\n", "", 1)},
+			at:   "[[hosts]]\nname = \"mon\"",
+			want: `hosts[3].address: host "mon" has no address; add address = "IP or DNS name"`,
+		},
+		{
+			name: "monitoring host with a bad ssh_user",
+			edit: []string{threeHosts, threeHosts + monitoringHost + "ssh_user = \"-x\"\n"},
+			at:   `ssh_user = "-x"`,
+			want: `hosts[3].ssh_user: "-x" is not a valid login name`,
+		},
+		{
+			name: "monitoring host with a bad ssh_port",
+			edit: []string{threeHosts, threeHosts + monitoringHost + "ssh_port = 0\n"},
+			at:   "ssh_port = 0",
+			want: "hosts[3].ssh_port: port 0 is out of range; use 1 to 65535",
+		},
+		{
+			// No nats-server listens there, so its sshd may use the port.
+			name: "monitoring host's ssh_port may be a NATS port",
+			edit: []string{threeHosts, threeHosts + monitoringHost + "ssh_port = 4222\n"},
+		},
+		{
+			name: "one NATS host and a monitoring host: the single-node quota rule applies",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n" + monitoringHost, "\n[[accounts]]\nname = \"SYS\"", otherAccount("1GB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
+			at:   "[nats]",
+			want: "nats.max_memory_store: 1GB is less than the accounts' JetStream max_mem added up (2GB); a single NATS node would not start with that",
 		},
 		{
 			name: "missing host name",
@@ -692,5 +769,31 @@ func TestNoFollowUpProblemsForBadValues(t *testing.T) {
 	}
 	if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
 		t.Fatalf("want 1 problem, got %d:\n%v", n, err)
+	}
+}
+
+func TestNATSHosts(t *testing.T) {
+	text := strings.Replace(base, threeHosts, "[[hosts]]\nname = \"mon\"\naddress = \"10.0.0.9\"\nnats = false\n\n"+threeHosts+"\n[[hosts]]\nname = \"n4\"\naddress = \"10.0.0.4\"\nnats = true\n", 1)
+	inv, err := parseTest(t, text, LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, h := range inv.NATSHosts() {
+		names = append(names, h.Name)
+	}
+	if got, want := strings.Join(names, ","), "n1,n2,n3,n4"; got != want {
+		t.Errorf("NATSHosts() = %s, want %s (inventory order, without mon)", got, want)
+	}
+	for _, h := range inv.Hosts {
+		if h.NATS == nil {
+			t.Errorf("%s: NATS is nil after Load", h.Name)
+		}
+		if got, want := h.RunsNATS(), h.Name != "mon"; got != want {
+			t.Errorf("%s: RunsNATS() = %v, want %v", h.Name, got, want)
+		}
+	}
+	if !(Host{Name: "built by hand"}).RunsNATS() {
+		t.Error("a Host with NATS unset must run NATS (the default)")
 	}
 }
