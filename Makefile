@@ -77,6 +77,9 @@ lint: tools
 	@$(GO) vet -tags e2e ./...
 	$(STEP) "staticcheck ./..."
 	@bin/tools/staticcheck ./...
+	$(STEP) "go mod tidy -diff  (go.mod and go.sum match the imports)"
+	@if ! out=$$($(GO) mod tidy -diff 2>&1); then \
+		echo "$$out"; echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; fi
 
 # Unit tests that need a real nats-server (rendered configs, a loopback
 # cluster for the verifier) and the independent natscli get them from here;

@@ -54,8 +54,8 @@ type LoadOptions struct {
 //
 // After Load every default is filled in: paths are absolute (~ expanded,
 // relative ones resolved against the inventory's folder), DownloadURL is
-// non-nil, LogTime is non-nil, and every Host's SSHUser and SSHPort hold the
-// effective values (the host's own, or [ssh]'s).
+// non-nil, LogTime and every Host's NATS are non-nil, and every Host's SSHUser
+// and SSHPort hold the effective values (the host's own, or [ssh]'s).
 func Load(path string) (*Inventory, error) {
 	return LoadWithOptions(path, LoadOptions{})
 }
@@ -210,6 +210,10 @@ func (v *validator) defaults() {
 			h.SSHUser = s.User
 		}
 		defInt(&h.SSHPort, v.defined[keyPath("hosts", i, "ssh_port")], s.Port)
+		if h.NATS == nil {
+			t := true
+			h.NATS = &t
+		}
 	}
 }
 

@@ -82,14 +82,35 @@ type NATS struct {
 	LameDuckGracePeriod Duration `toml:"lame_duck_grace_period"` // default 10s
 }
 
-// Host is one machine that runs a NATS node.
+// Host is one machine natsdeploy manages: a NATS node unless NATS is false.
 type Host struct {
-	Name    string `toml:"name"`    // server_name, unique
+	Name    string `toml:"name"`    // server_name of its NATS node, unique
 	Address string `toml:"address"` // IP or DNS name, unique
 	// Optional per-host overrides of [ssh]. After Load they hold the
 	// effective values: the host's own, or else [ssh]'s.
 	SSHUser string `toml:"ssh_user"`
 	SSHPort int    `toml:"ssh_port"`
+	// NATS false means the host runs no NATS node (e.g. a dedicated
+	// monitoring host). Default true; non-nil after Load. Use RunsNATS.
+	NATS *bool `toml:"nats"`
+}
+
+// RunsNATS reports whether the host runs a NATS node. A nil NATS (a Host
+// built without Load) means it does, as the default says.
+func (h Host) RunsNATS() bool {
+	return h.NATS == nil || *h.NATS
+}
+
+// NATSHosts returns the hosts that run a NATS node, in inventory order: the
+// cluster's members, whose routes, server names and count matter to NATS.
+func (inv *Inventory) NATSHosts() []Host {
+	var hs []Host
+	for _, h := range inv.Hosts {
+		if h.RunsNATS() {
+			hs = append(hs, h)
+		}
+	}
+	return hs
 }
 
 // Account is a NATS account (tenant).

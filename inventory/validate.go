@@ -45,6 +45,7 @@ func (v *validator) validate() {
 	v.checkNATS()
 	v.checkHosts()
 	v.checkAccounts()
+	v.checkStandaloneQuotas()
 	if filepath.Clean(v.inv.SecretsFile) == filepath.Join(v.inv.Dir, filepath.Base(v.inv.Path)) {
 		v.add("secrets_file", "is the inventory itself; name another file (default: %s.secrets.toml beside the inventory)",
 			strings.TrimSuffix(filepath.Base(v.inv.Path), ".toml"))
@@ -65,6 +66,10 @@ var (
 	sshUserRe   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	pathCharsRe = regexp.MustCompile(`^[A-Za-z0-9_./@+-]+$`)
 )
+
+// MinLameDuckDuration is the shortest lame_duck_duration nats-server
+// accepts (checked in its config parser, 2.14 and 2.15).
+const MinLameDuckDuration = Duration(30 * time.Second)
 
 // MinPasswordLength is the shortest password accepted from the inventory or
 // the environment. The seed's passwords (nats123, dev123, ...) are all
@@ -236,8 +241,11 @@ func (v *validator) checkNATS() {
 		}
 	}
 
-	if n.LameDuckDuration < Duration(time.Second) {
-		v.add("nats.lame_duck_duration", "%s is too short; write at least \"1s\" (the default %s lets clients move away calmly)", n.LameDuckDuration, DefaultLameDuckDuration)
+	if n.LameDuckDuration < MinLameDuckDuration {
+		// nats-server refuses it while loading the config, so without this
+		// check it would surface only on the hosts, after connecting.
+		v.add("nats.lame_duck_duration", "%s is below nats-server's minimum of %s, and the server would not start; write at least \"%s\" (the default)",
+			n.LameDuckDuration, MinLameDuckDuration, MinLameDuckDuration)
 	} else if n.LameDuckGracePeriod >= n.LameDuckDuration {
 		v.add("nats.lame_duck_grace_period", "%s is not shorter than lame_duck_duration %s; nats-server needs the grace period to be shorter: lower it or raise lame_duck_duration",
 			n.LameDuckGracePeriod, n.LameDuckDuration)
@@ -300,12 +308,15 @@ func within(dir, parent string) bool {
 
 func (v *validator) checkHosts() {
 	hosts := v.inv.Hosts
-	switch len(hosts) {
-	case 0:
+	if len(hosts) == 0 {
 		v.add("hosts", "no hosts; add a [[hosts]] table with name and address for each machine (1, or 3 or more)")
 		return
+	}
+	switch len(v.inv.NATSHosts()) {
+	case 0:
+		v.add("hosts", "no host runs NATS (every [[hosts]] sets nats = false); remove nats = false from 1, or 3 or more of them")
 	case 2:
-		v.add("hosts", "a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts")
+		v.add("hosts", "a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts that run NATS")
 	}
 	names := map[string]int{}
 	addrs := map[string]int{}
@@ -331,7 +342,11 @@ func (v *validator) checkHosts() {
 			if msg := addressProblem(h.Address); msg != "" {
 				v.add(keyPath(base, "address"), "%q %s", h.Address, msg)
 			} else if j, dup := addrs[strings.ToLower(h.Address)]; dup {
-				v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; each NATS node needs a machine of its own (their ports would collide)", h.Address, j)
+				if h.RunsNATS() && hosts[j].RunsNATS() {
+					v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; each NATS node needs a machine of its own (their ports would collide)", h.Address, j)
+				} else {
+					v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; list each machine once", h.Address, j)
+				}
 			} else {
 				addrs[strings.ToLower(h.Address)] = i
 			}
@@ -340,11 +355,12 @@ func (v *validator) checkHosts() {
 			v.add(keyPath(base, "ssh_user"), "%q is not a valid login name", h.SSHUser)
 		}
 		// A host's own ssh_port is checked here; the [ssh] port once, below.
+		// Only a NATS node's sshd competes with nats-server for a port.
 		if portKey := keyPath(base, "ssh_port"); v.defined[portKey] {
-			if v.checkPort(portKey, h.SSHPort) {
+			if v.checkPort(portKey, h.SSHPort) && h.RunsNATS() {
 				v.checkSSHPortFree(portKey, h.SSHPort, fmt.Sprintf("of host %q ", h.Name))
 			}
-		} else {
+		} else if h.RunsNATS() {
 			sharedPort = true
 		}
 	}
@@ -529,6 +545,36 @@ func (v *validator) checkPasswordEnv(key, name, who string) {
 	default:
 		if msg := passwordProblem(pw); msg != "" {
 			v.add(key, "the password in environment variable %s (for %s) %s; use at least %d characters", name, who, msg, MinPasswordLength)
+		}
+	}
+}
+
+// checkStandaloneQuotas: a lone server runs JetStream standalone, and then
+// refuses to start unless every account's quota fits in the server's limits
+// at once; a cluster checks only when streams are created. `nats-server -t`
+// does not see it either.
+func (v *validator) checkStandaloneQuotas() {
+	if len(v.inv.NATSHosts()) != 1 {
+		return
+	}
+	n := &v.inv.NATS
+	var mem, file Size
+	for _, a := range v.inv.Accounts {
+		if js := a.JetStream; js != nil {
+			mem += max(js.MaxMem, 0)
+			file += max(js.MaxFile, 0)
+		}
+	}
+	for _, l := range []struct {
+		name, quota string
+		sum, limit  Size
+	}{
+		{"max_memory_store", "max_mem", mem, n.MaxMemoryStore},
+		{"max_file_store", "max_file", file, n.MaxFileStore},
+	} {
+		if l.limit > 0 && l.sum > l.limit {
+			v.add("nats."+l.name, "%s is less than the accounts' JetStream %s added up (%s); a single NATS node would not start with that: lower the quotas or raise %s",
+				l.limit, l.quota, l.sum, l.name)
 		}
 	}
 }

@@ -59,6 +59,14 @@ name = "n3"
 address = "10.0.0.3"
 `
 
+// monitoringHost runs no NATS node; cases add it after threeHosts.
+const monitoringHost = `
+[[hosts]]
+name = "mon"
+address = "10.0.0.9"
+nats = false
+`
+
 const appUser = `  name = "app"
   allow = ["app.>", "logs.app.*"]
 `
@@ -124,7 +132,7 @@ func TestValidation(t *testing.T) {
 			name: "unknown key, nothing close",
 			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\ncolour = \"blue\""},
 			at:   "colour",
-			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, name, ssh_port, ssh_user`,
+			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, name, nats, ssh_port, ssh_user`,
 		},
 		{
 			name: "wrong type",
@@ -148,6 +156,75 @@ func TestValidation(t *testing.T) {
 			edit: []string{"[[hosts]]\nname = \"n3\"\naddress = \"10.0.0.3\"\n", ""},
 			at:   "[[hosts]]\nname = \"n1\"",
 			want: "hosts: a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts",
+		},
+		{
+			name: "no host runs NATS",
+			edit: []string{threeHosts, strings.ReplaceAll(threeHosts, "\"\n\n", "\"\nnats = false\n\n") + "nats = false\n"},
+			at:   "[[hosts]]\nname = \"n1\"",
+			want: "hosts: no host runs NATS (every [[hosts]] sets nats = false); remove nats = false from 1, or 3 or more of them",
+		},
+		{
+			name: "two NATS hosts and a monitoring host",
+			edit: []string{`address = "10.0.0.3"`, "address = \"10.0.0.3\"\nnats = false"},
+			at:   "[[hosts]]\nname = \"n1\"",
+			want: "hosts: a 2-node JetStream cluster cannot keep quorum when one node is down; use 1 or 3+ hosts that run NATS",
+		},
+		{
+			name: "three NATS hosts and a monitoring host",
+			edit: []string{threeHosts, threeHosts + monitoringHost},
+		},
+		{
+			name: "nats is a flag",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, "nats = false", `nats = "no"`, 1)},
+			at:   `nats = "no"`,
+			want: `hosts[3].nats: expected true or false, got the string "no"`,
+		},
+		{
+			name: "monitoring host without a name",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, "name = \"mon\"\n", "", 1)},
+			at:   "[[hosts]]\naddress = \"10.0.0.9\"",
+			want: `hosts[3].name: host has no name; add name = "nats-4"`,
+		},
+		{
+			name: "monitoring host named like a NATS host",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, `name = "mon"`, `name = "n2"`, 1)},
+			at:   "name = \"n2\"\naddress = \"10.0.0.9\"",
+			want: `hosts[3].name: host name "n2" is also used by hosts[1]; every host needs its own name`,
+		},
+		{
+			name: "monitoring host on a NATS host's address",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, `address = "10.0.0.9"`, `address = "10.0.0.2"`, 1)},
+			at:   "address = \"10.0.0.2\"\nnats = false",
+			want: `hosts[3].address: address "10.0.0.2" is also used by hosts[1]; list each machine once`,
+		},
+		{
+			name: "monitoring host without an address",
+			edit: []string{threeHosts, threeHosts + strings.Replace(monitoringHost, "address = \"10.0.0.9\"\n", "", 1)},
+			at:   "[[hosts]]\nname = \"mon\"",
+			want: `hosts[3].address: host "mon" has no address; add address = "IP or DNS name"`,
+		},
+		{
+			name: "monitoring host with a bad ssh_user",
+			edit: []string{threeHosts, threeHosts + monitoringHost + "ssh_user = \"-x\"\n"},
+			at:   `ssh_user = "-x"`,
+			want: `hosts[3].ssh_user: "-x" is not a valid login name`,
+		},
+		{
+			name: "monitoring host with a bad ssh_port",
+			edit: []string{threeHosts, threeHosts + monitoringHost + "ssh_port = 0\n"},
+			at:   "ssh_port = 0",
+			want: "hosts[3].ssh_port: port 0 is out of range; use 1 to 65535",
+		},
+		{
+			// No nats-server listens there, so its sshd may use the port.
+			name: "monitoring host's ssh_port may be a NATS port",
+			edit: []string{threeHosts, threeHosts + monitoringHost + "ssh_port = 4222\n"},
+		},
+		{
+			name: "one NATS host and a monitoring host: the single-node quota rule applies",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n" + monitoringHost, "\n[[accounts]]\nname = \"SYS\"", otherAccount("1GB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
+			at:   "[nats]",
+			want: "nats.max_memory_store: 1GB is less than the accounts' JetStream max_mem added up (2GB); a single NATS node would not start with that",
 		},
 		{
 			name: "missing host name",
@@ -259,15 +336,91 @@ func TestValidation(t *testing.T) {
 		},
 		{
 			name: "grace not shorter than lame duck duration",
-			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"20s\"\nlame_duck_grace_period = \"20s\""},
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"30s\"\nlame_duck_grace_period = \"30s\""},
 			at:   "lame_duck_grace_period",
-			want: "nats.lame_duck_grace_period: 20s is not shorter than lame_duck_duration 20s; nats-server needs the grace period to be shorter",
+			want: "nats.lame_duck_grace_period: 30s is not shorter than lame_duck_duration 30s; nats-server needs the grace period to be shorter",
+		},
+		{
+			name: "grace above the default lame duck duration",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_grace_period = \"1m\""},
+			at:   "lame_duck_grace_period",
+			want: "nats.lame_duck_grace_period: 1m is not shorter than lame_duck_duration 30s; nats-server needs the grace period to be shorter: lower it or raise lame_duck_duration",
 		},
 		{
 			name: "lame duck duration too short",
 			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"500ms\""},
 			at:   "lame_duck_duration",
-			want: `nats.lame_duck_duration: 500ms is too short; write at least "1s"`,
+			want: `nats.lame_duck_duration: 500ms is below nats-server's minimum of 30s, and the server would not start; write at least "30s" (the default)`,
+		},
+		{
+			// nats-server -t refuses it only on the host, after connecting.
+			name: "lame duck duration under nats-server's 30s minimum",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"10s\""},
+			at:   "lame_duck_duration",
+			want: `nats.lame_duck_duration: 10s is below nats-server's minimum of 30s, and the server would not start; write at least "30s" (the default)`,
+		},
+		{
+			name: "invalid cluster name",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ncluster_name = \"my cluster\""},
+			at:   "cluster_name",
+			want: `nats.cluster_name: "my cluster" is not a valid cluster name; use letters, digits, '-', '_' and '.' only`,
+		},
+		{
+			name: "invalid route user",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nroute_user = \"route user\""},
+			at:   "route_user",
+			want: `nats.route_user: "route user" is not a valid user name; use letters, digits and - _ . @`,
+		},
+		{
+			name: "zero log_max_size",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_max_size = 0"},
+			at:   "log_max_size",
+			want: `nats.log_max_size: must be more than 0; write a size such as "1GB"`,
+		},
+		{
+			name: "zero max_file_store",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nmax_file_store = \"0\""},
+			at:   "max_file_store",
+			want: `nats.max_file_store: must be more than 0; write a size such as "1GB"`,
+		},
+		{
+			name: "space in log dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"/var/log/my nats\""},
+			at:   "log_dir",
+			want: `nats.log_dir: "/var/log/my nats" has characters other than letters, digits and / . _ - @ +; it ends up in systemd units and shell commands, so rename it`,
+		},
+		{
+			name: "quote in config dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nconfig_dir = '/etc/\"nats'"},
+			at:   "config_dir",
+			want: `nats.config_dir: "/etc/\"nats" has characters other than letters, digits`,
+		},
+		{
+			name: "system account without a name",
+			edit: []string{"name = \"SYS\"\nsystem = true\n", "system = true\n"},
+			at:   "[[accounts]]\nsystem = true",
+			want: `accounts[0].name: account has no name; add name = "..."`,
+		},
+		{
+			name: "single host, accounts' max_mem above the server's",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", "\n[[accounts]]\nname = \"SYS\"", otherAccount("512MB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
+			at:   "[nats]",
+			want: "nats.max_memory_store: 1GB is less than the accounts' JetStream max_mem added up (1536MB); a single NATS node would not start with that: lower the quotas or raise max_memory_store",
+		},
+		{
+			name: "single host, accounts' max_file above the server's",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", `max_mem = "1GB"`, `max_mem = "512MB"`, `version = "2.14.9"`, "version = \"2.14.9\"\nmax_file_store = \"4GB\"", "\n[[accounts]]\nname = \"SYS\"", otherAccount("512MB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
+			at:   "max_file_store",
+			want: "nats.max_file_store: 4GB is less than the accounts' JetStream max_file added up (5GB); a single NATS node would not start with that: lower the quotas or raise max_file_store",
+		},
+		{
+			name: "single host, quotas fit",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", `max_mem = "1GB"`, `max_mem = "512MB"`, `max_file = "4GB"`, `max_file = "3GB"`, "\n[[accounts]]\nname = \"SYS\"", otherAccount("512MB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
+		},
+		{
+			// A cluster checks quotas when streams are created, not at start.
+			name: "three hosts, quotas may add up to more than a server's",
+			edit: []string{"\n[[accounts]]\nname = \"SYS\"", otherAccount("1GB", "4GB") + "\n[[accounts]]\nname = \"SYS\""},
 		},
 		{
 			name: "negative log_max_files",
@@ -547,6 +700,18 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+// otherAccount is a JetStream account with the given quotas, to add to base.
+func otherAccount(maxMem, maxFile string) string {
+	return fmt.Sprintf(`
+[[accounts]]
+name = "OTHER"
+jetstream = { max_mem = %q, max_file = %q, max_streams = 10, max_consumers = 100 }
+  [[accounts.users]]
+  name = "other"
+  allow = ["other.>"]
+`, maxMem, maxFile)
+}
+
 func mustAbs(t *testing.T, p string) string {
 	abs, err := filepath.Abs(p)
 	if err != nil {
@@ -604,5 +769,31 @@ func TestNoFollowUpProblemsForBadValues(t *testing.T) {
 	}
 	if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
 		t.Fatalf("want 1 problem, got %d:\n%v", n, err)
+	}
+}
+
+func TestNATSHosts(t *testing.T) {
+	text := strings.Replace(base, threeHosts, "[[hosts]]\nname = \"mon\"\naddress = \"10.0.0.9\"\nnats = false\n\n"+threeHosts+"\n[[hosts]]\nname = \"n4\"\naddress = \"10.0.0.4\"\nnats = true\n", 1)
+	inv, err := parseTest(t, text, LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, h := range inv.NATSHosts() {
+		names = append(names, h.Name)
+	}
+	if got, want := strings.Join(names, ","), "n1,n2,n3,n4"; got != want {
+		t.Errorf("NATSHosts() = %s, want %s (inventory order, without mon)", got, want)
+	}
+	for _, h := range inv.Hosts {
+		if h.NATS == nil {
+			t.Errorf("%s: NATS is nil after Load", h.Name)
+		}
+		if got, want := h.RunsNATS(), h.Name != "mon"; got != want {
+			t.Errorf("%s: RunsNATS() = %v, want %v", h.Name, got, want)
+		}
+	}
+	if !(Host{Name: "built by hand"}).RunsNATS() {
+		t.Error("a Host with NATS unset must run NATS (the default)")
 	}
 }

@@ -8,6 +8,11 @@
 // therefore keeps each hash and reuses it for as long as it still matches
 // the password, so a config changes only when a password does.
 //
+// Besides the inventory's users, callers ask for named secrets (Slot): a
+// Grafana admin password, a secret key, any password a role needs that the
+// inventory does not name. They are resolved the same way and kept in the
+// same file.
+//
 // Nothing here prints or logs a password; errors name keys and variables,
 // never values.
 package secrets
@@ -23,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -49,12 +55,55 @@ const (
 	Alphabet        = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 )
 
-// fileData is the secrets file. Entries are keyed by account, then user.
-// Password is only stored when it was generated here; for inventory and
-// environment passwords the file holds the hash alone.
+// fileData is the secrets file. User entries are keyed by account, then
+// user; slots by name. Password is only stored when it was generated here;
+// for inventory and environment passwords the file holds the hash alone.
 type fileData struct {
 	Route    entry                       `toml:"route"`
 	Accounts map[string]map[string]entry `toml:"accounts"`
+	Secrets  map[string]entry            `toml:"secrets,omitempty"`
+}
+
+// Slot names a secret a caller needs beyond the inventory's users and route.
+type Slot struct {
+	// Name keys the secret in the file ([secrets.NAME]) and in Secret.
+	Name string
+	// Env, if set, names the environment variable that provides the
+	// secret; it must then be set. Otherwise the secret is generated once
+	// and kept in the file.
+	Env string
+	// Bcrypt also keeps a bcrypt hash, stable while the secret is, for
+	// SecretBcrypt.
+	Bcrypt bool
+}
+
+var (
+	slotNameRe = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	envNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// checkSlots refuses bad names, and two different requests for one name:
+// callers that share a secret must agree on where it comes from.
+func checkSlots(slots []Slot) ([]Slot, error) {
+	seen := map[string]Slot{}
+	var out []Slot
+	for _, sl := range slots {
+		if !slotNameRe.MatchString(sl.Name) {
+			return nil, fmt.Errorf("secret name %q: use lower-case letters, digits, '_' and '-', starting with a letter", sl.Name)
+		}
+		if sl.Env != "" && !envNameRe.MatchString(sl.Env) {
+			return nil, fmt.Errorf("secret %q: %q is not an environment variable name", sl.Name, sl.Env)
+		}
+		if prev, dup := seen[sl.Name]; dup {
+			if prev != sl {
+				return nil, fmt.Errorf("secret %q is requested twice, differently (%+v and %+v)", sl.Name, prev, sl)
+			}
+			continue
+		}
+		seen[sl.Name] = sl
+		out = append(out, sl)
+	}
+	return out, nil
 }
 
 type entry struct {
@@ -87,13 +136,17 @@ type Store struct {
 	changed bool     // data differs from the file
 
 	// passwords holds every resolved password, keyed by userKey; the route
-	// user's under routeKey.
+	// user's under routeKey, slots' under slotKey.
 	passwords map[string]string
+	// slots are the requested slots by name.
+	slots map[string]Slot
 }
 
 const routeKey = "\x00route"
 
 func userKey(account, user string) string { return account + "\x00" + user }
+
+func slotKey(name string) string { return "\x00secret\x00" + name }
 
 // Open reads inv.SecretsFile (if it exists) and resolves every password:
 // the inventory's own, else the environment variable it names, else the
@@ -101,7 +154,15 @@ func userKey(account, user string) string { return account + "\x00" + user }
 // hashes what has no valid hash yet. The file itself is only written by
 // Save: call it before anything derived from the store reaches a host, so a
 // generated password is never deployed without being kept.
-func Open(inv *inventory.Inventory) (*Store, error) {
+//
+// slots are the named secrets the caller needs besides the users' and the
+// route's (see Slot); each is resolved the same way, from its Env, else the
+// file, else generated.
+func Open(inv *inventory.Inventory, slots ...Slot) (*Store, error) {
+	slots, err := checkSlots(slots)
+	if err != nil {
+		return nil, err
+	}
 	old, err := read(inv.SecretsFile)
 	if err != nil {
 		return nil, err
@@ -109,21 +170,24 @@ func Open(inv *inventory.Inventory) (*Store, error) {
 	s := &Store{
 		path:      inv.SecretsFile,
 		passwords: map[string]string{},
-		data:      fileData{Accounts: map[string]map[string]entry{}},
+		slots:     map[string]Slot{},
+		data:      fileData{Accounts: map[string]map[string]entry{}, Secrets: map[string]entry{}},
 	}
 
 	// Each job resolves one password into an entry; the bcrypt work, the
 	// slow part (~50ms per hash at cost 11), runs in parallel afterwards.
 	type job struct {
-		key  string
-		desc string // for errors: `user "x" of account "Y"`
-		prev entry
-		pw   string
-		keep bool // store the password itself (it was generated)
-		out  *entry
+		key    string
+		desc   string // for errors: `password of user "x" of account "Y"`
+		prev   entry
+		pw     string
+		keep   bool // store the password itself (it was generated)
+		noHash bool // a slot without Bcrypt
+		out    *entry
 	}
 	var jobs []*job
-	resolve := func(key, desc, inline, env string, prev entry) (*job, error) {
+	// envHint says what to do about an unset variable.
+	resolve := func(key, desc, inline, env, envHint string, prev entry) (*job, error) {
 		j := &job{key: key, desc: desc, prev: prev}
 		switch {
 		case inline != "":
@@ -131,23 +195,24 @@ func Open(inv *inventory.Inventory) (*Store, error) {
 		case env != "":
 			j.pw = os.Getenv(env)
 			if j.pw == "" {
-				return nil, fmt.Errorf("password of %s: environment variable %s is not set; export it, or remove password_env to have a password generated", desc, env)
+				return nil, fmt.Errorf("%s: environment variable %s is not set; %s", desc, env, envHint)
 			}
 		case prev.Password != "":
 			j.pw, j.keep = prev.Password, true
 		default:
 			pw, err := Generate()
 			if err != nil {
-				return nil, fmt.Errorf("generating the password of %s: %w", desc, err)
+				return nil, fmt.Errorf("generating the %s: %w", desc, err)
 			}
 			j.pw, j.keep = pw, true
 		}
 		jobs = append(jobs, j)
 		return j, nil
 	}
+	const userEnvHint = "export it, or remove password_env to have a password generated"
 
 	n := inv.NATS
-	rj, err := resolve(routeKey, fmt.Sprintf("route user %q", n.RouteUser), "", n.RoutePasswordEnv, old.Route)
+	rj, err := resolve(routeKey, fmt.Sprintf("password of route user %q", n.RouteUser), "", n.RoutePasswordEnv, userEnvHint, old.Route)
 	if err != nil {
 		return nil, err
 	}
@@ -157,13 +222,23 @@ func Open(inv *inventory.Inventory) (*Store, error) {
 	for _, a := range inv.Accounts {
 		for _, u := range a.Users {
 			prev := old.Accounts[a.Name][u.Name]
-			j, err := resolve(userKey(a.Name, u.Name), fmt.Sprintf("user %q of account %q", u.Name, a.Name), u.Password, u.PasswordEnv, prev)
+			j, err := resolve(userKey(a.Name, u.Name), fmt.Sprintf("password of user %q of account %q", u.Name, a.Name), u.Password, u.PasswordEnv, userEnvHint, prev)
 			if err != nil {
 				return nil, err
 			}
 			j.out = &entry{}
 			outs[j.key] = j.out
 		}
+	}
+	for _, sl := range slots {
+		j, err := resolve(slotKey(sl.Name), fmt.Sprintf("secret %q", sl.Name), "", sl.Env, "export it before running natsdeploy", old.Secrets[sl.Name])
+		if err != nil {
+			return nil, err
+		}
+		j.noHash = !sl.Bcrypt
+		j.out = &entry{}
+		outs[j.key] = j.out
+		s.slots[sl.Name] = sl
 	}
 
 	errs := make([]error, len(jobs))
@@ -175,13 +250,20 @@ func Open(inv *inventory.Inventory) (*Store, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			if j.noHash {
+				*j.out = entry{}
+				if j.keep {
+					j.out.Password = j.pw
+				}
+				return
+			}
 			if j.keep && j.prev.Password == j.pw && j.prev.Check == fingerprint(j.pw, j.prev.Bcrypt) && hasCost(j.prev.Bcrypt) {
 				*j.out = j.prev
 				return
 			}
 			h, err := hashFor(j.pw, j.prev.Bcrypt)
 			if err != nil {
-				errs[i] = fmt.Errorf("hashing the password of %s: %w", j.desc, err)
+				errs[i] = fmt.Errorf("hashing the %s: %w", j.desc, err)
 				return
 			}
 			*j.out = entry{Bcrypt: h}
@@ -210,6 +292,21 @@ func Open(inv *inventory.Inventory) (*Store, error) {
 	// Entries of users no longer in the inventory are dropped, and so is a
 	// generated password once the inventory names another source: a file
 	// of secrets nobody uses is only a liability.
+	//
+	// Slots are different: not every command asks for every slot (one that
+	// only talks to NATS does not ask for Grafana's), so a slot not asked
+	// for this time is kept as it is. A requested slot's entry follows its
+	// source, like a user's; one from Env without Bcrypt has nothing to keep.
+	for name, e := range old.Secrets {
+		if _, requested := s.slots[name]; !requested {
+			s.data.Secrets[name] = e
+		}
+	}
+	for _, sl := range slots {
+		if e := *outs[slotKey(sl.Name)]; e != (entry{}) {
+			s.data.Secrets[sl.Name] = e
+		}
+	}
 	s.changed = !reflect.DeepEqual(normalize(old), normalize(s.data))
 	return s, nil
 }
@@ -218,6 +315,9 @@ func Open(inv *inventory.Inventory) (*Store, error) {
 func normalize(d fileData) fileData {
 	if len(d.Accounts) == 0 {
 		d.Accounts = nil
+	}
+	if len(d.Secrets) == 0 {
+		d.Secrets = nil
 	}
 	return d
 }
@@ -328,6 +428,28 @@ func (s *Store) RouteBcryptHash() (string, error) {
 		return "", errors.New("no hash for the route user")
 	}
 	return s.data.Route.Bcrypt, nil
+}
+
+// Secret returns the value of the named slot, or "" if Open was not asked
+// for it.
+func (s *Store) Secret(name string) string {
+	return s.passwords[slotKey(name)]
+}
+
+// SecretBcrypt returns the bcrypt hash ($2a$11$...) of the named slot, the
+// same string on every run while the secret stays the same. The slot must
+// have been requested with Bcrypt.
+func (s *Store) SecretBcrypt(name string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl, ok := s.slots[name]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("no secret %q: it was not requested when the secrets were opened", name)
+	case !sl.Bcrypt:
+		return "", fmt.Errorf("secret %q has no bcrypt hash: it was requested without Bcrypt", name)
+	}
+	return s.data.Secrets[name].Bcrypt, nil
 }
 
 // Path is the secrets file.

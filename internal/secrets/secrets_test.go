@@ -377,3 +377,225 @@ func TestRealCost(t *testing.T) {
 	}
 	checkHash(t, h, s.Password("SYS", "sys"))
 }
+
+func openSlots(t *testing.T, inv *inventory.Inventory, slots ...Slot) *Store {
+	t.Helper()
+	s, err := Open(inv, slots...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func fileText(t *testing.T, inv *inventory.Inventory) string {
+	t.Helper()
+	raw, err := os.ReadFile(inv.SecretsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+func checkMode(t *testing.T, inv *inventory.Inventory) {
+	t.Helper()
+	fi, err := os.Stat(inv.SecretsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets file mode = %04o, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestSlotNames(t *testing.T) {
+	inv := load(t, t.TempDir(), "", "")
+	for _, tc := range []struct {
+		slots   []Slot
+		wantErr string // "" = accepted
+	}{
+		{[]Slot{{Name: "grafana-admin"}}, ""},
+		{[]Slot{{Name: "surveyor_sys", Bcrypt: true}}, ""},
+		{[]Slot{{Name: "g2"}, {Name: "g2"}}, ""}, // the same request twice
+		{[]Slot{{Name: ""}}, `secret name ""`},
+		{[]Slot{{Name: "Grafana"}}, `secret name "Grafana"`},
+		{[]Slot{{Name: "1x"}}, `secret name "1x"`},
+		{[]Slot{{Name: "a.b"}}, `secret name "a.b"`},
+		{[]Slot{{Name: "a b"}}, `secret name "a b"`},
+		{[]Slot{{Name: "x", Env: "NOT-A-VAR"}}, `secret "x": "NOT-A-VAR" is not an environment variable name`},
+		{[]Slot{{Name: "x"}, {Name: "x", Bcrypt: true}}, `secret "x" is requested twice, differently`},
+	} {
+		_, err := Open(inv, tc.slots...)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%+v: %v", tc.slots, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%+v: error %v, want one containing %q", tc.slots, err, tc.wantErr)
+		}
+	}
+}
+
+// A slot with no Env is generated once, kept in the file (with a bcrypt hash
+// when asked for) and the same on every later Open.
+func TestSlotGeneratedAndStable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		slot Slot
+	}{
+		{"plain", Slot{Name: "grafana-secret-key"}},
+		{"with bcrypt", Slot{Name: "surveyor", Bcrypt: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := load(t, t.TempDir(), "", "")
+			s := openSlots(t, inv, tc.slot)
+			v := s.Secret(tc.slot.Name)
+			if len(v) != GeneratedLength || strings.Trim(v, Alphabet) != "" {
+				t.Fatalf("generated secret has length %d or characters outside the alphabet", len(v))
+			}
+			if !s.Changed() {
+				t.Fatal("a generated secret must be saved")
+			}
+			h, herr := s.SecretBcrypt(tc.slot.Name)
+			if tc.slot.Bcrypt {
+				if herr != nil {
+					t.Fatal(herr)
+				}
+				checkHash(t, h, v)
+			} else if herr == nil {
+				t.Fatal("SecretBcrypt of a slot without Bcrypt must fail")
+			}
+			save(t, s)
+			checkMode(t, inv)
+			if !strings.Contains(fileText(t, inv), "[secrets."+tc.slot.Name+"]") {
+				t.Fatalf("no [secrets.%s] table in the file", tc.slot.Name)
+			}
+
+			s2 := openSlots(t, inv, tc.slot)
+			if s2.Secret(tc.slot.Name) != v || s2.Changed() {
+				t.Fatal("the secret changed across Open/Save/Open")
+			}
+			if tc.slot.Bcrypt {
+				if h2, _ := s2.SecretBcrypt(tc.slot.Name); h2 != h {
+					t.Fatal("the bcrypt hash changed across reopen although the secret did not")
+				}
+			}
+			save(t, s2)
+			checkMode(t, inv)
+		})
+	}
+}
+
+// A slot's Env wins over what the file holds, and its value is never
+// written to the file; only its hash is, when asked for.
+func TestSlotFromEnv(t *testing.T) {
+	const fromEnv = "grafana-admin-from-env"
+	for _, tc := range []struct {
+		name       string
+		bcrypt     bool
+		wantInFile bool // a [secrets.NAME] table stays in the file
+	}{
+		{"plain", false, false},
+		{"with bcrypt", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := load(t, t.TempDir(), "", "")
+			generated := openSlots(t, inv, Slot{Name: "admin", Bcrypt: tc.bcrypt})
+			save(t, generated)
+
+			t.Setenv("TEST_SLOT_PW", fromEnv)
+			slot := Slot{Name: "admin", Env: "TEST_SLOT_PW", Bcrypt: tc.bcrypt}
+			s := openSlots(t, inv, slot)
+			if s.Secret("admin") != fromEnv {
+				t.Fatal("the environment variable does not override the file")
+			}
+			save(t, s)
+			text := fileText(t, inv)
+			if strings.Contains(text, fromEnv) || strings.Contains(text, generated.Secret("admin")) {
+				t.Fatal("the file holds the environment's value, or the generated one it replaced")
+			}
+			if got := strings.Contains(text, "[secrets.admin]"); got != tc.wantInFile {
+				t.Fatalf("[secrets.admin] in the file: %v, want %v", got, tc.wantInFile)
+			}
+			if tc.bcrypt {
+				h, err := s.SecretBcrypt("admin")
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkHash(t, h, fromEnv)
+				s2 := openSlots(t, inv, slot)
+				if h2, _ := s2.SecretBcrypt("admin"); h2 != h || s2.Changed() {
+					t.Fatal("the hash of an unchanged environment value must be reused")
+				}
+			}
+		})
+	}
+}
+
+func TestSlotEnvUnset(t *testing.T) {
+	inv := load(t, t.TempDir(), "", "")
+	s := openSlots(t, inv, Slot{Name: "admin"})
+	save(t, s)
+	stored := s.Secret("admin")
+
+	for _, val := range []string{"unset", ""} {
+		if val == "unset" {
+			os.Unsetenv("TEST_SLOT_UNSET")
+		} else {
+			t.Setenv("TEST_SLOT_UNSET", val)
+		}
+		_, err := Open(inv, Slot{Name: "admin", Env: "TEST_SLOT_UNSET"})
+		if err == nil || !strings.Contains(err.Error(), `secret "admin": environment variable TEST_SLOT_UNSET is not set`) {
+			t.Fatalf("want an error naming the variable, got %v", err)
+		}
+		if strings.Contains(err.Error(), stored) {
+			t.Fatal("the error shows the stored secret")
+		}
+	}
+}
+
+// A command that does not ask for a slot must not lose it: the next one
+// that does finds the same secret.
+func TestUnrequestedSlotsKept(t *testing.T) {
+	inv := load(t, t.TempDir(), "", "")
+	s := openSlots(t, inv, Slot{Name: "grafana-admin", Bcrypt: true}, Slot{Name: "grafana-secret-key"})
+	save(t, s)
+	admin, key := s.Secret("grafana-admin"), s.Secret("grafana-secret-key")
+	adminHash, _ := s.SecretBcrypt("grafana-admin")
+
+	s = openSlots(t, inv)
+	if s.Changed() {
+		t.Fatal("opening without slots must not drop the stored ones")
+	}
+	if s.Secret("grafana-admin") != "" {
+		t.Fatal("Secret of a slot not requested must be empty")
+	}
+	if _, err := s.SecretBcrypt("grafana-admin"); err == nil {
+		t.Fatal("SecretBcrypt of a slot not requested must fail")
+	}
+	// A user change rewrites the file; the slots must survive that too.
+	inv.Accounts[1].Users = inv.Accounts[1].Users[:1]
+	s = openSlots(t, inv, Slot{Name: "grafana-secret-key"})
+	if !s.Changed() {
+		t.Fatal("removing a user must update the file")
+	}
+	save(t, s)
+	checkMode(t, inv)
+
+	s = openSlots(t, inv, Slot{Name: "grafana-admin", Bcrypt: true}, Slot{Name: "grafana-secret-key"})
+	h, _ := s.SecretBcrypt("grafana-admin")
+	if s.Secret("grafana-admin") != admin || s.Secret("grafana-secret-key") != key || h != adminHash {
+		t.Fatal("an unrequested slot was lost or changed")
+	}
+	if s.Changed() {
+		t.Fatal("nothing changed, yet the store wants to save")
+	}
+}
+
+// An inventory without slots writes no [secrets] table, so existing files
+// stay byte for byte what they were.
+func TestNoSlotsNoTable(t *testing.T) {
+	inv := load(t, t.TempDir(), "", "")
+	save(t, open(t, inv))
+	if strings.Contains(fileText(t, inv), "[secrets") {
+		t.Fatal("the file has a [secrets] table without any slot")
+	}
+}

@@ -66,9 +66,6 @@ const (
 	// lame duck the server still shuts down, and JetStream writes its
 	// state out; upstream's unit allows 30s for that too.
 	stopBuffer = 30 * time.Second
-
-	// minLameDuck is the shortest lame_duck_duration nats-server accepts.
-	minLameDuck = 30 * time.Second
 )
 
 // Secrets gives the role password hashes, never plaintext, except the
@@ -88,11 +85,11 @@ type Artifact struct {
 }
 
 // Desired returns what host must look like to be a node of the cluster.
-// It checks the invariants `nats-server -t` does not (DESIGN.md section 6),
-// so a config the server would start with but misbehave on is never written.
+// inv must come from inventory.Load: the invariants `nats-server -t` does not
+// check (DESIGN.md section 6) are inventory validation's, with file:line.
 func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Artifact) (desired.Host, error) {
-	if err := check(inv, host, bin); err != nil {
-		return desired.Host{}, fmt.Errorf("nats on %s: %w", hostLabel(host), err)
+	if bin.Path == "" || bin.SHA256 == "" {
+		return desired.Host{}, fmt.Errorf("nats on %s: no verified nats-server binary", host.Name)
 	}
 	n := inv.NATS
 	cfg, err := Render(inv, host, sec)
@@ -412,108 +409,4 @@ func isBcrypt(s string) bool {
 func sum(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
-}
-
-func hostLabel(h inventory.Host) string {
-	if h.Name != "" {
-		return h.Name
-	}
-	return "host " + strconv.Quote(h.Address)
-}
-
-// check holds the invariants `nats-server -t` does not check, and the ones
-// the rendered files depend on. Inventory validation reports them first,
-// with file and line; this is the last line of defence.
-func check(inv *inventory.Inventory, host inventory.Host, bin Artifact) error {
-	n := inv.NATS
-	var errs []error
-	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-
-	if host.Name == "" {
-		fail("the host has no name, which is its server_name; nats-server would make one up that changes on every start")
-	}
-	found := false
-	for _, h := range inv.Hosts {
-		if h.Name == host.Name && h.Address == host.Address {
-			found = true
-		}
-	}
-	if !found {
-		fail("host %q (%s) is not among the inventory's hosts", host.Name, host.Address)
-	}
-	if host.Address == "" {
-		fail("host %q has no address", host.Name)
-	}
-	if n.ClusterName == "" {
-		fail("nats.cluster_name is empty; without it nodes pick random names and routes are refused")
-	}
-	if n.LameDuckDuration.D() < minLameDuck {
-		fail("nats.lame_duck_duration %s is below nats-server's minimum of %s", n.LameDuckDuration, inventory.Duration(minLameDuck))
-	}
-	if n.LameDuckGracePeriod >= n.LameDuckDuration {
-		fail("nats.lame_duck_grace_period (%s) must be shorter than nats.lame_duck_duration (%s): the grace period is part of the duration",
-			n.LameDuckGracePeriod, n.LameDuckDuration)
-	}
-	if sys := inv.SystemAccount(); sys == nil {
-		fail("no account is the system account (system = true); nats-server would make its own, without the inventory's users")
-	} else if sys.Name == "" {
-		fail("the system account has no name")
-	}
-	ports := map[int]string{}
-	for _, p := range []struct {
-		name string
-		port int
-	}{{"client_port", n.ClientPort}, {"cluster_port", n.ClusterPort}, {"http_port", n.HTTPPort}} {
-		if p.port <= 0 || p.port > 65535 {
-			fail("nats.%s %d is not a TCP port", p.name, p.port)
-		} else if other, dup := ports[p.port]; dup {
-			fail("nats.%s and nats.%s are both %d", other, p.name, p.port)
-		}
-		ports[p.port] = p.name
-	}
-	for _, d := range []struct{ name, dir string }{
-		{"config_dir", n.ConfigDir}, {"data_dir", n.DataDir}, {"log_dir", n.LogDir},
-	} {
-		// The paths end up in unit lines (ExecStart, ReadWritePaths), where
-		// a space would split them.
-		if !path.IsAbs(d.dir) || path.Clean(d.dir) != d.dir || strings.ContainsAny(d.dir, " \t\n\"'\\%$") {
-			fail("nats.%s %q must be a clean absolute path without spaces, quotes or $", d.name, d.dir)
-		}
-	}
-	if n.RouteUser == "" {
-		fail("nats.route_user is empty")
-	}
-	if n.MaxMemoryStore <= 0 || n.MaxFileStore <= 0 {
-		fail("nats.max_memory_store and nats.max_file_store must be positive")
-	}
-	if len(inv.Hosts) == 1 {
-		// A lone server runs JetStream standalone, and then refuses to
-		// start unless every account's quota fits in the server's limits
-		// at once; a cluster checks only when streams are created.
-		var mem, file int64
-		for _, a := range inv.Accounts {
-			if a.JetStream != nil {
-				mem += max(a.JetStream.MaxMem.Bytes(), 0)
-				file += max(a.JetStream.MaxFile.Bytes(), 0)
-			}
-		}
-		if mem > n.MaxMemoryStore.Bytes() {
-			fail("on a single host the accounts' JetStream max_mem add up to %s, more than nats.max_memory_store %s; nats-server would not start: lower the quotas or raise the limit",
-				inventory.Size(mem), n.MaxMemoryStore)
-		}
-		if file > n.MaxFileStore.Bytes() {
-			fail("on a single host the accounts' JetStream max_file add up to %s, more than nats.max_file_store %s; nats-server would not start: lower the quotas or raise the limit",
-				inventory.Size(file), n.MaxFileStore)
-		}
-	}
-	if n.LogMaxSize <= 0 {
-		fail("nats.log_max_size must be positive: without a limit the log file grows without bound")
-	}
-	if n.LogMaxFiles < 0 {
-		fail("nats.log_max_files must not be negative")
-	}
-	if bin.Path == "" || bin.SHA256 == "" {
-		fail("no verified nats-server binary")
-	}
-	return errors.Join(errs...)
 }

@@ -435,48 +435,9 @@ func TestQuote(t *testing.T) {
 	}
 }
 
-// The invariants nats-server -t does not check (DESIGN.md section 6).
-func TestDesiredRefuses(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		change func(*inventory.Inventory, *inventory.Host)
-		want   string
-	}{
-		{"no server name", func(inv *inventory.Inventory, h *inventory.Host) { inv.Hosts[0].Name = ""; h.Name = "" }, "no name"},
-		{"no cluster name", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.ClusterName = "" }, "cluster_name is empty"},
-		{"grace equals lame duck", func(inv *inventory.Inventory, h *inventory.Host) {
-			inv.NATS.LameDuckGracePeriod = inv.NATS.LameDuckDuration
-		}, "must be shorter than nats.lame_duck_duration"},
-		{"grace above lame duck", func(inv *inventory.Inventory, h *inventory.Host) {
-			inv.NATS.LameDuckGracePeriod = inventory.Duration(time.Minute)
-		}, "lame_duck_grace_period (1m) must be shorter than nats.lame_duck_duration (30s)"},
-		{"lame duck under 30s", func(inv *inventory.Inventory, h *inventory.Host) {
-			inv.NATS.LameDuckDuration = inventory.Duration(20 * time.Second)
-		}, "below nats-server's minimum of 30s"},
-		{"single host, quotas above the server's memory", func(inv *inventory.Inventory, h *inventory.Host) {
-			inv.Hosts = inv.Hosts[:1]
-		}, "accounts' JetStream max_mem add up to 4GB, more than nats.max_memory_store 1GB"},
-		{"single host, quotas above the server's store", func(inv *inventory.Inventory, h *inventory.Host) {
-			inv.Hosts = inv.Hosts[:1]
-			inv.NATS.MaxMemoryStore = 8 << 30
-		}, "accounts' JetStream max_file add up to 16GB, more than nats.max_file_store 4GB"},
-		{"no system account", func(inv *inventory.Inventory, h *inventory.Host) { inv.Accounts[0].System = false }, "no account is the system account"},
-		{"host not in inventory", func(inv *inventory.Inventory, h *inventory.Host) { h.Name = "nats-9" }, "not among the inventory's hosts"},
-		{"same port twice", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.HTTPPort = 4222 }, "both 4222"},
-		{"relative data dir", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.DataDir = "var/lib/nats" }, "data_dir"},
-		{"space in log dir", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.LogDir = "/var/log/my nats" }, "log_dir"},
-		{"no log limit", func(inv *inventory.Inventory, h *inventory.Host) { inv.NATS.LogMaxSize = 0 }, "log_max_size"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			inv := fixture()
-			host := inv.Hosts[0]
-			tc.change(inv, &host)
-			_, err := Desired(inv, host, secrets, testBinary)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want one containing %q", err, tc.want)
-			}
-		})
-	}
+// The inventory invariants are inventory validation's (with file:line, see
+// inventory/validate_test.go); Desired only refuses to go without a binary.
+func TestDesiredNeedsBinary(t *testing.T) {
 	if _, err := Desired(fixture(), fixture().Hosts[0], secrets, Artifact{}); err == nil {
 		t.Error("no error without a binary")
 	}

@@ -137,7 +137,7 @@ func TestRealServerAcceptsShippedInventories(t *testing.T) {
 
 // A single host runs JetStream standalone. It starts from the rendered
 // config when the accounts' quotas fit in the server's limits, and dies
-// when they do not, which is why Desired refuses that case.
+// when they do not, which is why inventory validation refuses that case.
 func TestRealSingleNode(t *testing.T) {
 	bin := testbin.NATSServer(t)
 	ports := freePorts(t, []string{"127.0.0.1"}, 3)
@@ -151,9 +151,6 @@ func TestRealSingleNode(t *testing.T) {
 	}
 
 	tooBig := single()
-	if _, err := Desired(tooBig, tooBig.Hosts[0], secrets, testBinary); err == nil {
-		t.Fatal("Desired accepted quotas larger than the server's limits")
-	}
 	r, err := Render(tooBig, tooBig.Hosts[0], secrets)
 	if err != nil {
 		t.Fatal(err)
