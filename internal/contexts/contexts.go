@@ -85,8 +85,8 @@ func sanitize(s string) string {
 // ServerURLs is the comma-separated client URL list of every host, the
 // form natscli's "url" takes.
 func ServerURLs(inv *inventory.Inventory) string {
-	urls := make([]string, 0, len(inv.Hosts))
-	for _, h := range inv.Hosts {
+	urls := make([]string, 0, len(inv.NATSHosts()))
+	for _, h := range inv.NATSHosts() {
 		urls = append(urls, fmt.Sprintf("nats://%s:%d", h.Address, inv.NATS.ClientPort))
 	}
 	return strings.Join(urls, ",")

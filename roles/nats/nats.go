@@ -205,7 +205,7 @@ func Render(inv *inventory.Inventory, host inventory.Host, sec Secrets) (Rendere
 		return r, errors.New("no route password")
 	}
 	var routes []string
-	for _, other := range inv.Hosts {
+	for _, other := range inv.NATSHosts() {
 		if other.Name == host.Name {
 			continue
 		}

@@ -29,7 +29,7 @@ const ArtifactName = "nats-server"
 
 func (Role) Name() string { return "nats" }
 
-func (Role) Hosts(inv *inventory.Inventory) []inventory.Host { return inv.Hosts }
+func (Role) Hosts(inv *inventory.Inventory) []inventory.Host { return inv.NATSHosts() }
 
 // Artifacts: the nats-server release archive for arch. Layout under
 // artifact_dir, the same as below the release URL:

@@ -191,7 +191,7 @@ func newVerifier(opts Options) *verifier {
 	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
-	return &verifier{opts: opts, inv: opts.Inventory, hosts: opts.Inventory.Hosts,
+	return &verifier{opts: opts, inv: opts.Inventory, hosts: opts.Inventory.NATSHosts(),
 		run: hex.EncodeToString(b), shared: map[string]*sharedConn{}, down: map[string]string{}}
 }
 
