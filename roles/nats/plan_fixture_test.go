@@ -51,7 +51,7 @@ func TestPlanFixtures(t *testing.T) {
 		dir := filepath.Join(planFixtures, e.Name())
 		t.Run(e.Name(), func(t *testing.T) {
 			inv, host := caseHost(t, dir)
-			d, err := Desired(inv, host, secrets, bin)
+			d, err := renderHost(inv, host, bin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -321,7 +321,7 @@ func TestPlanConvergedEveryHost(t *testing.T) {
 	inv, _ := caseHost(t, planFixtures)
 	bin := fakeBinary(t)
 	for _, h := range inv.Hosts {
-		d, err := Desired(inv, h, secrets, bin)
+		d, err := renderHost(inv, h, bin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,4 +344,14 @@ func TestPlanInventoryIsFixture(t *testing.T) {
 			}
 		}
 	}
+}
+
+// renderHost is the host's desired state as the engine sees it: the role's
+// part, merged (alone here) the way deploy merges every role on a host.
+func renderHost(inv *inventory.Inventory, h inventory.Host, bin Artifact) (desired.Host, error) {
+	d, err := Desired(inv, h, secrets, bin)
+	if err != nil {
+		return d, err
+	}
+	return desired.Merge(h.Name, desired.Part{Role: Role{}.Name(), Host: d})
 }
