@@ -232,8 +232,8 @@ func Merge(name string, parts ...Part) (Host, error) {
 		}
 		for _, pt := range p.Host.Ports {
 			if r, ok := ports[pt.Number]; ok {
-				errs = append(errs, &Clash{Host: name, Role: p.Role, Key: pt.Key, Msg: fmt.Sprintf("port %d is also %s (role %s) on host %s; give one of them another port",
-					pt.Number, portKeys[pt.Number], r, name)})
+				errs = append(errs, &Clash{Host: name, Role: p.Role, Key: pt.Key, Msg: fmt.Sprintf("port %d is also %s (role %s); give one of them another port",
+					pt.Number, portKeys[pt.Number], r)})
 				continue
 			}
 			ports[pt.Number] = p.Role

@@ -1,0 +1,318 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/apply"
+	"github.com/natsdeploy/natsdeploy/internal/artifact"
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/report"
+	"github.com/natsdeploy/natsdeploy/internal/role"
+	"github.com/natsdeploy/natsdeploy/inventory"
+)
+
+// The engine is tested here with a role it has never heard of: one
+// service, a restart-class and a reload-class config file, and gates that
+// always pass. Nothing NATS is involved.
+
+const (
+	svcUnit   = "svc.service"
+	mainConf  = "/etc/svc/main.conf"
+	extraConf = "/etc/svc/reload.conf"
+	secretCfg = "/etc/svc/secret.conf"
+)
+
+type svcRole struct {
+	version string // rendered into the files: change it to change them
+	secret  string // the content of the sensitive file
+	verify  []report.Result
+}
+
+func (svcRole) Name() string                                     { return "svc" }
+func (svcRole) Hosts(inv *inventory.Inventory) []inventory.Host { return inv.Hosts }
+func (svcRole) Artifacts(*inventory.Inventory, string) ([]artifact.Release, error) {
+	return nil, nil
+}
+
+func (r svcRole) Desired(in role.Input) (desired.Host, error) {
+	file := func(path, content string, h desired.Handler, sensitive bool) desired.File {
+		return desired.File{Path: path, Content: []byte(content), SHA256: sum(content), Mode: 0o640, Owner: "root", Group: "svc",
+			Service: svcUnit, OnChange: h, Sensitive: sensitive}
+	}
+	return desired.Host{
+		Name:  in.Host.Name,
+		Users: []desired.User{{Name: "svc", Home: "/var/lib/svc"}},
+		Dirs:  []desired.Dir{{Path: "/etc/svc", Owner: "root", Group: "svc", Mode: fs.ModeDir | 0o750}},
+		Files: []desired.File{
+			file(mainConf, "port = 1\nversion = "+r.version+"\n", desired.Restart, false),
+			file(extraConf, "level = "+r.version+"\n", desired.Reload, false),
+			file(secretCfg, "token = "+r.secret+"\n", desired.Reload, true),
+		},
+		Units: []desired.Unit{{
+			Name:   svcUnit,
+			Ready:  &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
+			Reload: &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error { return nil }},
+		}},
+		Ports: []desired.Port{{Number: 1, Key: "svc.port"}},
+	}, nil
+}
+
+func (r svcRole) Verify(context.Context, role.Env) []report.Result { return r.verify }
+
+func sum(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// host is a fake connection: every command goes into one ordered log
+// shared by all hosts; the facts command is answered from a queue, one
+// answer per gather.
+type host struct {
+	name  string
+	log   *[]string
+	mu    *sync.Mutex
+	facts []string
+	files map[string]string // what `cat` prints
+}
+
+func isFacts(cmd string) bool { return strings.HasPrefix(cmd, "set -u\nLC_ALL=C") }
+
+func (h *host) Exec(_ context.Context, cmd string) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if isFacts(cmd) {
+		*h.log = append(*h.log, h.name+": facts")
+		if len(h.facts) == 0 {
+			return "", errors.New("no facts left")
+		}
+		out := h.facts[0]
+		if len(h.facts) > 1 {
+			h.facts = h.facts[1:]
+		}
+		return out, nil
+	}
+	*h.log = append(*h.log, h.name+": "+cmd)
+	if path, ok := strings.CutPrefix(cmd, "cat "); ok {
+		return h.files[strings.Trim(path, "'")], nil
+	}
+	return "", nil
+}
+
+func (h *host) Upload(_ context.Context, r io.Reader, dst string, _ fs.FileMode, _, _ string) error {
+	io.Copy(io.Discard, r)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.log = append(*h.log, h.name+": upload "+dst)
+	return nil
+}
+
+func (h *host) HTTPClient() *http.Client { return nil }
+
+// factsFor prints what a host looks like when it is as r renders it,
+// except for the files in stale, whose content differs.
+func factsFor(r svcRole, name string, stale ...string) string {
+	d, _ := r.Desired(role.Input{Host: inventory.Host{Name: name}})
+	var b strings.Builder
+	b.WriteString("os debian 12\narch x86_64\nsystemd 252\nuser svc\ndir 750 root svc /etc/svc\n")
+	for _, f := range d.Files {
+		sha := f.SHA256
+		for _, s := range stale {
+			if s == f.Path {
+				sha = sum("old")
+			}
+		}
+		fmt.Fprintf(&b, "file 640 root svc %s %s\n", sha, f.Path)
+	}
+	b.WriteString("unit enabled active 42 " + svcUnit + "\n")
+	return b.String()
+}
+
+func newSession(t *testing.T, r svcRole, facts map[string][]string) (*Session, *[]string) {
+	t.Helper()
+	inv := &inventory.Inventory{Path: "test.toml", Hosts: []inventory.Host{{Name: "h1", Address: "192.0.2.1"}, {Name: "h2", Address: "192.0.2.2"}}}
+	var log []string
+	var mu sync.Mutex
+	conns := map[string]apply.Conn{}
+	for _, h := range inv.Hosts {
+		conns[h.Name] = &host{name: h.Name, log: &log, mu: &mu, facts: facts[h.Name], files: map[string]string{secretCfg: "token = planted-old-secret\n"}}
+	}
+	return New(inv, []role.Role{r}, nil, conns, io.Discard), &log
+}
+
+func indexOf(log []string, sub string) int {
+	for i, l := range log {
+		if strings.Contains(l, sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+func lastIndexOf(log []string, sub string) int {
+	for i := len(log) - 1; i >= 0; i-- {
+		if strings.Contains(log[i], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+var fast = apply.Timeouts{Start: time.Second, Health: time.Second, Reload: time.Second}
+
+// When a host owes a restart and also has a reload-class change, the
+// reload-class files go to every host and are reloaded there first; the
+// facts are then read again and the restarts roll one host at a time.
+func TestApplyReloadRoundThenRegatherThenRoll(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	facts := map[string][]string{}
+	for _, h := range []string{"h1", "h2"} {
+		facts[h] = []string{
+			factsFor(r, h, mainConf, extraConf), // before: both files old
+			factsFor(r, h, mainConf),            // after the reload round
+		}
+	}
+	s, log := newSession(t, r, facts)
+	ctx := context.Background()
+	if err := s.Gather(ctx); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := s.Apply(ctx, fast)
+	if err != nil || !changed {
+		t.Fatalf("Apply = %v, %v", changed, err)
+	}
+	l := *log
+	t.Logf("commands:\n%s", strings.Join(l, "\n"))
+	for _, h := range []string{"h1", "h2"} {
+		if n := strings.Count(strings.Join(l, "\n"), h+": facts"); n != 2 {
+			t.Errorf("%s: facts read %d times, want 2 (gather, then again after the reload round)", h, n)
+		}
+		reload := indexOf(l, h+": systemctl reload svc.service")
+		regather := lastIndexOf(l, h+": facts")
+		firstRestart := indexOf(l, ": systemctl restart svc.service")
+		if reload < 0 || firstRestart < 0 || !(reload < regather && regather < firstRestart) {
+			t.Errorf("%s: want reload (%d) < second facts (%d) < first restart (%d)", h, reload, regather, firstRestart)
+		}
+		// The reload round carries only the reload-class file.
+		if up := indexOf(l, h+": upload /etc/svc/.main.conf"); up >= 0 && up < reload {
+			t.Errorf("%s: the restart-class file went out in the reload round", h)
+		}
+	}
+	if a, b := indexOf(l, "h1: systemctl restart"), indexOf(l, "h2: systemctl restart"); a < 0 || b < a {
+		t.Errorf("restarts out of inventory order: h1 at %d, h2 at %d", a, b)
+	}
+	if n := strings.Count(strings.Join(l, "\n"), "systemctl reload"); n != 2 {
+		t.Errorf("%d reloads, want one per host", n)
+	}
+}
+
+// Without a restart owed there is no split: one round, one gather.
+func TestApplyReloadOnlyNoSplit(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2")}})
+	ctx := context.Background()
+	if err := s.Gather(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, fast); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(*log, "\n")
+	if strings.Count(all, ": facts") != 2 || strings.Contains(all, "restart") || !strings.Contains(all, "h1: systemctl reload svc.service") || strings.Contains(all, "h2: systemctl") {
+		t.Errorf("commands:\n%s", all)
+	}
+}
+
+// A converged cluster: Apply reports no change and sends nothing but the
+// facts command.
+func TestApplyConvergedSendsNothing(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1")}, "h2": {factsFor(r, "h2")}})
+	ctx := context.Background()
+	if err := s.Gather(ctx); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := s.Apply(ctx, fast)
+	if err != nil || changed {
+		t.Fatalf("Apply = %v, %v", changed, err)
+	}
+	if len(*log) != 2 {
+		t.Errorf("commands on a converged cluster: %v", *log)
+	}
+}
+
+// plan never prints a sensitive file's content, old or new: it says the
+// file changes and gives its new sha256.
+func TestPrintPlanMasksSensitiveFiles(t *testing.T) {
+	r := svcRole{version: "2", secret: "planted-new-secret"}
+	s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", secretCfg, extraConf)}, "h2": {factsFor(r, "h2")}})
+	ctx := context.Background()
+	if err := s.Gather(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	s.PrintPlan(ctx, &b)
+	out := b.String()
+	t.Logf("plan:\n%s", out)
+	for _, secret := range []string{"planted-new-secret", "planted-old-secret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("plan shows %q", secret)
+		}
+	}
+	want := "--- " + secretCfg + ": content not shown (it holds secrets); new sha256 " + sum("token = planted-new-secret\n")
+	if !strings.Contains(out, want) {
+		t.Errorf("plan does not say the sensitive file changes; want %q", want)
+	}
+	if strings.Contains(strings.Join(*log, "\n"), "cat '"+secretCfg+"'") || strings.Contains(strings.Join(*log, "\n"), "cat "+secretCfg) {
+		t.Errorf("plan read the sensitive file from the host")
+	}
+	if !strings.Contains(out, "+ level = 2") {
+		t.Errorf("a non-sensitive file's diff is missing:\n%s", out)
+	}
+}
+
+// verify's host checks: files as rendered (content, owner, mode) and units
+// enabled and active; then the role's own rows.
+func TestVerifyHostChecks(t *testing.T) {
+	r := svcRole{version: "2", secret: "s", verify: []report.Result{{Check: "svc/own", Target: "cluster", OK: true}}}
+	broken := strings.Replace(factsFor(r, "h2", mainConf), "file 640 root svc "+sum("level = 2\n"), "file 644 root root "+sum("level = 2\n"), 1)
+	broken = strings.Replace(broken, "unit enabled active 42", "unit enabled failed 0", 1)
+	s, _ := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1")}, "h2": {broken}})
+	rep := s.Verify(context.Background())
+	got := map[string]report.Result{}
+	for _, res := range rep.Results {
+		got[res.Check+" "+res.Target] = res
+	}
+	if len(rep.Results) != 5 {
+		t.Errorf("%d results, want node/config and node/units per host and the role's row: %+v", len(rep.Results), rep.Results)
+	}
+	if res := got["node/config h1"]; !res.OK || res.Seen != "3 files as rendered" {
+		t.Errorf("h1 config: %+v", res)
+	}
+	if res := got["node/units h1"]; !res.OK {
+		t.Errorf("h1 units: %+v", res)
+	}
+	if res := got["node/config h2"]; res.OK || !strings.Contains(res.Seen, mainConf+" changed") || !strings.Contains(res.Seen, extraConf+" is root:root 0644") {
+		t.Errorf("h2 config: %+v", res)
+	}
+	if res := got["node/units h2"]; res.OK || !strings.Contains(res.Seen, "svc.service failed") {
+		t.Errorf("h2 units: %+v", res)
+	}
+	if res, ok := got["svc/own cluster"]; !ok || !res.OK {
+		t.Errorf("the role's own check is missing: %+v", rep.Results)
+	}
+	if rep.Failed() != 2 {
+		t.Errorf("Failed() = %d, want 2", rep.Failed())
+	}
+}

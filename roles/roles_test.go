@@ -1,0 +1,92 @@
+package roles
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/natsdeploy/natsdeploy/internal/artifact"
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/report"
+	"github.com/natsdeploy/natsdeploy/internal/role"
+	"github.com/natsdeploy/natsdeploy/inventory"
+)
+
+func labInventory(t *testing.T) *inventory.Inventory {
+	t.Helper()
+	inv, err := inventory.LoadWithOptions("../inventory/lab.toml", inventory.LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func TestRegistryAcceptsTheShippedInventories(t *testing.T) {
+	if err := Check(labInventory(t), All); err != nil {
+		t.Fatalf("lab inventory: %v", err)
+	}
+	names := map[string]bool{}
+	for _, r := range All {
+		if names[r.Name()] {
+			t.Errorf("two roles named %s", r.Name())
+		}
+		names[r.Name()] = true
+	}
+}
+
+// intruder claims, on the first host only, what a second role might get
+// wrong: a path, a user, a unit and a port the nats role already has.
+type intruder struct{ d desired.Host }
+
+func (intruder) Name() string { return "intruder" }
+func (intruder) Hosts(inv *inventory.Inventory) []inventory.Host {
+	return inv.Hosts[:1]
+}
+func (intruder) Artifacts(*inventory.Inventory, string) ([]artifact.Release, error) { return nil, nil }
+func (i intruder) Desired(in role.Input) (desired.Host, error)                      { return i.d, nil }
+func (intruder) Verify(context.Context, role.Env) []report.Result                   { return nil }
+
+func TestCheckRefusesClashes(t *testing.T) {
+	tests := []struct {
+		name string
+		d    desired.Host
+		want []string // each a line of the error, in order
+	}{
+		// The intruder's port key stands for its own section, which
+		// the lab inventory does not have.
+		{"port", desired.Host{Ports: []desired.Port{{Number: 8222, Key: "hosts.0.name"}}},
+			[]string{`lab.toml:24: hosts[0].name: host nats-1: port 8222 is also nats.http_port (role nats); give one of them another port`}},
+		{"path", desired.Host{Files: []desired.File{{Path: "/etc/nats/nats-server.conf"}}},
+			[]string{`lab.toml:23: hosts[0]: host nats-1: path /etc/nats/nats-server.conf is claimed by role nats and by role intruder`}},
+		{"user with other settings", desired.Host{Users: []desired.User{{Name: "nats", Home: "/srv/elsewhere"}}},
+			[]string{`hosts[0]: host nats-1: system user nats (with different settings) is claimed by role nats and by role intruder`}},
+		{"unit", desired.Host{Units: []desired.Unit{{Name: "nats-server.service"}}},
+			[]string{`hosts[0]: host nats-1: unit nats-server.service is claimed by role nats and by role intruder`}},
+		{"same user, same settings: shared", desired.Host{Users: []desired.User{{Name: "nats", Home: "/var/lib/nats", Shell: "/usr/sbin/nologin"}}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := labInventory(t)
+			err := Check(inv, append(append([]role.Role(nil), All...), intruder{tc.d}))
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Check = %v, want no clash", err)
+				}
+				return
+			}
+			var probs *inventory.Problems
+			if !errors.As(err, &probs) {
+				t.Fatalf("Check = %v, want inventory problems (exit 2, file:line)", err)
+			}
+			if len(probs.List) != len(tc.want) {
+				t.Fatalf("problems:\n%v\nwant %d", err, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if got := probs.List[i].String(); !strings.HasSuffix(got, w) || probs.List[i].Line == 0 {
+					t.Errorf("problem %d = %q, want one ending %q with a line", i, got, w)
+				}
+			}
+		})
+	}
+}
