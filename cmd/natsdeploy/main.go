@@ -49,6 +49,9 @@ func newApp(out io.Writer) *cli.App {
 		Version:   version,
 		Writer:    out,
 		ErrWriter: os.Stderr,
+		// main prints the error and picks the exit status; cli's default
+		// handler would exit before it could.
+		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			{
 				Name:      "apply",
