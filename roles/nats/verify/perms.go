@@ -245,12 +245,17 @@ func (v *verifier) checkUser(ctx context.Context, a *inventory.Account, u *inven
 		return []Result{fail(check, target, "a node to log in to", "every node is down")}
 	}
 	nodes := 0
+	var unchecked []Result // nodes that could not be reached to check on
 	for _, h := range up {
 		if ctx.Err() != nil {
 			failf(h, "checks to finish", ctx.Err().Error())
 			break
 		}
 		nc, err := v.connect(h, u.Name, pw)
+		if couldNotCheck(err) {
+			unchecked = append(unchecked, skip(check, target, err.Error()))
+			continue
+		}
 		if err != nil {
 			failf(h, "log in as "+u.Name, err.Error())
 			continue
@@ -266,12 +271,14 @@ func (v *verifier) checkUser(ctx context.Context, a *inventory.Account, u *inven
 	if nc, err := v.connect(h, u.Name, pw+"-wrong"); err == nil {
 		nc.Close()
 		failf(h, "login with a wrong password refused", "logged in")
+	} else if couldNotCheck(err) {
+		unchecked = append(unchecked, skip(check, target, err.Error()))
 	} else if !errors.Is(err, nats.ErrAuthorization) {
 		failf(h, "login with a wrong password refused with an authorization violation", err.Error())
 	}
 
-	if len(out) > 0 {
-		return out
+	if len(out) > 0 || len(unchecked) > 0 {
+		return append(out, unchecked...)
 	}
 	seen := fmt.Sprintf("on %d nodes%s: publish %d allowed/%d refused, subscribe %d allowed/%d refused",
 		nodes, note, len(pubOK), len(pubNo), len(subOK), len(subNo))

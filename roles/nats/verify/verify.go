@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,9 @@ type Options struct {
 	NATSURL func(host inventory.Host) string
 	// Parallel bounds how many checks run at once. Default 8.
 	Parallel int
+	// Logins bounds how many logins are in progress at once: each costs
+	// every server a bcrypt comparison. Default 4.
+	Logins int
 	// CheckTimeout bounds each check. Default 15s.
 	CheckTimeout time.Duration
 	// ConnectTimeout bounds each NATS connection attempt. Default 5s.
@@ -160,6 +164,7 @@ type verifier struct {
 
 	mu     sync.Mutex
 	shared map[string]*sharedConn
+	logins chan struct{}     // a slot per login in progress
 	down   map[string]string // host name -> why it is unreachable
 }
 
@@ -170,6 +175,9 @@ type sharedConn struct {
 }
 
 func newVerifier(opts Options) *verifier {
+	if opts.Logins <= 0 {
+		opts.Logins = 4
+	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 8
 	}
@@ -192,7 +200,7 @@ func newVerifier(opts Options) *verifier {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
 	return &verifier{opts: opts, inv: opts.Inventory, hosts: opts.Inventory.NATSHosts(),
-		run: hex.EncodeToString(b), shared: map[string]*sharedConn{}, down: map[string]string{}}
+		run: hex.EncodeToString(b), shared: map[string]*sharedConn{}, logins: make(chan struct{}, opts.Logins), down: map[string]string{}}
 }
 
 func (v *verifier) nodeJobs() []job {
@@ -280,27 +288,73 @@ func (v *verifier) password(a *inventory.Account, u *inventory.User) (string, er
 	return pw, nil
 }
 
+// connectTries bounds how often a login that fails for a reason other
+// than the server's refusal is tried. A server busy with other logins
+// (each costs it a bcrypt comparison) can be slow enough to send its first
+// PING before it answers CONNECT, which nats.go reports as "expected
+// 'PONG', got 'PING'": that is a slow server, not a refused user.
+const connectTries = 3
+
 // connect opens a connection to exactly one node: no reconnects, no other
 // servers from the cluster's gossip, so a check through node X really goes
-// through node X.
+// through node X. A refused login is returned at once; other failures are
+// tried again, a bounded number of times, and then returned as a
+// *ConnectError so checks can report them as "could not check".
 func (v *verifier) connect(h inventory.Host, user, password string) (*nats.Conn, error) {
-	nc, err := nats.Connect(v.opts.NATSURL(h),
-		nats.Name("natsdeploy-verify"),
-		nats.UserInfo(user, password),
-		nats.Timeout(v.opts.ConnectTimeout),
-		nats.NoReconnect(),
-		nats.DontRandomize(),
-		nats.IgnoreDiscoveredServers(),
-		nats.PermissionErrOnSubscribe(true),
-		// Refused publishes and subscriptions are expected here; the checks
-		// read them from LastError and the subscription. The handler only
-		// keeps nats.go from printing them.
-		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s as %s: %w", h.Name, user, err)
+	var err error
+	for try := 1; try <= connectTries; try++ {
+		var nc *nats.Conn
+		v.logins <- struct{}{}
+		nc, err = nats.Connect(v.opts.NATSURL(h),
+			nats.Name("natsdeploy-verify"),
+			nats.UserInfo(user, password),
+			nats.Timeout(v.opts.ConnectTimeout),
+			nats.NoReconnect(),
+			nats.DontRandomize(),
+			nats.IgnoreDiscoveredServers(),
+			nats.PermissionErrOnSubscribe(true),
+			// Refused publishes and subscriptions are expected here; the checks
+			// read them from LastError and the subscription. The handler only
+			// keeps nats.go from printing them.
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
+		)
+		<-v.logins
+		if err == nil {
+			return nc, nil
+		}
+		if refused(err) {
+			return nil, fmt.Errorf("connect to %s as %s: %w", h.Name, user, err)
+		}
+		time.Sleep(time.Duration(try) * 200 * time.Millisecond)
 	}
-	return nc, nil
+	return nil, &ConnectError{Host: h.Name, User: user, Tries: connectTries, Err: err}
+}
+
+// refused reports whether the server itself turned the login down.
+func refused(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation")
+}
+
+// ConnectError is a login that failed for a reason other than the
+// server's refusal, every time it was tried: a slow or unreachable node.
+// It says nothing about the user's permissions.
+type ConnectError struct {
+	Host, User string
+	Tries      int
+	Err        error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("could not check: connect to %s as %s failed %d times: %v", e.Host, e.User, e.Tries, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// couldNotCheck reports whether err is a connection problem, not an
+// answer from the server.
+func couldNotCheck(err error) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce)
 }
 
 func (v *verifier) connectUser(h inventory.Host, a *inventory.Account, u *inventory.User) (*nats.Conn, error) {
