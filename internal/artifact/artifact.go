@@ -41,6 +41,11 @@ type Release struct {
 	Dir     string // cache or mirror root
 	BaseURL string // "" means offline: Dir only
 	Name    string // product folder, e.g. "nats-server"
+	// Key names the extracted executable among a role's artifacts
+	// (role.Input.Artifacts); default Name. One archive can give several
+	// executables (prometheus and promtool): one Release each, same
+	// archive, different Key and Member.
+	Key string
 	Tag     string // release folder, e.g. "v2.14.9"
 	Version string // reported in Binary.Version
 	Asset   string // archive file name (.tar.gz)
@@ -50,6 +55,14 @@ type Release struct {
 	Hint    string // where a user can fetch the files by hand
 	Setting string // the inventory key that enables downloads, for error messages
 	Client  *http.Client
+}
+
+// ID is the release's name among a role's artifacts: Key, or Name.
+func (r Release) ID() string {
+	if r.Key != "" {
+		return r.Key
+	}
+	return r.Name
 }
 
 // maxDownload bounds a download so a wrong URL (an endless stream, a huge

@@ -291,3 +291,48 @@ func NATSServer(ctx context.Context, dir, downloadURL, version, arch string) (Bi
 		Setting: "nats.download_url",
 	})
 }
+
+// One archive, two executables (Prometheus ships prometheus and promtool):
+// each is its own Release with its own Key, extracted beside the other with
+// its own record, and neither extraction spoils the other's cache.
+func TestTwoMembersOfOneArchive(t *testing.T) {
+	dir := t.TempDir()
+	asset, tgz, sums := releaseFiles(t, testVersion, "amd64", []byte("binary"))
+	putCache(t, dir, asset, tgz)
+	putCache(t, dir, "SHA256SUMS", sums)
+	base := strings.TrimSuffix(asset, ".tar.gz")
+	rel := func(key, member string) Release {
+		return Release{Dir: dir, Name: "nats-server", Key: key, Tag: "v" + testVersion, Version: testVersion,
+			Asset: asset, Sums: "SHA256SUMS", Member: base + "/" + member, Target: "linux-amd64"}
+	}
+	ctx := context.Background()
+	bin, err := Get(ctx, rel("nats-server", "nats-server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := Get(ctx, rel("readme", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bin.SHA256 != sum([]byte("binary")) || readme.SHA256 != sum([]byte("readme\n")) || filepath.Dir(bin.Path) != filepath.Dir(readme.Path) {
+		t.Fatalf("extracted %+v and %+v", bin, readme)
+	}
+	if rel("readme", "x").ID() != "readme" || (Release{Name: "n"}).ID() != "n" {
+		t.Error("ID is Key, else Name")
+	}
+	// Damage one: only it is extracted again.
+	if err := os.WriteFile(readme.Path, []byte("damaged"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	binInfo, _ := os.Stat(bin.Path)
+	again, err := Get(ctx, rel("readme", "README.md"))
+	if err != nil || again.SHA256 != readme.SHA256 {
+		t.Fatalf("re-extract: %+v %v", again, err)
+	}
+	if got, _ := Get(ctx, rel("nats-server", "nats-server")); got.SHA256 != bin.SHA256 {
+		t.Fatalf("the other member changed: %+v", got)
+	}
+	if info, _ := os.Stat(bin.Path); !info.ModTime().Equal(binInfo.ModTime()) {
+		t.Error("the other member was extracted again")
+	}
+}

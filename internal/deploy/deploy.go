@@ -201,7 +201,7 @@ type artifacts struct {
 func (a *artifacts) get(ctx context.Context, rel artifact.Release) (artifact.Binary, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	key := rel.Name + "\x00" + rel.Tag + "\x00" + rel.Target
+	key := rel.Name + "\x00" + rel.Tag + "\x00" + rel.Target + "\x00" + rel.Member
 	if b, ok := a.have[key]; ok {
 		return b, nil
 	}
@@ -267,7 +267,7 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 			if err != nil {
 				return apply.Target{}, fmt.Errorf("host %s (%s): %w", h.Name, f.Arch, err)
 			}
-			bins[rel.Name] = b
+			bins[rel.ID()] = b
 		}
 	}
 	d, err := s.render(h, bins)

@@ -43,7 +43,7 @@ type Input struct {
 	// host (paths, users, units, ports), before any secret is resolved;
 	// a role then renders with placeholders.
 	Secrets *secrets.Store
-	// Artifacts are the verified binaries, by Release.Name. Nil when the
+	// Artifacts are the verified binaries, by Release.ID(). Nil when the
 	// engine only needs paths and rendered files (facts probing, verify):
 	// Binary then gives a placeholder.
 	Artifacts map[string]artifact.Binary
