@@ -40,7 +40,7 @@ type svcRole struct {
 	verify  []report.Result
 }
 
-func (svcRole) Name() string                                     { return "svc" }
+func (svcRole) Name() string                                    { return "svc" }
 func (svcRole) Hosts(inv *inventory.Inventory) []inventory.Host { return inv.Hosts }
 func (svcRole) Artifacts(*inventory.Inventory, string) ([]artifact.Release, error) {
 	return nil, nil
