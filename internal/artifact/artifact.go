@@ -45,7 +45,7 @@ type Release struct {
 	// (role.Input.Artifacts); default Name. One archive can give several
 	// executables (prometheus and promtool): one Release each, same
 	// archive, different Key and Member.
-	Key string
+	Key     string
 	Tag     string // release folder, e.g. "v2.14.9"
 	Version string // reported in Binary.Version
 	Asset   string // archive file name (.tar.gz)
