@@ -236,12 +236,33 @@ var sections = []struct {
 	{"[[accounts]]", reflect.TypeOf(Account{})},
 	{"an account's jetstream = { ... }", reflect.TypeOf(AccountJetStream{})},
 	{"[[accounts.users]]", reflect.TypeOf(User{})},
+	{"[monitoring]", reflect.TypeOf(Monitoring{})},
+	{"[monitoring.prometheus]", reflect.TypeOf(PrometheusSpec{})},
+	{"[monitoring.grafana]", reflect.TypeOf(GrafanaSpec{})},
+	{"[monitoring.exporter]", reflect.TypeOf(ExporterSpec{})},
+	{"[monitoring.surveyor]", reflect.TypeOf(SurveyorSpec{})},
 }
+
+// keyHints answer unknown keys that are no typo but a wish the schema
+// refuses on purpose, where the generic message would point the wrong way
+// (a Grafana "password" would be sent to [[accounts.users]]).
+var keyHints = map[reflect.Type]map[string]string{
+	reflect.TypeOf(GrafanaSpec{}): {
+		"password":       grafanaPasswordHint,
+		"admin_password": grafanaPasswordHint,
+	},
+}
+
+const grafanaPasswordHint = "the Grafana admin password is not written in the inventory; " +
+	"use password_env = \"VAR\" (an environment variable holding it), or remove it to have one generated and kept in the secrets file"
 
 // unknownKeyMsg explains an unknown key: the closest known key of the same
 // table if it looks like a typo, else the section it belongs in, else the
 // keys that are allowed here.
 func unknownKeyMsg(key, parent string, t reflect.Type) string {
+	if hint, ok := keyHints[t][key]; ok {
+		return fmt.Sprintf("unknown key %q: %s", key, hint)
+	}
 	known := make([]string, 0)
 	for name := range tomlFields(t) {
 		known = append(known, name)
@@ -256,14 +277,23 @@ func unknownKeyMsg(key, parent string, t reflect.Type) string {
 	if bestDist <= 1 {
 		return fmt.Sprintf("unknown key %q; did you mean %q?", key, best)
 	}
-	var elsewhere []string
+	var elsewhere, services []string
 	for _, s := range sections {
 		if s.typ == t {
 			continue
 		}
 		if _, ok := tomlFields(s.typ)[key]; ok {
 			elsewhere = append(elsewhere, s.header)
+			if svc, ok := strings.CutPrefix(s.header, "[monitoring."); ok {
+				services = append(services, strings.TrimSuffix(svc, "]"))
+			}
 		}
+	}
+	if len(services) > 1 {
+		// version, port and enabled are in every service's table: name them
+		// once rather than four times (they are last in sections).
+		elsewhere = append(elsewhere[:len(elsewhere)-len(services)],
+			fmt.Sprintf("[monitoring.SERVICE] (SERVICE: %s)", strings.Join(services, ", ")))
 	}
 	if len(elsewhere) > 0 {
 		return fmt.Sprintf("unknown key %q here; it belongs in %s", key, strings.Join(elsewhere, " or "))

@@ -139,6 +139,9 @@ func (l *locator) header(keys []string, array bool, line int) string {
 		if j == len(keys)-1 {
 			break
 		}
+		// [a.b] defines [a] too; a problem about a key of [a] that is not
+		// written then points here rather than nowhere.
+		l.record(resolved, line)
 		if n, ok := l.arrays[resolved]; ok {
 			resolved = keyPath(resolved, n-1)
 		}

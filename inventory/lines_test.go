@@ -57,6 +57,9 @@ k = "v"
 
 [[hosts]]
 name = "h1"
+
+[monitoring.prometheus]
+port = 9091
 `
 
 func TestLocateKeys(t *testing.T) {
@@ -102,6 +105,9 @@ func TestLocateKeys(t *testing.T) {
 		"accounts.1.extra.k":            45,
 		"hosts.0":                       47,
 		"hosts.0.name":                  48,
+		"monitoring":                    50, // defined by [monitoring.prometheus]
+		"monitoring.prometheus":         50,
+		"monitoring.prometheus.port":    51,
 	}
 	for k, w := range want {
 		if got := lines[k]; got != w {

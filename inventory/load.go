@@ -39,6 +39,24 @@ const (
 	DefaultLameDuckGrace    = Duration(10 * time.Second)
 )
 
+// Defaults of [monitoring]. Versions are the newest upstream releases when
+// this was written; the Prometheus one is also what the lab builds from the
+// Go module proxy (module v0.316.0 is release 3.16.0).
+const (
+	DefaultPrometheusVersion = "3.16.0"
+	DefaultGrafanaVersion    = "12.4.2"
+	DefaultExporterVersion   = "0.20.1"
+	DefaultSurveyorVersion   = "0.9.9"
+	DefaultPrometheusPort    = 9090
+	DefaultGrafanaPort       = 3000
+	// The exporter and the surveyor both listen on 7777 upstream; the seed
+	// moves the exporter to 7778 so the two can share a host.
+	DefaultExporterPort   = 7778
+	DefaultSurveyorPort   = 7777
+	DefaultRetention      = "15d"
+	DefaultScrapeInterval = Duration(15 * time.Second)
+)
+
 // LoadOptions change how Load checks the inventory.
 type LoadOptions struct {
 	// SkipFileChecks skips the checks that look at local files named by the
@@ -55,7 +73,9 @@ type LoadOptions struct {
 // After Load every default is filled in: paths are absolute (~ expanded,
 // relative ones resolved against the inventory's folder), DownloadURL is
 // non-nil, LogTime and every Host's NATS are non-nil, and every Host's SSHUser
-// and SSHPort hold the effective values (the host's own, or [ssh]'s).
+// and SSHPort hold the effective values (the host's own, or [ssh]'s). With a
+// [monitoring] section, its ArtifactDir is absolute and every Enabled is
+// non-nil.
 func Load(path string) (*Inventory, error) {
 	return LoadWithOptions(path, LoadOptions{})
 }
@@ -122,6 +142,7 @@ func (inv *Inventory) SystemAccount() *Account {
 
 // defaults fills in everything the inventory left out.
 func (v *validator) defaults() {
+
 	inv := v.inv
 	if inv.SecretsFile == "" {
 		base := strings.TrimSuffix(filepath.Base(inv.Path), ".toml")
@@ -214,6 +235,60 @@ func (v *validator) defaults() {
 			t := true
 			h.NATS = &t
 		}
+	}
+	v.monitoringDefaults()
+}
+
+// monitoringDefaults runs after the [nats] defaults, which it inherits from.
+func (v *validator) monitoringDefaults() {
+	m := v.inv.Monitoring
+	if m == nil {
+		return
+	}
+	n := &v.inv.NATS
+	if m.ArtifactDir == "" {
+		m.ArtifactDir = n.ArtifactDir
+	} else {
+		m.ArtifactDir = v.localPath("monitoring.artifact_dir", m.ArtifactDir)
+	}
+	switch {
+	case m.DownloadURL != nil:
+		u := strings.TrimRight(strings.TrimSpace(*m.DownloadURL), "/")
+		m.DownloadURL = &u
+	case *n.DownloadURL == "":
+		// Whoever made the NATS deployment offline means the whole of it.
+		u := ""
+		m.DownloadURL = &u
+	}
+
+	defBool := func(p **bool) {
+		if *p == nil {
+			t := true
+			*p = &t
+		}
+	}
+	defStr := func(p *string, key, def string) {
+		// An explicit "" stays, for the validator to refuse.
+		if !v.defined[key] {
+			*p = def
+		}
+	}
+	pr, gr, ex, su := &m.Prometheus, &m.Grafana, &m.Exporter, &m.Surveyor
+	defBool(&pr.Enabled)
+	defBool(&gr.Enabled)
+	defBool(&ex.Enabled)
+	defBool(&su.Enabled)
+	defStr(&pr.Version, "monitoring.prometheus.version", DefaultPrometheusVersion)
+	defStr(&gr.Version, "monitoring.grafana.version", DefaultGrafanaVersion)
+	defStr(&ex.Version, "monitoring.exporter.version", DefaultExporterVersion)
+	defStr(&su.Version, "monitoring.surveyor.version", DefaultSurveyorVersion)
+	defInt(&pr.Port, v.defined["monitoring.prometheus.port"], DefaultPrometheusPort)
+	defInt(&gr.Port, v.defined["monitoring.grafana.port"], DefaultGrafanaPort)
+	defInt(&ex.Port, v.defined["monitoring.exporter.port"], DefaultExporterPort)
+	defInt(&su.Port, v.defined["monitoring.surveyor.port"], DefaultSurveyorPort)
+	defStr(&pr.Retention, "monitoring.prometheus.retention", DefaultRetention)
+	if !v.defined["monitoring.prometheus.scrape_interval"] {
+		pr.ScrapeInterval = DefaultScrapeInterval
 	}
 }
 

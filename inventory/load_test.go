@@ -44,6 +44,17 @@ func TestLoadLab(t *testing.T) {
 		{"accounts", len(inv.Accounts), 6},
 		{"system account", inv.SystemAccount().Name, "SYS"},
 		{"pos of a host", inv.Pos("hosts.1.address"), "lab.toml:29"},
+		{"monitoring host", inv.Monitoring.Host, "nats-1"},
+		{"monitoring artifact_dir", inv.Monitoring.ArtifactDir, filepath.Join(root, ".lab", "artifacts")},
+		{"monitoring download_url", *inv.Monitoring.DownloadURL, ""}, // inherited: the lab is offline
+		{"monitoring enabled", []bool{inv.Monitoring.Prometheus.On(), inv.Monitoring.Grafana.On(), inv.Monitoring.Exporter.On(), inv.Monitoring.Surveyor.On()},
+			[]bool{true, false, false, false}},
+		{"monitoring versions", []string{inv.Monitoring.Prometheus.Version, inv.Monitoring.Grafana.Version, inv.Monitoring.Exporter.Version, inv.Monitoring.Surveyor.Version},
+			[]string{"3.16.0", DefaultGrafanaVersion, "0.20.1", "0.9.9"}},
+		{"monitoring ports", []int{inv.Monitoring.Prometheus.Port, inv.Monitoring.Grafana.Port, inv.Monitoring.Exporter.Port, inv.Monitoring.Surveyor.Port},
+			[]int{9090, 3000, 7778, 7777}},
+		{"prometheus retention", inv.Monitoring.Prometheus.Retention, "15d"},
+		{"prometheus scrape_interval", inv.Monitoring.Prometheus.ScrapeInterval.D(), 15 * time.Second},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -72,6 +83,9 @@ func TestLoadExample(t *testing.T) {
 	if !strings.HasSuffix(inv.NATS.ArtifactDir, filepath.Join("natsdeploy", "artifacts")) {
 		t.Errorf("artifact_dir = %q", inv.NATS.ArtifactDir)
 	}
+	if m := inv.Monitoring; m == nil || m.Host != "nats-1" || m.ArtifactDir != inv.NATS.ArtifactDir || m.DownloadURL != nil {
+		t.Errorf("monitoring = %+v, want host nats-1, nats' artifact_dir and official URLs", m)
+	}
 
 	// The example carries the same tenants as the lab; only where the
 	// passwords come from differs.
@@ -92,6 +106,63 @@ func TestLoadExample(t *testing.T) {
 	}
 	if !reflect.DeepEqual(strip(inv.Accounts), strip(lab.Accounts)) {
 		t.Errorf("example.toml's accounts differ from lab.toml's")
+	}
+}
+
+func TestMonitoringDefaults(t *testing.T) {
+	const section = "\n[monitoring]\nhost = \"n1\"\n"
+	inv, err := Parse("t.toml", []byte(base+section), noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := inv.Monitoring
+	for _, e := range []*bool{m.Prometheus.Enabled, m.Grafana.Enabled, m.Exporter.Enabled, m.Surveyor.Enabled} {
+		if e == nil || !*e {
+			t.Fatalf("Enabled after Load = %v, want true", e)
+		}
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"artifact_dir", m.ArtifactDir, inv.NATS.ArtifactDir},
+		{"download_url", m.DownloadURL, (*string)(nil)}, // each project's official URL
+		{"versions", []string{m.Prometheus.Version, m.Grafana.Version, m.Exporter.Version, m.Surveyor.Version},
+			[]string{DefaultPrometheusVersion, DefaultGrafanaVersion, DefaultExporterVersion, DefaultSurveyorVersion}},
+		{"ports", []int{m.Prometheus.Port, m.Grafana.Port, m.Exporter.Port, m.Surveyor.Port}, []int{9090, 3000, 7778, 7777}},
+		{"retention", m.Prometheus.Retention, "15d"},
+		{"scrape_interval", m.Prometheus.ScrapeInterval, Duration(15 * time.Second)},
+		{"grafana", []string{m.Grafana.PasswordEnv, m.Grafana.File, m.Grafana.SHA256}, []string{"", "", ""}},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
+		}
+	}
+
+	// An offline [nats] makes the monitoring stack offline too.
+	offline := strings.Replace(base, `version = "2.14.9"`, "version = \"2.14.9\"\ndownload_url = \"\"", 1)
+	if inv, err = Parse("t.toml", []byte(offline+section), noFiles); err != nil {
+		t.Fatal(err)
+	}
+	if u := inv.Monitoring.DownloadURL; u == nil || *u != "" {
+		t.Errorf("download_url with nats offline = %v, want \"\"", u)
+	}
+
+	own := section + "artifact_dir = \"mirror\"\ndownload_url = \"https://mirror.example.com/artifacts/\"\n" +
+		"[monitoring.grafana]\nfile = \"grafana_12.4.2_1_linux_amd64.tar.gz\"\nsha256 = \"" + strings.Repeat("AB", 32) + "\"\n"
+	if inv, err = Parse("t.toml", []byte(offline+own), noFiles); err != nil {
+		t.Fatal(err)
+	}
+	m = inv.Monitoring
+	if want := filepath.Join(inv.Dir, "mirror"); m.ArtifactDir != want {
+		t.Errorf("artifact_dir = %q, want %q (relative to the inventory)", m.ArtifactDir, want)
+	}
+	if *m.DownloadURL != "https://mirror.example.com/artifacts" {
+		t.Errorf("download_url = %q, want it without the trailing /", *m.DownloadURL)
+	}
+	if m.Grafana.SHA256 != strings.Repeat("ab", 32) {
+		t.Errorf("sha256 = %q, want it in lower case", m.Grafana.SHA256)
 	}
 }
 

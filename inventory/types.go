@@ -21,6 +21,9 @@ type Inventory struct {
 	NATS     NATS      `toml:"nats"`
 	Hosts    []Host    `toml:"hosts"`
 	Accounts []Account `toml:"accounts"`
+	// Monitoring is the Prometheus/Grafana/exporter/surveyor stack; nil when
+	// the file has no [monitoring] section, and then none of it is deployed.
+	Monitoring *Monitoring `toml:"monitoring"`
 
 	// lines maps a key path such as "accounts.2.users.0.allow" to the line
 	// it was written on, for error messages after loading.
@@ -156,4 +159,99 @@ type User struct {
 
 	JetStream    bool `toml:"jetstream"`
 	RequestReply bool `toml:"request_reply"`
+}
+
+// Monitoring is the monitoring stack. Prometheus, Grafana and the surveyor
+// run on Host; the exporter runs on every NATS host.
+type Monitoring struct {
+	// Host names a [[hosts]] entry: a NATS host, or one with nats = false.
+	Host string `toml:"host"`
+	// ArtifactDir holds the release files in their release URL's layout,
+	// <project>/v<version>/<file> plus the project's checksum file. Default:
+	// nats.artifact_dir, so one cache or offline mirror serves every role.
+	ArtifactDir string `toml:"artifact_dir"`
+	// DownloadURL is the base of a mirror in the same layout as ArtifactDir;
+	// "" disables downloads. Nil after Load means each project's official
+	// release URL, unless nats.download_url is "": an offline deployment
+	// stays offline, so then it is "" too.
+	DownloadURL *string `toml:"download_url"`
+
+	Prometheus PrometheusSpec `toml:"prometheus"`
+	Grafana    GrafanaSpec    `toml:"grafana"`
+	Exporter   ExporterSpec   `toml:"exporter"`
+	Surveyor   SurveyorSpec   `toml:"surveyor"`
+}
+
+// PrometheusSpec is Prometheus on the monitoring host.
+type PrometheusSpec struct {
+	Enabled *bool  `toml:"enabled"` // default true; non-nil after Load. Use On.
+	Version string `toml:"version"` // default DefaultPrometheusVersion
+	Port    int    `toml:"port"`    // default 9090
+	// Retention is how long samples are kept, in Prometheus's own duration
+	// syntax ("15d", "1w", "30d12h"), passed to
+	// --storage.tsdb.retention.time as written. Default "15d".
+	Retention string `toml:"retention"`
+	// ScrapeInterval is the global scrape_interval. Default 15s, at least
+	// 1s; render it with Duration.Prometheus.
+	ScrapeInterval Duration `toml:"scrape_interval"`
+}
+
+// GrafanaSpec is Grafana on the monitoring host.
+type GrafanaSpec struct {
+	Enabled *bool  `toml:"enabled"` // default true; non-nil after Load. Use On.
+	Version string `toml:"version"` // default DefaultGrafanaVersion
+	Port    int    `toml:"port"`    // default 3000
+	// PasswordEnv names the environment variable with the admin password;
+	// "" means one is generated and kept in the secrets file. There is no
+	// inline password key, so the password never sits in the inventory.
+	PasswordEnv string `toml:"password_env"`
+	// File is the release file's name (or its https URL) when it cannot be
+	// derived from Version: 12.x+ names carry a build id that only
+	// grafana.com's download page tells. Default "": derived.
+	File string `toml:"file"`
+	// SHA256 is File's checksum (hex, lower case after Load), for when no
+	// official checksum file sits beside it.
+	SHA256 string `toml:"sha256"`
+}
+
+// ExporterSpec is prometheus-nats-exporter, on every NATS host.
+type ExporterSpec struct {
+	Enabled *bool  `toml:"enabled"` // default true; non-nil after Load. Use On.
+	Version string `toml:"version"` // default DefaultExporterVersion
+	Port    int    `toml:"port"`    // default 7778 (upstream's 7777 is the surveyor's)
+}
+
+// SurveyorSpec is nats-surveyor on the monitoring host.
+type SurveyorSpec struct {
+	Enabled *bool  `toml:"enabled"` // default true; non-nil after Load. Use On.
+	Version string `toml:"version"` // default DefaultSurveyorVersion
+	Port    int    `toml:"port"`    // default 7777
+}
+
+// On reports whether Prometheus is deployed; a nil Enabled (a spec built
+// without Load) means it is, as the default says.
+func (s PrometheusSpec) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// On reports whether Grafana is deployed (nil Enabled: yes).
+func (s GrafanaSpec) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// On reports whether the exporter is deployed (nil Enabled: yes).
+func (s ExporterSpec) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// On reports whether the surveyor is deployed (nil Enabled: yes).
+func (s SurveyorSpec) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// MonitoringHost returns the host named by monitoring.host. False when the
+// inventory has no [monitoring] section (after Load the host always exists
+// when it has one).
+func (inv *Inventory) MonitoringHost() (Host, bool) {
+	if inv.Monitoring == nil {
+		return Host{}, false
+	}
+	for _, h := range inv.Hosts {
+		if h.Name == inv.Monitoring.Host {
+			return h, true
+		}
+	}
+	return Host{}, false
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -46,6 +47,7 @@ func (v *validator) validate() {
 	v.checkHosts()
 	v.checkAccounts()
 	v.checkStandaloneQuotas()
+	v.checkMonitoring()
 	if filepath.Clean(v.inv.SecretsFile) == filepath.Join(v.inv.Dir, filepath.Base(v.inv.Path)) {
 		v.add("secrets_file", "is the inventory itself; name another file (default: %s.secrets.toml beside the inventory)",
 			strings.TrimSuffix(filepath.Base(v.inv.Path), ".toml"))
@@ -85,7 +87,7 @@ const MaxPasswordLength = 72
 var weakPasswords = map[string]bool{
 	"sys123": true, "nats123": true, "dev123": true, "prod456": true,
 	"monitor123": true, "user789": true, "order789": true, "payment789": true,
-	"notify789": true, "cluster_pass_123": true,
+	"notify789": true, "cluster_pass_123": true, "admin123": true,
 }
 
 // passwordProblem says what is wrong with a password, without showing it.
@@ -257,13 +259,8 @@ func (v *validator) checkVersion(ver string) {
 		v.add("nats.version", "missing; name the nats-server release to deploy, e.g. version = \"2.14.9\"")
 		return
 	}
-	m := versionRe.FindStringSubmatch(ver)
+	m := v.releaseVersion("nats.version", ver, "2.14.9")
 	if m == nil {
-		hint := ""
-		if strings.HasPrefix(ver, "v") && versionRe.MatchString(ver[1:]) {
-			hint = fmt.Sprintf(" (write %q, without the v)", ver[1:])
-		}
-		v.add("nats.version", "%q is not a release version%s; write MAJOR.MINOR.PATCH such as \"2.14.9\"", ver, hint)
 		return
 	}
 	major, _ := strconv.Atoi(m[1])
@@ -271,6 +268,20 @@ func (v *validator) checkVersion(ver string) {
 	if major < 2 || major == 2 && minor < 10 {
 		v.add("nats.version", "%s is too old: natsdeploy renders settings that need nats-server 2.10 or newer (logfile_max_num, ...); use a 2.10+ release", ver)
 	}
+}
+
+// releaseVersion checks that ver is MAJOR.MINOR.PATCH, as release URLs and
+// file names are built from it, and returns its parts, or nil.
+func (v *validator) releaseVersion(key, ver, example string) []string {
+	m := versionRe.FindStringSubmatch(ver)
+	if m == nil {
+		hint := ""
+		if strings.HasPrefix(ver, "v") && versionRe.MatchString(ver[1:]) {
+			hint = fmt.Sprintf(" (write %q, without the v)", ver[1:])
+		}
+		v.add(key, "%q is not a release version%s; write MAJOR.MINOR.PATCH such as %q", ver, hint, example)
+	}
+	return m
 }
 
 // systemDirs must never be config, data or log directories: natsdeploy sets
@@ -575,6 +586,189 @@ func (v *validator) checkStandaloneQuotas() {
 		if l.limit > 0 && l.sum > l.limit {
 			v.add("nats."+l.name, "%s is less than the accounts' JetStream %s added up (%s); a single NATS node would not start with that: lower the quotas or raise %s",
 				l.limit, l.quota, l.sum, l.name)
+		}
+	}
+}
+
+var (
+	sha256Re = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	// tarballRe: the file name goes into local paths, URLs and remote
+	// commands, so keep it to characters safe in all of them.
+	tarballRe = regexp.MustCompile(`^[A-Za-z0-9_.+-]+\.tar\.gz$`)
+)
+
+// MinScrapeInterval is the shortest scrape_interval accepted: shorter ones
+// load the NATS monitoring endpoints for no gain in what the dashboards show.
+const MinScrapeInterval = Duration(time.Second)
+
+func (v *validator) checkMonitoring() {
+	m := v.inv.Monitoring
+	if m == nil {
+		return
+	}
+	v.checkMonitoringHost(m.Host)
+	if m.DownloadURL != nil && *m.DownloadURL != "" {
+		pu, err := url.Parse(*m.DownloadURL)
+		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			v.add("monitoring.download_url", "%q is not an http(s) URL; write the base URL of a mirror laid out like artifact_dir (<project>/v<version>/<file>), "+
+				"\"\" to use artifact_dir only, or remove it to download from each project's official release URL", *m.DownloadURL)
+		}
+	}
+
+	for _, s := range []struct {
+		name, version, def string
+		port               int
+	}{
+		{"prometheus", m.Prometheus.Version, DefaultPrometheusVersion, m.Prometheus.Port},
+		{"grafana", m.Grafana.Version, DefaultGrafanaVersion, m.Grafana.Port},
+		{"exporter", m.Exporter.Version, DefaultExporterVersion, m.Exporter.Port},
+		{"surveyor", m.Surveyor.Version, DefaultSurveyorVersion, m.Surveyor.Port},
+	} {
+		key := "monitoring." + s.name
+		if s.version == "" {
+			v.add(key+".version", "is empty; remove it to deploy %s, or name a release such as %q", s.def, s.def)
+		} else {
+			v.releaseVersion(key+".version", s.version, s.def)
+		}
+		v.checkPort(key+".port", s.port)
+	}
+
+	p := &m.Prometheus
+	if d, err := ParsePrometheusDuration(p.Retention); err != nil {
+		v.add("monitoring.prometheus.retention", "%v", err)
+	} else if d <= 0 {
+		v.add("monitoring.prometheus.retention", "must be more than 0; write how long to keep samples, e.g. retention = %q (the default)", DefaultRetention)
+	}
+	switch si := p.ScrapeInterval; {
+	case si < MinScrapeInterval:
+		v.add("monitoring.prometheus.scrape_interval", "%s is below the minimum of %s; write e.g. scrape_interval = %q (the default)", si, MinScrapeInterval, DefaultScrapeInterval)
+	case si%Duration(time.Millisecond) != 0:
+		v.add("monitoring.prometheus.scrape_interval", "%s has a fraction of a millisecond, which Prometheus cannot express; round it", si)
+	}
+
+	v.checkGrafana(&m.Grafana)
+	v.checkMonitoringPorts(m)
+}
+
+func (v *validator) checkMonitoringHost(name string) {
+	var names []string
+	for _, h := range v.inv.Hosts {
+		if h.Name == name {
+			return
+		}
+		if h.Name != "" {
+			names = append(names, h.Name)
+		}
+	}
+	example := "monitor-1"
+	if len(names) > 0 {
+		example = names[0]
+	}
+	if name == "" {
+		v.add("monitoring.host", "missing; name the [[hosts]] entry that runs Prometheus, Grafana and the surveyor, e.g. host = %q", example)
+		return
+	}
+	v.add("monitoring.host", "%q is not in [[hosts]]; add it as a [[hosts]] entry with nats = false, or name one of: %s", name, strings.Join(names, ", "))
+}
+
+func (v *validator) checkGrafana(g *GrafanaSpec) {
+	if g.PasswordEnv != "" {
+		if g.On() {
+			v.checkPasswordEnv("monitoring.grafana.password_env", g.PasswordEnv, "the Grafana admin")
+		} else if !envNameRe.MatchString(g.PasswordEnv) {
+			// Disabled: the variable need not be set, but a bad name is a typo.
+			v.add("monitoring.grafana.password_env", "%q is not an environment variable name; use letters, digits and _", g.PasswordEnv)
+		}
+	}
+	if g.SHA256 != "" {
+		if !sha256Re.MatchString(g.SHA256) {
+			v.add("monitoring.grafana.sha256", "%q is not a SHA-256 checksum; write the 64 hex digits grafana.com shows beside the download", g.SHA256)
+		}
+		g.SHA256 = strings.ToLower(g.SHA256)
+		if g.File == "" {
+			v.add("monitoring.grafana.sha256", "is set without file; name the release file it belongs to in file = \"...\", or remove sha256 to use the official checksum file")
+		}
+	}
+	if g.File == "" {
+		return
+	}
+	name := g.File
+	if strings.Contains(g.File, "://") {
+		pu, err := url.Parse(g.File)
+		if err != nil || pu.Scheme != "https" || pu.Host == "" {
+			v.add("monitoring.grafana.file", "%q is not an https URL; write the release file's name or its https URL", g.File)
+			return
+		}
+		name = path.Base(pu.Path)
+	} else if strings.Contains(g.File, "/") {
+		v.add("monitoring.grafana.file", "%q is a path; write only the file name (it is looked up in artifact_dir under grafana/v%s/), or its https URL", g.File, g.Version)
+		return
+	}
+	if !tarballRe.MatchString(name) {
+		v.add("monitoring.grafana.file", "%q is not a .tar.gz release file name; name the linux tarball from grafana.com's download page, e.g. \"grafana_%s_<build id>_linux_amd64.tar.gz\"", name, g.Version)
+		return
+	}
+	if g.Version != "" && !strings.Contains(name, g.Version) {
+		v.add("monitoring.grafana.file", "%q does not name version %s; set version to the file's release, or name the file of %s", name, g.Version, g.Version)
+	}
+}
+
+// checkMonitoringPorts refuses two services listening on one port of one
+// host. Clashes among NATS's own ports and sshd are checked with [nats] and
+// [[hosts]]; only those involving a monitoring service are reported here.
+func (v *validator) checkMonitoringPorts(m *Monitoring) {
+	n := &v.inv.NATS
+	mon, monOK := v.inv.MonitoringHost()
+	type use struct {
+		key  string
+		port int
+	}
+	reported := map[string]bool{}
+	for i, h := range v.inv.Hosts {
+		isMon := monOK && h.Name == mon.Name
+		if !isMon && !h.RunsNATS() {
+			continue
+		}
+		sshKey := keyPath("hosts", i, "ssh_port")
+		if !v.defined[sshKey] {
+			sshKey = "ssh.port"
+		}
+		uses := []use{{sshKey, h.SSHPort}}
+		if h.RunsNATS() {
+			uses = append(uses, use{"nats.client_port", n.ClientPort}, use{"nats.cluster_port", n.ClusterPort}, use{"nats.http_port", n.HTTPPort})
+			if m.Exporter.On() {
+				uses = append(uses, use{"monitoring.exporter.port", m.Exporter.Port})
+			}
+		}
+		if isMon {
+			if m.Prometheus.On() {
+				uses = append(uses, use{"monitoring.prometheus.port", m.Prometheus.Port})
+			}
+			if m.Grafana.On() {
+				uses = append(uses, use{"monitoring.grafana.port", m.Grafana.Port})
+			}
+			if m.Surveyor.On() {
+				uses = append(uses, use{"monitoring.surveyor.port", m.Surveyor.Port})
+			}
+		}
+		for a, ua := range uses {
+			for _, ub := range uses[:a] {
+				// Monitoring services come last in uses, so ua is one
+				// whenever either is.
+				if ua.port != ub.port || ua.port < 1 || ua.port > 65535 || !strings.HasPrefix(ua.key, "monitoring.") {
+					continue
+				}
+				// Blame the port the file sets, not the default it ran into.
+				blame, other := ua.key, ub.key
+				if !v.defined[blame] && v.defined[other] {
+					blame, other = other, blame
+				}
+				if reported[blame+" "+other] {
+					continue
+				}
+				reported[blame+" "+other] = true
+				v.add(blame, "port %d is also %s on host %q; give every service on one host its own port", ua.port, DisplayKey(other), h.Name)
+			}
 		}
 	}
 }

@@ -67,6 +67,20 @@ address = "10.0.0.9"
 nats = false
 `
 
+// baseEnd is the last line of base; cases append sections after it.
+const baseEnd = "  jetstream = true\n"
+
+// mon appends a [monitoring] section with the given body (and any
+// sub-tables) to base.
+func mon(body string) []string {
+	return []string{baseEnd, baseEnd + "\n[monitoring]\n" + body + "\n"}
+}
+
+// onMonHost puts the monitoring stack on the dedicated host "mon".
+func onMonHost(body string) []string {
+	return append([]string{threeHosts, threeHosts + monitoringHost}, mon("host = \"mon\"\n"+body)...)
+}
+
 const appUser = `  name = "app"
   allow = ["app.>", "logs.app.*"]
 `
@@ -98,6 +112,8 @@ func TestValidation(t *testing.T) {
 	}
 	t.Setenv("TEST_SHORT_PW", "short")
 	t.Setenv("TEST_SEED_PW", "cluster_pass_123")
+	t.Setenv("TEST_GRAFANA_SEED_PW", "admin123")
+	t.Setenv("TEST_GRAFANA_PW", "a-long-grafana-password")
 	os.Unsetenv("TEST_UNSET_PW")
 
 	tests := []struct {
@@ -627,6 +643,262 @@ func TestValidation(t *testing.T) {
 			want: "nats.route_password_env: the password in environment variable TEST_SEED_PW (for the route user) is one of the seed's published example passwords",
 		},
 		{
+			name: "monitoring on a NATS host",
+			edit: mon(`host = "n1"`),
+		},
+		{
+			name: "monitoring on a host of its own",
+			edit: onMonHost(""),
+		},
+		{
+			name: "monitoring without host",
+			edit: mon(`artifact_dir = "cache"`),
+			at:   "[monitoring]",
+			want: `monitoring.host: missing; name the [[hosts]] entry that runs Prometheus, Grafana and the surveyor, e.g. host = "n1"`,
+		},
+		{
+			name: "monitoring sub-table only, so no host",
+			edit: []string{baseEnd, baseEnd + "\n[monitoring.prometheus]\nport = 9091\n"},
+			at:   "[monitoring.prometheus]",
+			want: `monitoring.host: missing; name the [[hosts]] entry`,
+		},
+		{
+			name: "monitoring host not in hosts",
+			edit: mon(`host = "mon"`),
+			at:   `host = "mon"`,
+			want: `monitoring.host: "mon" is not in [[hosts]]; add it as a [[hosts]] entry with nats = false, or name one of: n1, n2, n3`,
+		},
+		{
+			name: "monitoring key in the wrong table",
+			edit: mon("host = \"n1\"\nretention = \"30d\""),
+			at:   "retention",
+			want: `monitoring.retention: unknown key "retention" here; it belongs in [monitoring.prometheus]`,
+		},
+		{
+			name: "monitoring key typo",
+			edit: mon("host = \"n1\"\n[monitoring.surveyor]\nprot = 7000"),
+			at:   "prot",
+			want: `monitoring.surveyor.prot: unknown key "prot"; did you mean "port"?`,
+		},
+		{
+			name: "monitoring enabled is a flag",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nenabled = \"no\""),
+			at:   "enabled",
+			want: `monitoring.grafana.enabled: expected true or false, got the string "no"; write it without quotes`,
+		},
+		{
+			name: "monitoring disabled as a whole",
+			edit: mon("host = \"n1\"\nenabled = false"),
+			at:   "enabled",
+			want: `monitoring.enabled: unknown key "enabled" here; it belongs in [monitoring.SERVICE] (SERVICE: prometheus, grafana, exporter, surveyor)`,
+		},
+		{
+			name: "monitoring all disabled",
+			edit: mon("host = \"n1\"\nprometheus.enabled = false\ngrafana.enabled = false\nexporter.enabled = false\nsurveyor.enabled = false"),
+		},
+		{
+			name: "monitoring bad download url",
+			edit: mon("host = \"n1\"\ndownload_url = \"mirror.example.com\""),
+			at:   "download_url",
+			want: `monitoring.download_url: "mirror.example.com" is not an http(s) URL; write the base URL of a mirror laid out like artifact_dir`,
+		},
+		{
+			name: "monitoring version with v",
+			edit: mon("host = \"n1\"\n[monitoring.exporter]\nversion = \"v0.20.1\""),
+			at:   `version = "v0.20.1"`,
+			want: `monitoring.exporter.version: "v0.20.1" is not a release version (write "0.20.1", without the v); write MAJOR.MINOR.PATCH such as "0.20.1"`,
+		},
+		{
+			name: "monitoring version not a release",
+			edit: mon("host = \"n1\"\n[monitoring.prometheus]\nversion = \"3.16\""),
+			at:   `version = "3.16"`,
+			want: `monitoring.prometheus.version: "3.16" is not a release version; write MAJOR.MINOR.PATCH such as "3.16.0"`,
+		},
+		{
+			name: "monitoring version empty",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nversion = \"\""),
+			at:   `version = ""`,
+			want: `monitoring.grafana.version: is empty; remove it to deploy 12.4.2, or name a release such as "12.4.2"`,
+		},
+		{
+			name: "monitoring port out of range",
+			edit: mon("host = \"n1\"\n[monitoring.prometheus]\nport = 0"),
+			at:   "port = 0",
+			want: "monitoring.prometheus.port: port 0 is out of range; use 1 to 65535",
+		},
+		{
+			// Both programs listen on 7777 upstream.
+			name: "exporter on the surveyor's port, same host",
+			edit: mon("host = \"n1\"\n[monitoring.exporter]\nport = 7777"),
+			at:   "port = 7777",
+			want: `monitoring.exporter.port: port 7777 is also monitoring.surveyor.port on host "n1"; give every service on one host its own port`,
+		},
+		{
+			name: "exporter on the surveyor's port, surveyor on a host of its own",
+			edit: onMonHost("[monitoring.exporter]\nport = 7777"),
+		},
+		{
+			name: "exporter on the surveyor's port, surveyor disabled",
+			edit: mon("host = \"n1\"\n[monitoring.exporter]\nport = 7777\n[monitoring.surveyor]\nenabled = false"),
+		},
+		{
+			name: "grafana on prometheus's default port",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nport = 9090"),
+			at:   "port = 9090",
+			want: `monitoring.grafana.port: port 9090 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
+		},
+		{
+			name: "prometheus on grafana's default port",
+			edit: mon("host = \"n1\"\n[monitoring.prometheus]\nport = 3000"),
+			at:   "port = 3000",
+			want: `monitoring.prometheus.port: port 3000 is also monitoring.grafana.port on host "n1"`,
+		},
+		{
+			name: "prometheus on a NATS port",
+			edit: mon("host = \"n2\"\n[monitoring.prometheus]\nport = 8222"),
+			at:   "port = 8222",
+			want: `monitoring.prometheus.port: port 8222 is also nats.http_port on host "n2"`,
+		},
+		{
+			name: "NATS port set onto prometheus's default",
+			edit: append([]string{`version = "2.14.9"`, "version = \"2.14.9\"\nhttp_port = 9090"}, mon(`host = "n1"`)...),
+			at:   "http_port = 9090",
+			want: `nats.http_port: port 9090 is also monitoring.prometheus.port on host "n1"`,
+		},
+		{
+			name: "exporter on the SSH port",
+			edit: mon("host = \"n1\"\n[monitoring.exporter]\nport = 22"),
+			at:   "port = 22",
+			want: `monitoring.exporter.port: port 22 is also ssh.port on host "n1"`,
+		},
+		{
+			name: "exporter on one host's own SSH port",
+			edit: append([]string{`address = "10.0.0.3"`, "address = \"10.0.0.3\"\nssh_port = 7778"}, mon(`host = "n1"`)...),
+			at:   "ssh_port = 7778",
+			want: `hosts[2].ssh_port: port 7778 is also monitoring.exporter.port on host "n3"`,
+		},
+		{
+			name: "grafana on the monitoring host's SSH port",
+			edit: append([]string{threeHosts, threeHosts + monitoringHost + "ssh_port = 3000\n"}, mon(`host = "mon"`)...),
+			at:   "ssh_port = 3000",
+			want: `hosts[3].ssh_port: port 3000 is also monitoring.grafana.port on host "mon"`,
+		},
+		{
+			// No nats-server listens on a host of its own.
+			name: "prometheus on a NATS port, on a host of its own",
+			edit: onMonHost("[monitoring.prometheus]\nport = 4222"),
+		},
+		{
+			name: "retention in Prometheus's syntax",
+			edit: mon("host = \"n1\"\n[monitoring.prometheus]\nretention = \"30d12h\""),
+		},
+		{
+			name: "retention not a Prometheus duration",
+			edit: mon("host = \"n1\"\n[monitoring.prometheus]\nretention = \"15 days\""),
+			at:   "retention",
+			want: `monitoring.prometheus.retention: "15 days" is not a Prometheus duration; write whole numbers with units, largest first, such as "15d"`,
+		},
+		{
+			name: "retention zero",
+			edit: mon("host = \"n1\"\n[monitoring.prometheus]\nretention = \"0d\""),
+			at:   "retention",
+			want: `monitoring.prometheus.retention: must be more than 0; write how long to keep samples, e.g. retention = "15d" (the default)`,
+		},
+		{
+			name: "scrape interval below 1s",
+			edit: mon("host = \"n1\"\n[monitoring.prometheus]\nscrape_interval = \"500ms\""),
+			at:   "scrape_interval",
+			want: `monitoring.prometheus.scrape_interval: 500ms is below the minimum of 1s; write e.g. scrape_interval = "15s" (the default)`,
+		},
+		{
+			name: "scrape interval below a millisecond's precision",
+			edit: mon("host = \"n1\"\n[monitoring.prometheus]\nscrape_interval = \"1.0001s\""),
+			at:   "scrape_interval",
+			want: `monitoring.prometheus.scrape_interval: 1.0001s has a fraction of a millisecond, which Prometheus cannot express; round it`,
+		},
+		{
+			name: "grafana password in the file",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\npassword = \"admin123\""),
+			at:   "password",
+			want: `monitoring.grafana.password: unknown key "password": the Grafana admin password is not written in the inventory; use password_env = "VAR" (an environment variable holding it), or remove it to have one generated and kept in the secrets file`,
+		},
+		{
+			name: "grafana password_env unset",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\npassword_env = \"TEST_UNSET_PW\""),
+			at:   "password_env",
+			want: `monitoring.grafana.password_env: environment variable TEST_UNSET_PW (the password of the Grafana admin) is not set; export it before running natsdeploy`,
+		},
+		{
+			name: "grafana password_env holds the seed's admin123",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\npassword_env = \"TEST_GRAFANA_SEED_PW\""),
+			at:   "password_env",
+			want: `monitoring.grafana.password_env: the password in environment variable TEST_GRAFANA_SEED_PW (for the Grafana admin) is one of the seed's published example passwords; use at least 12 characters`,
+		},
+		{
+			name: "grafana password_env too short",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\npassword_env = \"TEST_SHORT_PW\""),
+			at:   "password_env",
+			want: `monitoring.grafana.password_env: the password in environment variable TEST_SHORT_PW (for the Grafana admin) is shorter than 12 characters`,
+		},
+		{
+			name: "grafana password_env set",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\npassword_env = \"TEST_GRAFANA_PW\""),
+		},
+		{
+			name: "grafana password_env need not be set while grafana is disabled",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nenabled = false\npassword_env = \"TEST_UNSET_PW\""),
+		},
+		{
+			name: "grafana password_env not a variable name, grafana disabled",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nenabled = false\npassword_env = \"$PW\""),
+			at:   "password_env",
+			want: `monitoring.grafana.password_env: "$PW" is not an environment variable name; use letters, digits and _`,
+		},
+		{
+			name: "grafana file and sha256",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nfile = \"grafana_12.4.2_20118542_linux_amd64.tar.gz\"\nsha256 = \"" + strings.Repeat("AB", 32) + "\""),
+		},
+		{
+			name: "grafana file as an https URL",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nfile = \"https://dl.grafana.com/grafana/release/12.4.2/grafana_12.4.2_20118542_linux_amd64.tar.gz\""),
+		},
+		{
+			name: "grafana sha256 without file",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nsha256 = \"" + strings.Repeat("ab", 32) + "\""),
+			at:   "sha256",
+			want: `monitoring.grafana.sha256: is set without file; name the release file it belongs to in file = "...", or remove sha256 to use the official checksum file`,
+		},
+		{
+			name: "grafana sha256 not hex",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nfile = \"grafana_12.4.2_1_linux_amd64.tar.gz\"\nsha256 = \"abc\""),
+			at:   "sha256",
+			want: `monitoring.grafana.sha256: "abc" is not a SHA-256 checksum; write the 64 hex digits grafana.com shows beside the download`,
+		},
+		{
+			name: "grafana file is a path",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nfile = \"grafana/v12.4.2/grafana_12.4.2_1_linux_amd64.tar.gz\""),
+			at:   `file = "grafana`,
+			want: `monitoring.grafana.file: "grafana/v12.4.2/grafana_12.4.2_1_linux_amd64.tar.gz" is a path; write only the file name (it is looked up in artifact_dir under grafana/v12.4.2/), or its https URL`,
+		},
+		{
+			name: "grafana file URL not https",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nfile = \"http://dl.grafana.com/grafana_12.4.2_1_linux_amd64.tar.gz\""),
+			at:   `file = "http`,
+			want: `monitoring.grafana.file: "http://dl.grafana.com/grafana_12.4.2_1_linux_amd64.tar.gz" is not an https URL; write the release file's name or its https URL`,
+		},
+		{
+			name: "grafana file not a tarball",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nfile = \"grafana_12.4.2_1_windows_amd64.zip\""),
+			at:   `file = "grafana`,
+			want: `monitoring.grafana.file: "grafana_12.4.2_1_windows_amd64.zip" is not a .tar.gz release file name; name the linux tarball from grafana.com's download page, e.g. "grafana_12.4.2_<build id>_linux_amd64.tar.gz"`,
+		},
+		{
+			name: "grafana file of another version",
+			edit: mon("host = \"n1\"\n[monitoring.grafana]\nfile = \"grafana_12.3.0_1_linux_amd64.tar.gz\""),
+			at:   `file = "grafana`,
+			want: `monitoring.grafana.file: "grafana_12.3.0_1_linux_amd64.tar.gz" does not name version 12.4.2; set version to the file's release, or name the file of 12.4.2`,
+		},
+		{
 			name:       "identity file missing",
 			edit:       []string{`user = "deploy"`, "user = \"deploy\"\nidentity_files = [\"keys/nope\"]\naccept_new_host_keys = true"},
 			at:         "identity_files",
@@ -769,6 +1041,41 @@ func TestNoFollowUpProblemsForBadValues(t *testing.T) {
 	}
 	if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
 		t.Fatalf("want 1 problem, got %d:\n%v", n, err)
+	}
+}
+
+// A port clash that every NATS host shares is one mistake, reported once.
+func TestMonitoringPortClashReportedOnce(t *testing.T) {
+	text := strings.Replace(base, baseEnd, baseEnd+"\n[monitoring]\nhost = \"n1\"\nexporter.port = 22\n", 1)
+	_, err := parseTest(t, text, LoadOptions{SkipFileChecks: true})
+	want := fmt.Sprintf(`t.toml:%d: monitoring.exporter.port: port 22 is also ssh.port on host "n1"; give every service on one host its own port`, lineOf(t, text, "exporter.port"))
+	if err == nil || err.Error() != want {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+func TestMonitoringHost(t *testing.T) {
+	inv, err := parseTest(t, base, LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := inv.MonitoringHost(); ok || inv.Monitoring != nil {
+		t.Fatalf("no [monitoring]: MonitoringHost() ok, Monitoring = %+v", inv.Monitoring)
+	}
+	text := strings.Replace(base, threeHosts, threeHosts+monitoringHost, 1) + "\n[monitoring]\nhost = \"mon\"\n"
+	if inv, err = parseTest(t, text, LoadOptions{SkipFileChecks: true}); err != nil {
+		t.Fatal(err)
+	}
+	h, ok := inv.MonitoringHost()
+	if !ok || h.Name != "mon" || h.Address != "10.0.0.9" || h.RunsNATS() {
+		t.Fatalf("MonitoringHost() = %+v, %v", h, ok)
+	}
+	if !(PrometheusSpec{}).On() || !(GrafanaSpec{}).On() || !(ExporterSpec{}).On() || !(SurveyorSpec{}).On() {
+		t.Error("a spec with Enabled unset must be on (the default)")
+	}
+	off := false
+	if (SurveyorSpec{Enabled: &off}).On() {
+		t.Error("enabled = false must be off")
 	}
 }
 

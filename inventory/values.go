@@ -153,6 +153,98 @@ func (d Duration) String() string {
 	return s
 }
 
+// promUnits are the units of Prometheus's duration syntax (prometheus/common
+// model.ParseDuration), largest first: a duration names each at most once,
+// in this order.
+var promUnits = []struct {
+	name string
+	d    time.Duration
+}{
+	{"y", 365 * 24 * time.Hour}, {"w", 7 * 24 * time.Hour}, {"d", 24 * time.Hour},
+	{"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond},
+}
+
+const promDurationForms = `write whole numbers with units, largest first, such as "15d", "1w", "30d12h" or "90m" (units y, w, d, h, m, s, ms)`
+
+// ParsePrometheusDuration reads a duration in Prometheus's syntax, which
+// differs from Go's: it has d, w and y, and no fractions. Values handed to
+// Prometheus as written (retention) are checked with it, so what passes here
+// is what Prometheus accepts.
+func ParsePrometheusDuration(text string) (time.Duration, error) {
+	if text == "0" {
+		return 0, nil
+	}
+	if text == "" {
+		return 0, fmt.Errorf("empty duration; %s", promDurationForms)
+	}
+	bad := func(why string) (time.Duration, error) {
+		return 0, fmt.Errorf("%q is not a Prometheus duration%s; %s", text, why, promDurationForms)
+	}
+	var total time.Duration
+	last := -1
+	for s := text; s != ""; {
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 0 {
+			return bad("")
+		}
+		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil {
+			return bad(": number too large")
+		}
+		s = s[i:]
+		j := 0
+		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z') {
+			j++
+		}
+		unit := -1
+		for k, u := range promUnits {
+			if u.name == s[:j] {
+				unit = k
+			}
+		}
+		switch {
+		case j == 0 && s == "":
+			return bad(": a number without a unit")
+		case j == 0:
+			return bad("")
+		case unit < 0:
+			return bad(fmt.Sprintf(": unknown unit %q", s[:j]))
+		case unit <= last:
+			return bad(": units must go from largest to smallest, each once")
+		}
+		last = unit
+		s = s[j:]
+		d := promUnits[unit].d
+		if n > (math.MaxInt64-int64(total))/int64(d) {
+			return bad(": too large")
+		}
+		total += time.Duration(n) * d
+	}
+	return total, nil
+}
+
+// Prometheus returns the duration in Prometheus's syntax, for its config
+// files: String's "1.5s" is Go's form, which Prometheus refuses. Whole
+// milliseconds only; anything below is dropped.
+func (d Duration) Prometheus() string {
+	ms := int64(time.Duration(d) / time.Millisecond)
+	if ms <= 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	for _, u := range promUnits[2:] { // y and w would only obscure "90d"
+		um := int64(u.d / time.Millisecond)
+		if ms >= um {
+			b.WriteString(strconv.FormatInt(ms/um, 10) + u.name)
+			ms %= um
+		}
+	}
+	return b.String()
+}
+
 // Permissions are a user's effective subject rules after Allow/Deny and the
 // JetStream and RequestReply shorthands are expanded. Every list keeps the
 // order the inventory wrote it in, without duplicates, so rendering is

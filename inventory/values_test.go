@@ -113,6 +113,72 @@ func TestDuration(t *testing.T) {
 	}
 }
 
+func TestParsePrometheusDuration(t *testing.T) {
+	const day = 24 * time.Hour
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr string
+	}{
+		{in: "15d", want: 15 * day},
+		{in: "1w", want: 7 * day},
+		{in: "1y", want: 365 * day},
+		{in: "30d12h", want: 30*day + 12*time.Hour},
+		{in: "1h30m", want: 90 * time.Minute},
+		{in: "1m30s500ms", want: 90*time.Second + 500*time.Millisecond},
+		{in: "0", want: 0},
+		{in: "0d", want: 0},
+		{in: "", wantErr: "empty duration"},
+		{in: "15", wantErr: `"15" is not a Prometheus duration: a number without a unit; write whole numbers with units, largest first, such as "15d"`},
+		{in: "15D", wantErr: `unknown unit "D"`},
+		{in: "2mo", wantErr: `unknown unit "mo"`},
+		{in: "12h30d", wantErr: "units must go from largest to smallest, each once"},
+		{in: "1d1d", wantErr: "units must go from largest to smallest, each once"},
+		{in: "1.5d", wantErr: `"1.5d" is not a Prometheus duration; write whole numbers`},
+		{in: "-1d", wantErr: `"-1d" is not a Prometheus duration; write`},
+		{in: "15 d", wantErr: `"15 d" is not a Prometheus duration; write`},
+		{in: "99999999999999999999d", wantErr: "number too large"},
+		{in: "999999y", wantErr: "too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParsePrometheusDuration(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDurationPrometheus(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{15 * time.Second, "15s"},
+		{1500 * time.Millisecond, "1s500ms"}, // String gives "1.5s", which Prometheus refuses
+		{90 * time.Second, "1m30s"},
+		{90 * 24 * time.Hour, "90d"},
+		{25 * time.Hour, "1d1h"},
+		{0, "0s"},
+	}
+	for _, tt := range tests {
+		got := Duration(tt.in).Prometheus()
+		if got != tt.want {
+			t.Errorf("Duration(%v).Prometheus() = %q, want %q", tt.in, got, tt.want)
+		}
+		if d, err := ParsePrometheusDuration(got); err != nil || d != tt.in {
+			t.Errorf("ParsePrometheusDuration(%q) = %v, %v; want %v", got, d, err, tt.in)
+		}
+	}
+}
+
 func TestSubjectError(t *testing.T) {
 	tests := []struct {
 		subject string
