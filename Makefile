@@ -18,7 +18,8 @@ LAB := bash internal/lab/lab.sh
 STEP = @printf '==> %s\n'
 
 .PHONY: help deps deps-apt tools docker build lab-image lab-artifacts lab-up \
-	lab-reset lab-down lab-status lint unit e2e test demo bench clean nats-server-bin
+	lab-reset lab-down lab-status lint unit e2e test demo bench clean nats-server-bin \
+	prometheus-bin
 
 help:
 	@echo 'natsdeploy make targets:'
@@ -28,7 +29,7 @@ help:
 	@echo '  deps           apt packages (docker.io debootstrap openssh-client) and bin/tools'
 	@echo '  docker         start dockerd in the background unless a daemon answers'
 	@echo '  lab-image      build the lab base image (debootstrap; reused when present)'
-	@echo '  lab-artifacts  nats-server release tarballs + SHA256SUMS in .lab/artifacts'
+	@echo '  lab-artifacts  nats-server and Prometheus release tarballs + checksums in .lab/artifacts'
 	@echo '  lab-up         start the three lab hosts (healthy ones are kept)'
 	@echo '  lab-reset      recreate the three lab hosts from the image (clean slate)'
 	@echo '  lab-down       remove the lab hosts and network (the image is kept)'
@@ -94,8 +95,25 @@ nats-server-bin: lab-artifacts
 		  -O nats-server-v$(NATS_VERSION)-linux-amd64/nats-server > $(NATS_SERVER_BIN).tmp && \
 		chmod 0755 $(NATS_SERVER_BIN).tmp && mv $(NATS_SERVER_BIN).tmp $(NATS_SERVER_BIN); }
 
-unit: tools nats-server-bin
-	$(STEP) "go test ./...  (NATS_SERVER_BIN, NATSCLI_BIN set: no real-binary test skips)"
+# Alert rules and dashboard queries are checked by the real promtool and
+# Prometheus, the lab's own build of the release.
+PROMETHEUS_VERSION := 3.16.0
+PROMETHEUS_DIST := prometheus-$(PROMETHEUS_VERSION).linux-amd64
+export PROMETHEUS_BIN := $(CURDIR)/bin/tools/prometheus-$(PROMETHEUS_VERSION)
+export PROMTOOL_BIN := $(CURDIR)/bin/tools/promtool-$(PROMETHEUS_VERSION)
+
+prometheus-bin: lab-artifacts
+	@for b in prometheus promtool; do \
+		dest=$(CURDIR)/bin/tools/$$b-$(PROMETHEUS_VERSION); \
+		test -x $$dest && continue; \
+		mkdir -p bin/tools && \
+		tar -xzf .lab/artifacts/prometheus/v$(PROMETHEUS_VERSION)/$(PROMETHEUS_DIST).tar.gz \
+		  -O $(PROMETHEUS_DIST)/$$b > $$dest.tmp && \
+		chmod 0755 $$dest.tmp && mv $$dest.tmp $$dest; \
+	done
+
+unit: tools nats-server-bin prometheus-bin
+	$(STEP) "go test ./...  (NATS_SERVER_BIN, NATSCLI_BIN, PROMETHEUS_BIN, PROMTOOL_BIN set: no real-binary test skips)"
 	@$(GO) test ./...
 
 # End-to-end tests share the three lab hosts, so packages run one at a time

@@ -5,8 +5,9 @@ package files
 
 import "embed"
 
-// FS holds every template under its path relative to this folder, e.g.
-// "nats/nats-server.conf.tmpl".
+// FS holds every template and asset under its path relative to this folder,
+// e.g. "nats/nats-server.conf.tmpl" or "prometheus/rules/nats.rules.yml".
+// Rule unit tests (*.rules.test.yml) stay out: hosts never need them.
 //
-//go:embed nats/*.tmpl
+//go:embed nats/*.tmpl prometheus/rules/*.rules.yml
 var FS embed.FS

@@ -8,7 +8,7 @@
 #   lab.sh docker-start   start dockerd in the background if no daemon answers
 #   lab.sh docker-stop    stop the dockerd that docker-start started (and only that one)
 #   lab.sh image          build the base image with debootstrap (reused when present)
-#   lab.sh artifacts      nats-server release tarballs + SHA256SUMS under .lab/artifacts
+#   lab.sh artifacts      nats-server and Prometheus release tarballs + checksums under .lab/artifacts
 #   lab.sh up             create missing hosts, keep running healthy ones
 #   lab.sh reset          recreate every host from the image (a clean slate)
 #   lab.sh down           remove the hosts and the network (the image is kept)
@@ -39,6 +39,15 @@ LABEL=io.natsdeploy.lab
 USER_NAME=deploy
 
 NATS_SERVER_VERSIONS=(2.14.9 2.15.2)
+# Prometheus 3.Y.Z is Go module github.com/prometheus/prometheus v0.3YY.Z.
+PROMETHEUS_VERSION=3.16.0
+PROMETHEUS_MODULE=github.com/prometheus/prometheus
+PROMETHEUS_MODULE_VERSION=v0.316.0
+# Built artifacts survive a fresh clone here (CI clones anew each run, but
+# keeps the Go caches): a cold Prometheus build takes minutes. Bump the -rN
+# suffix whenever the Prometheus recipe in build_prometheus changes.
+ARTIFACT_CACHE=${NATSDEPLOY_ARTIFACT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/natsdeploy/lab-artifacts}
+PROMETHEUS_RECIPE=r1
 NATSCLI=github.com/nats-io/natscli/nats@v0.5.0
 STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -309,6 +318,83 @@ cmd_artifacts() {
 		rm -rf "$work"
 		note "$(cat "$dir/SHA256SUMS")"
 	done
+	prometheus_artifact "$arch"
+}
+
+# sums_ok DIR SUMS FILE: FILE is in DIR and DIR/SUMS has its matching sha256.
+sums_ok() {
+	local dir=$1 sums=$2 file=$3
+	[ -s "$dir/$file" ] && [ -s "$dir/$sums" ] &&
+		(cd "$dir" && grep -E "^[0-9a-f]{64}  $file\$" "$sums" | sha256sum --check --status -)
+}
+
+# prometheus_artifact ARCH: .lab/artifacts/prometheus/vX/ in the release
+# layout, taken from the lab's artifact cache when a checked copy is there,
+# else built from the Go module proxy (and then cached).
+prometheus_artifact() {
+	local arch=$1
+	local name="prometheus-$PROMETHEUS_VERSION.linux-$arch"
+	local dir="$LAB_DIR/artifacts/prometheus/v$PROMETHEUS_VERSION"
+	local cache="$ARTIFACT_CACHE/prometheus/v$PROMETHEUS_VERSION-$PROMETHEUS_RECIPE"
+	if sums_ok "$dir" sha256sums.txt "$name.tar.gz"; then
+		say "artifact $name.tar.gz present"
+		return
+	fi
+	mkdir -p "$dir"
+	if sums_ok "$cache" sha256sums.txt "$name.tar.gz"; then
+		say "artifact $name.tar.gz copied from the lab artifact cache ($cache)"
+	else
+		if [ -e "$cache/$name.tar.gz" ]; then
+			note "cached $name.tar.gz fails its checksum: building it again"
+		fi
+		say "building Prometheus $PROMETHEUS_VERSION ($PROMETHEUS_MODULE@$PROMETHEUS_MODULE_VERSION) from the Go module proxy"
+		note "several minutes with cold Go caches; cached afterwards in $cache"
+		local start=$SECONDS
+		build_prometheus "$arch" "$name" "$cache"
+		note "built in $((SECONDS - start))s"
+	fi
+	cp "$cache/$name.tar.gz" "$dir/.$name.tar.gz.tmp"
+	mv "$dir/.$name.tar.gz.tmp" "$dir/$name.tar.gz"
+	cp "$cache/sha256sums.txt" "$dir/.sha256sums.txt.tmp"
+	mv "$dir/.sha256sums.txt.tmp" "$dir/sha256sums.txt"
+	sums_ok "$dir" sha256sums.txt "$name.tar.gz" || die "$dir/$name.tar.gz fails its checksum after copying"
+	note "$(cat "$dir/sha256sums.txt")"
+}
+
+# build_prometheus ARCH NAME CACHE: NAME.tar.gz and sha256sums.txt into CACHE.
+build_prometheus() {
+	local arch=$1 name=$2 cache=$3 work src
+	work=$(mktemp -d)
+	# shellcheck disable=SC2064
+	trap "rm -rf '$work'" EXIT
+	mkdir -p "$work/bin" "$work/$name" "$cache"
+	# What official builds stamp in (--version, prometheus_build_info); the
+	# build user and date are fixed so that the binary is byte-stable.
+	local v=github.com/prometheus/common/version
+	local ldflags="-X $v.Version=$PROMETHEUS_VERSION -X $v.Branch=HEAD -X $v.BuildUser=natsdeploy-lab -X $v.BuildDate=19700101-00:00:00"
+	(cd "$work" && CGO_ENABLED=0 GOOS=linux GOARCH="$arch" GOBIN="$work/bin" GOFLAGS=-buildvcs=false \
+		"$GO" install -trimpath -tags netgo -ldflags "$ldflags" \
+		"$PROMETHEUS_MODULE/cmd/prometheus@$PROMETHEUS_MODULE_VERSION" \
+		"$PROMETHEUS_MODULE/cmd/promtool@$PROMETHEUS_MODULE_VERSION")
+	install -m 0755 "$work/bin/prometheus" "$work/bin/promtool" "$work/$name/"
+	# The release's other files come from the module's own source tree.
+	src=$(cd "$work" && "$GO" mod download -json "$PROMETHEUS_MODULE@$PROMETHEUS_MODULE_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -d "$src" ] || die "module source of $PROMETHEUS_MODULE@$PROMETHEUS_MODULE_VERSION not found"
+	install -m 0644 "$src/LICENSE" "$src/NOTICE" "$work/$name/"
+	install -m 0644 "$src/documentation/examples/prometheus.yml" "$work/$name/prometheus.yml"
+	# Byte-stable tarball: sorted names, fixed owner and time, no gzip name.
+	tar -C "$work" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -c "$name" |
+		gzip -n -9 >"$work/$name.tar.gz"
+	(cd "$work" && sha256sum "$name.tar.gz" >sha256sums.txt)
+	# Into the cache atomically, the tarball before its checksum file, so a
+	# half-written cache entry is never taken for a good one.
+	cp "$work/$name.tar.gz" "$cache/.$name.tar.gz.tmp"
+	mv "$cache/.$name.tar.gz.tmp" "$cache/$name.tar.gz"
+	cp "$work/sha256sums.txt" "$cache/.sha256sums.txt.tmp"
+	mv "$cache/.sha256sums.txt.tmp" "$cache/sha256sums.txt"
+	rm -rf "$work"
+	trap - EXIT
 }
 
 # ---------------------------------------------------------------- hosts
