@@ -321,10 +321,14 @@ func (c *testCluster) getJSON(n *testNode, path string, v any) int {
 	return resp.StatusCode
 }
 
+// routePool is nats-server's default cluster pool_size; the test config
+// sets none.
+const routePool = 3
+
 // waitReady waits until the running nodes form a whole cluster: each
-// answers /healthz 200 (the JetStream catch-up gate), lists every other
-// running node among its routes' remote_name, and knows a meta leader that
-// is the same on all of them. It polls; the last state seen is in the
+// answers /healthz 200 (the JetStream catch-up gate), has whole routes to
+// exactly the other running nodes (by remote_name), and names the same
+// running node as meta leader. It polls; the last state seen is in the
 // failure message.
 func (c *testCluster) waitReady(timeout time.Duration) {
 	c.t.Helper()
@@ -361,21 +365,38 @@ func (c *testCluster) notReady() string {
 		var rz struct {
 			Routes []struct {
 				RemoteName string `json:"remote_name"`
+				Account    string `json:"account"`
 			} `json:"routes"`
 		}
 		if code := c.getJSON(n, "/routez", &rz); code != 200 {
 			return fmt.Sprintf("%s: /routez %d", n.host.Name, code)
 		}
+		// A whole route to a peer is routePool pooled connections plus the
+		// system account's pinned one, which can come up last: until it
+		// does, system requests (server pings, the JetStream API's internal
+		// traffic) do not reach the peer.
+		pooled, pinned := map[string]int{}, map[string]bool{}
 		var peers []string
 		for _, r := range rz.Routes {
 			if !slices.Contains(peers, r.RemoteName) {
 				peers = append(peers, r.RemoteName)
+			}
+			switch r.Account {
+			case "":
+				pooled[r.RemoteName]++
+			case "SYS":
+				pinned[r.RemoteName] = true
 			}
 		}
 		want := slices.DeleteFunc(slices.Clone(running), func(o string) bool { return o == n.host.Name })
 		slices.Sort(peers)
 		if !slices.Equal(peers, want) {
 			return fmt.Sprintf("%s: routes to %v, want %v", n.host.Name, peers, want)
+		}
+		for _, o := range want {
+			if pooled[o] < routePool || !pinned[o] {
+				return fmt.Sprintf("%s: to %s %d of %d pooled routes, SYS route %v", n.host.Name, o, pooled[o], routePool, pinned[o])
+			}
 		}
 		var jsz struct {
 			Meta struct {
@@ -384,6 +405,11 @@ func (c *testCluster) notReady() string {
 		}
 		if code := c.getJSON(n, "/jsz", &jsz); code != 200 || jsz.Meta.Leader == "" {
 			return fmt.Sprintf("%s: /jsz %d, no meta leader", n.host.Name, code)
+		}
+		// Right after a stop the others still name the stopped leader
+		// until they elect a new one.
+		if !slices.Contains(running, jsz.Meta.Leader) {
+			return fmt.Sprintf("%s: meta leader %s is not running", n.host.Name, jsz.Meta.Leader)
 		}
 		leaders[jsz.Meta.Leader] = true
 	}
