@@ -19,7 +19,7 @@ STEP = @printf '==> %s\n'
 
 .PHONY: help deps deps-apt tools docker build lab-image lab-artifacts lab-up \
 	lab-reset lab-down lab-status lint unit e2e test demo bench clean nats-server-bin \
-	prometheus-bin
+	prometheus-bin tools-mutate mutate
 
 help:
 	@echo 'natsdeploy make targets:'
@@ -33,6 +33,7 @@ help:
 	@echo '  lab-up         start the three lab hosts (healthy ones are kept)'
 	@echo '  lab-reset      recreate the three lab hosts from the image (clean slate)'
 	@echo '  lab-down       remove the lab hosts and network (the image is kept)'
+	@echo '  mutate         mutation testing (gremlins) of MUTATE_PKGS; slow, not part of test'
 	@echo '  lint unit e2e bench clean'
 
 deps: deps-apt tools
@@ -115,6 +116,34 @@ prometheus-bin: lab-artifacts
 unit: tools nats-server-bin prometheus-bin
 	$(STEP) "go test ./...  (NATS_SERVER_BIN, NATSCLI_BIN, PROMETHEUS_BIN, PROMTOOL_BIN set: no real-binary test skips)"
 	@$(GO) test ./...
+
+# Mutation testing with gremlins, package by package: each mutant of a
+# covered line is run against that package's tests. Efficacy is
+# killed / (killed + lived). Slow (internal/verify starts a nats-server
+# cluster per test, for every mutant), so not part of `make test`; pick
+# packages with e.g. `make mutate MUTATE_PKGS=./internal/plan`. Logs and
+# gremlins' JSON results go to bin/mutate/.
+MUTATE_PKGS ?= ./internal/verify ./internal/apply ./internal/plan ./inventory
+MUTATE_WORKERS ?= 1
+MUTATE_FLAGS ?= # e.g. --timeout-coefficient 20 on a loaded machine
+
+tools-mutate:
+	@$(LAB) tools-mutate
+
+mutate: tools-mutate nats-server-bin
+	@mkdir -p bin/mutate; summary=""; \
+	for p in $(MUTATE_PKGS); do \
+		name=$$(echo "$${p#./}" | tr / -); \
+		printf '==> gremlins unleash %s  (log: bin/mutate/%s.log)\n' "$$p" "$$name"; \
+		bin/tools/gremlins unleash --workers $(MUTATE_WORKERS) $(MUTATE_FLAGS) -o bin/mutate/$$name.json "$$p" \
+			> bin/mutate/$$name.log 2>&1 || { tail -n 20 bin/mutate/$$name.log; exit 1; }; \
+		grep -E '^(Killed|Timed out|Test efficacy|Mutator coverage):' bin/mutate/$$name.log | sed 's/^/    /'; \
+		line=$$(awk -F'[:,] *' -v p="$$p" '/^Killed:/ { k = $$2; l = $$4; \
+			printf "%-20s efficacy %s (killed %d / (killed %d + lived %d))", p, \
+				(k + l > 0 ? sprintf("%.2f%%", 100 * k / (k + l)) : "n/a"), k, k, l }' bin/mutate/$$name.log); \
+		summary="$$summary$$line"$$'\n'; \
+	done; \
+	printf '==> mutation efficacy per package\n%s' "$$summary"
 
 # End-to-end tests share the three lab hosts, so packages run one at a time
 # (-p 1). internal/lab's own e2e test faults and resets the lab first.

@@ -5,6 +5,7 @@
 #
 #   lab.sh deps           install docker.io, debootstrap, openssh-client (only if missing)
 #   lab.sh tools          natscli and staticcheck into bin/tools (only if missing)
+#   lab.sh tools-mutate   gremlins (mutation testing) into bin/tools (only if missing)
 #   lab.sh docker-start   start dockerd in the background if no daemon answers
 #   lab.sh docker-stop    stop the dockerd that docker-start started (and only that one)
 #   lab.sh image          build the base image with debootstrap (reused when present)
@@ -50,6 +51,7 @@ ARTIFACT_CACHE=${NATSDEPLOY_ARTIFACT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nats
 PROMETHEUS_RECIPE=r1
 NATSCLI=github.com/nats-io/natscli/nats@v0.5.0
 STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GREMLINS=github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 
 KEY=$LAB_DIR/id_ed25519
 KNOWN_HOSTS=$LAB_DIR/known_hosts
@@ -102,6 +104,11 @@ go_tool() {
 cmd_tools() {
 	go_tool nats "$NATSCLI"
 	go_tool staticcheck "$STATICCHECK"
+}
+
+# Mutation testing (make mutate) only: not part of the everyday tools.
+cmd_tools_mutate() {
+	go_tool gremlins "$GREMLINS"
 }
 
 # ---------------------------------------------------------------- dockerd
@@ -624,6 +631,7 @@ cmd_status() {
 case ${1:-} in
 deps) cmd_deps ;;
 tools) cmd_tools ;;
+tools-mutate) cmd_tools_mutate ;;
 docker-start) cmd_docker_start ;;
 docker-stop) cmd_docker_stop ;;
 image) cmd_image ;;

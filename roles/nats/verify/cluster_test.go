@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,7 +99,14 @@ type testCluster struct {
 	pw    mapPasswords
 	hash  map[string]string // user -> bcrypt hash
 	nodes []*testNode
+	// amend, when set, rewrites each node's config before its first start
+	// (a clusterOption sets it): a test's own deliberate misconfiguration.
+	amend func(h inventory.Host, text string) string
 }
+
+// clusterOption adjusts a test cluster after the passwords are chosen and
+// before the configs are written.
+type clusterOption func(c *testCluster)
 
 type testNode struct {
 	host   inventory.Host
@@ -147,7 +155,7 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-func startCluster(t *testing.T) *testCluster {
+func startCluster(t *testing.T, opts ...clusterOption) *testCluster {
 	t.Helper()
 	bin := testbin.NATSServer(t)
 	p := freePorts(t, 3)
@@ -164,10 +172,16 @@ func startCluster(t *testing.T) *testCluster {
 			c.hash[u.Name] = string(h)
 		}
 	}
+	for _, o := range opts {
+		o(c)
+	}
 	for _, h := range c.inv.Hosts {
 		n := &testNode{host: h, dir: t.TempDir()}
 		n.conf = filepath.Join(n.dir, "nats.conf")
 		n.text = c.config(h)
+		if c.amend != nil {
+			n.text = c.amend(h, n.text)
+		}
 		c.nodes = append(c.nodes, n)
 	}
 	for _, n := range c.nodes {
@@ -263,7 +277,8 @@ func (c *testCluster) stopAll() {
 
 // edit changes one node's config and reloads it (SIGHUP), then waits until
 // /varz reports the new config digest, since a reload is asynchronous and a
-// failed one is only logged.
+// failed one is only logged, and then until the cluster is whole again: a
+// reload can drop and re-establish routes, and the meta group follows.
 func (c *testCluster) edit(n *testNode, old, new string) {
 	c.t.Helper()
 	if !strings.Contains(n.text, old) {
@@ -282,6 +297,7 @@ func (c *testCluster) edit(n *testNode, old, new string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	c.waitReady(30 * time.Second)
 }
 
 type testVarz struct {
@@ -306,36 +322,102 @@ func (c *testCluster) getJSON(n *testNode, path string, v any) int {
 	return resp.StatusCode
 }
 
-// waitReady waits until every running node is healthy (/healthz is the
-// JetStream catch-up gate) and all agree on a meta leader.
+// routePool is nats-server's default cluster pool_size; the test config
+// sets none.
+const routePool = 3
+
+// waitReady waits until the running nodes form a whole cluster: each
+// answers /healthz 200 (the JetStream catch-up gate), has whole routes to
+// exactly the other running nodes (by remote_name), and names the same
+// running node as meta leader. It polls; the last state seen is in the
+// failure message.
 func (c *testCluster) waitReady(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		ready := true
-		leaders := map[string]bool{}
-		for _, n := range c.nodes {
-			if n.cmd == nil {
-				continue
-			}
-			var jsz struct {
-				Meta struct {
-					Leader string `json:"leader"`
-				} `json:"meta_cluster"`
-			}
-			if c.getJSON(n, "/healthz", nil) != 200 || c.getJSON(n, "/jsz", &jsz) != 200 || jsz.Meta.Leader == "" {
-				ready = false
-			}
-			leaders[jsz.Meta.Leader] = true
-		}
-		if ready && len(leaders) == 1 {
+		why := c.notReady()
+		if why == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("cluster not ready after %s", timeout)
+			c.t.Fatalf("cluster not ready after %s: %s", timeout, why)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// notReady says what keeps the running nodes from being a whole cluster,
+// or "" when nothing does.
+func (c *testCluster) notReady() string {
+	var running []string
+	for _, n := range c.nodes {
+		if n.cmd != nil {
+			running = append(running, n.host.Name)
+		}
+	}
+	leaders := map[string]bool{}
+	for _, n := range c.nodes {
+		if n.cmd == nil {
+			continue
+		}
+		if code := c.getJSON(n, "/healthz", nil); code != 200 {
+			return fmt.Sprintf("%s: /healthz %d", n.host.Name, code)
+		}
+		var rz struct {
+			Routes []struct {
+				RemoteName string `json:"remote_name"`
+				Account    string `json:"account"`
+			} `json:"routes"`
+		}
+		if code := c.getJSON(n, "/routez", &rz); code != 200 {
+			return fmt.Sprintf("%s: /routez %d", n.host.Name, code)
+		}
+		// A whole route to a peer is routePool pooled connections plus the
+		// system account's pinned one, which can come up last: until it
+		// does, system requests (server pings, the JetStream API's internal
+		// traffic) do not reach the peer.
+		pooled, pinned := map[string]int{}, map[string]bool{}
+		var peers []string
+		for _, r := range rz.Routes {
+			if !slices.Contains(peers, r.RemoteName) {
+				peers = append(peers, r.RemoteName)
+			}
+			switch r.Account {
+			case "":
+				pooled[r.RemoteName]++
+			case "SYS":
+				pinned[r.RemoteName] = true
+			}
+		}
+		want := slices.DeleteFunc(slices.Clone(running), func(o string) bool { return o == n.host.Name })
+		slices.Sort(peers)
+		if !slices.Equal(peers, want) {
+			return fmt.Sprintf("%s: routes to %v, want %v", n.host.Name, peers, want)
+		}
+		for _, o := range want {
+			if pooled[o] < routePool || !pinned[o] {
+				return fmt.Sprintf("%s: to %s %d of %d pooled routes, SYS route %v", n.host.Name, o, pooled[o], routePool, pinned[o])
+			}
+		}
+		var jsz struct {
+			Meta struct {
+				Leader string `json:"leader"`
+			} `json:"meta_cluster"`
+		}
+		if code := c.getJSON(n, "/jsz", &jsz); code != 200 || jsz.Meta.Leader == "" {
+			return fmt.Sprintf("%s: /jsz %d, no meta leader", n.host.Name, code)
+		}
+		// Right after a stop the others still name the stopped leader
+		// until they elect a new one.
+		if !slices.Contains(running, jsz.Meta.Leader) {
+			return fmt.Sprintf("%s: meta leader %s is not running", n.host.Name, jsz.Meta.Leader)
+		}
+		leaders[jsz.Meta.Leader] = true
+	}
+	if len(leaders) != 1 {
+		return fmt.Sprintf("nodes disagree on the meta leader: %v", leaders)
+	}
+	return ""
 }
 
 func (c *testCluster) options() Options {
