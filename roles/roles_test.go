@@ -10,6 +10,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
+	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -43,6 +44,7 @@ func (intruder) Name() string { return "intruder" }
 func (intruder) Hosts(inv *inventory.Inventory) []inventory.Host {
 	return inv.Hosts[:1]
 }
+func (intruder) Secrets(*inventory.Inventory) []secrets.Slot                        { return nil }
 func (intruder) Artifacts(*inventory.Inventory, string) ([]artifact.Release, error) { return nil, nil }
 func (i intruder) Desired(in role.Input) (desired.Host, error)                      { return i.d, nil }
 func (intruder) Verify(context.Context, role.Env) []report.Result                   { return nil }

@@ -6,7 +6,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/natsdeploy/natsdeploy/internal/contexts"
-	"github.com/natsdeploy/natsdeploy/internal/secrets"
+	"github.com/natsdeploy/natsdeploy/internal/deploy"
+	"github.com/natsdeploy/natsdeploy/roles"
 )
 
 // contextsCmd writes a natscli context per user. It needs no host: the
@@ -17,7 +18,7 @@ func contextsCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	sec, err := secrets.Open(inv)
+	sec, err := deploy.OpenSecrets(inv, roles.All)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ type Session struct {
 // host cannot be reached or authenticated, it closes the others and returns
 // an error naming every failed host: nothing has been changed anywhere.
 func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
-	sec, err := secrets.Open(inv)
+	sec, err := OpenSecrets(inv, rs)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +94,18 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	s := New(inv, rs, sec, conns, out)
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
+}
+
+// OpenSecrets opens the inventory's secrets file with every slot the roles
+// that run somewhere ask for.
+func OpenSecrets(inv *inventory.Inventory, rs []role.Role) (*secrets.Store, error) {
+	var slots []secrets.Slot
+	for _, r := range rs {
+		if len(r.Hosts(inv)) > 0 {
+			slots = append(slots, r.Secrets(inv)...)
+		}
+	}
+	return secrets.Open(inv, slots...)
 }
 
 // New makes a session over connections the caller opened.

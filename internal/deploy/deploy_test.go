@@ -20,6 +20,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
+	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -42,6 +43,7 @@ type svcRole struct {
 
 func (svcRole) Name() string                                    { return "svc" }
 func (svcRole) Hosts(inv *inventory.Inventory) []inventory.Host { return inv.Hosts }
+func (svcRole) Secrets(*inventory.Inventory) []secrets.Slot     { return nil }
 func (svcRole) Artifacts(*inventory.Inventory, string) ([]artifact.Release, error) {
 	return nil, nil
 }

@@ -28,6 +28,11 @@ type Role interface {
 	// of architecture arch (Go naming: "amd64"). The engine fetches and
 	// verifies each once per run and passes the result to Desired.
 	Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release, error)
+	// Secrets names the secrets the role needs beyond the NATS users and
+	// routes (a Grafana admin password, a surveyor credential): each is
+	// resolved before any host is touched, generated when absent, and
+	// kept in the secrets file. Role.Desired reads them from Input.Secrets.
+	Secrets(inv *inventory.Inventory) []secrets.Slot
 	// Desired is the role's part of one host's desired state.
 	Desired(in Input) (desired.Host, error)
 	// Verify adds the role's own checks to the report; the engine has

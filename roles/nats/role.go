@@ -11,6 +11,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/health"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
+	secretstore "github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats/verify"
 )
@@ -62,6 +63,9 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 		Setting: "nats.download_url",
 	}}, nil
 }
+
+// Secrets: the users' and the route's passwords are the store's own.
+func (Role) Secrets(*inventory.Inventory) []secretstore.Slot { return nil }
 
 func (Role) Desired(in role.Input) (desired.Host, error) {
 	b := in.Binary(ArtifactName, in.Inv.NATS.Version)
