@@ -11,11 +11,13 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
+	"github.com/natsdeploy/natsdeploy/roles/prometheus"
 )
 
-// All is every role, NATS first: the monitoring roles read it.
+// All is every role, NATS first: the monitoring roles watch it.
 var All = []role.Role{
 	nats.Role{},
+	prometheus.Role{},
 }
 
 // Check renders every host's desired state without artifacts or secrets

@@ -191,17 +191,7 @@ func TestQueriesMatchTheJSON(t *testing.T) {
 	}
 }
 
-// expand replaces Grafana's variables the way Grafana does before it sends
-// a query: "All" of a multi-value variable is the regex .*, and
-// $__rate_interval a duration.
-func expand(expr string) string {
-	return strings.NewReplacer(
-		"$__rate_interval", "1m",
-		"$instance", ".*",
-		"$account", ".*",
-		"$server", ".*",
-	).Replace(expr)
-}
+func expand(expr string) string { return Expand(expr) }
 
 // Every query parses with Prometheus's own parser, runs, and reads only
 // metric names and labels that the exporter, the surveyor or Prometheus
