@@ -118,6 +118,10 @@ func datasource() common.DataSourceRef {
 }
 
 func (s spec) render() ([]byte, error) {
+	// The classic dashboard JSON (schema v1), not the SDK's dashboardv2:
+	// file provisioning reads v1 in every Grafana a user may run, while v2
+	// is Grafana 12's newer schema that older releases cannot load.
+	//lint:ignore SA1019 v1 is deliberate, see above
 	b := dashboard.NewDashboardBuilder(s.title).
 		Uid(s.uid).
 		Description(s.description).

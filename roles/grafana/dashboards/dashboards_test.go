@@ -6,10 +6,12 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/natsdeploy/natsdeploy/files"
 	"github.com/natsdeploy/natsdeploy/internal/promtest"
 )
 
@@ -257,6 +259,45 @@ func TestQueriesParseAndUseUpstreamNames(t *testing.T) {
 		t.Errorf("an unbalanced query: %v, want HTTP 400 bad_data", err)
 	}
 	t.Logf("%d distinct metrics used; catalogue has %d", len(used), len(cat))
+}
+
+var word = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
+
+// The catalogue holds only names in use, so that a reviewer checks what
+// matters: every entry is read by a dashboard or by the alert rules.
+func TestCatalogueHasNoUnusedNames(t *testing.T) {
+	cat, err := promtest.LoadCatalog(filepath.Join("testdata", "metrics.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := files.FS.ReadFile("prometheus/rules/nats.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	texts := []string{string(rules)}
+	for _, s := range specs {
+		for _, v := range s.vars {
+			texts = append(texts, v.metric)
+		}
+		for _, r := range s.rows {
+			for _, p := range r.panels {
+				for _, tg := range p.targets {
+					texts = append(texts, tg.expr)
+				}
+			}
+		}
+	}
+	for _, text := range texts {
+		for _, w := range word.FindAllString(text, -1) {
+			used[w] = true
+		}
+	}
+	for name := range cat {
+		if !used[name] {
+			t.Errorf("%s is in testdata/metrics.txt but no dashboard or rule reads it", name)
+		}
+	}
 }
 
 func specByUID(uid string) spec {
