@@ -163,8 +163,10 @@ func TestLifecycle(t *testing.T) {
 		before := pids(t)
 		stop := watchHealth(t, hosts)
 		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
-		if most, seen := stop(); most > 1 {
-			t.Errorf("the nodes saw %d unhealthy at once during the roll (of %d polls); want at most 1", most, seen)
+		if most, seen, worst := stop(); most > 1 {
+			t.Errorf("%d nodes were down at once during the roll (%s; of %d polls); want at most 1", most, worst, seen)
+		} else {
+			t.Logf("at most %d node down at once over %d polls", most, seen)
 		}
 		for _, h := range hosts {
 			var v struct {
@@ -443,10 +445,13 @@ func killWhen(t *testing.T, inv string, cond func(out string) bool) {
 	t.Logf("killed apply after:\n%s", seen.String())
 }
 
-// healthz returns a node's /healthz status, 0 when it does not answer.
+// healthz returns a node's liveness (/healthz?js-enabled-only=true), 0
+// when it does not answer. Liveness, not the full /healthz: that one also
+// fails on a node that is up while one of its stream replicas catches up
+// with a peer that just restarted, which is every roll's normal course.
 func healthz(h lab.Host) int {
 	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + h.Address + ":8222/healthz")
+	resp, err := c.Get("http://" + h.Address + ":8222/healthz?js-enabled-only=true")
 	if err != nil {
 		return 0
 	}
@@ -454,18 +459,23 @@ func healthz(h lab.Host) int {
 	return resp.StatusCode
 }
 
-// watchHealth polls every node's /healthz until stop is called, which
-// returns the most nodes seen unhealthy in one round, and the rounds.
-func watchHealth(t *testing.T, hosts []lab.Host) (stop func() (most, rounds int)) {
+// watchHealth polls every node's liveness until stop is called, which
+// returns the most nodes seen down in one round, the rounds, and which
+// nodes those were.
+func watchHealth(t *testing.T, hosts []lab.Host) (stop func() (most, rounds int, worst string)) {
 	t.Helper()
+	type result struct {
+		most, rounds int
+		worst        string
+	}
 	quit := make(chan struct{})
-	result := make(chan [2]int)
+	done := make(chan result)
 	go func() {
-		most, rounds := 0, 0
+		var r result
 		for {
 			select {
 			case <-quit:
-				result <- [2]int{most, rounds}
+				done <- r
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
@@ -476,20 +486,22 @@ func watchHealth(t *testing.T, hosts []lab.Host) (stop func() (most, rounds int)
 				go func() { defer wg.Done(); codes[i] = healthz(h) }()
 			}
 			wg.Wait()
-			down := 0
-			for _, c := range codes {
+			var down []string
+			for i, c := range codes {
 				if c != 200 {
-					down++
+					down = append(down, fmt.Sprintf("%s %d", hosts[i].Name, c))
 				}
 			}
-			most = max(most, down)
-			rounds++
+			if len(down) > r.most {
+				r.most, r.worst = len(down), strings.Join(down, ", ")
+			}
+			r.rounds++
 		}
 	}()
-	return func() (int, int) {
+	return func() (int, int, string) {
 		close(quit)
-		r := <-result
-		return r[0], r[1]
+		r := <-done
+		return r.most, r.rounds, r.worst
 	}
 }
 
