@@ -62,7 +62,7 @@ type Release struct {
 	// Member is the path of the executable inside the archive; "" means
 	// the verified archive itself is the artifact (Grafana needs its whole
 	// release tree, unpacked on the host).
-	Member string
+	Member  string
 	Target  string // extracted-binary folder below the release folder, e.g. "linux-amd64"
 	Hint    string // where a user can fetch the files by hand
 	Setting string // the inventory key that enables downloads, for error messages
