@@ -235,4 +235,3 @@ func checkLogin(ctx context.Context, c *client, password string) error {
 	}
 	return nil
 }
-
