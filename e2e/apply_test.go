@@ -5,9 +5,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -141,6 +144,7 @@ func TestLifecycle(t *testing.T) {
 		if err != nil || ai.Limits.MaxStreams != 500 {
 			t.Errorf("ADMIN max_streams after reload = %+v, %v; want 500", ai, err)
 		}
+		checkStream(t, hosts, adminPw, 20)
 		base = changed
 	})
 
@@ -157,7 +161,24 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("plan:\n%s", plan)
 		}
 		before := pids(t)
+		stop := watchHealth(t, hosts)
 		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
+		if most, seen := stop(); most > 1 {
+			t.Errorf("the nodes saw %d unhealthy at once during the roll (of %d polls); want at most 1", most, seen)
+		}
+		for _, h := range hosts {
+			var v struct {
+				JetStream struct {
+					Config struct {
+						MaxStorage int64 `json:"max_storage"`
+					} `json:"config"`
+				} `json:"jetstream"`
+			}
+			monitor(t, h, "/varz", &v)
+			if v.JetStream.Config.MaxStorage != 5<<30 {
+				t.Errorf("%s: max_storage %d after the roll, want 5GB", h.Name, v.JetStream.Config.MaxStorage)
+			}
+		}
 		order := []int{
 			strings.Index(out, "[nats-1] restart nats-server.service (1 of rolling restart)"),
 			strings.Index(out, "[nats-1] nats-server.service restarted and healthy"),
@@ -236,12 +257,68 @@ func TestLifecycle(t *testing.T) {
 			replace(`max_streams = 1000`, `max_streams = 500`),
 			replace(`max_file_store = "4GB"`, `max_file_store = "6GB"`))
 		before := pids(t)
-		// Killed once the files are swapped in everywhere and the first node's
-		// restart has begun: the worst moment.
-		killAfter(t, changed, "[nats-1] restart nats-server.service (1 of rolling restart)")
+		// Killed while nats-1 is down in the middle of its restart: its
+		// MainPID has changed or its /healthz is not 200. The worst moment.
+		killWhen(t, changed, func(out string) bool {
+			if !strings.Contains(out, "[nats-1] restart nats-server.service (1 of rolling restart)") {
+				return false
+			}
+			pid := hostExec(t, hosts[0], "systemctl show -p MainPID --value nats-server.service")
+			return pid != strconv.Itoa(before["nats-1"]) || healthz(hosts[0]) != 200
+		})
+		// nats-2 and nats-3 were never restarted: each still owes it.
+		for _, h := range hosts[1:] {
+			if got := hostExec(t, h, "cat /var/lib/natsdeploy/pending-nats-server.service 2>/dev/null || echo none"); got != "restart" {
+				t.Errorf("%s: pending handler %q after the kill, want restart", h.Name, got)
+			}
+		}
 		plan := mustNatsdeploy(t, "plan", changed)
-		if !strings.Contains(plan, "restart nats-server.service") {
-			t.Errorf("after the kill, plan does not show the restarts still owed:\n%s", plan)
+		if strings.Count(plan, "restart nats-server.service") < 2 || strings.Contains(plan, "update /etc/nats/") {
+			t.Errorf("after the kill, plan should show only the restarts still owed:\n%s", plan)
+		}
+		mustNatsdeploy(t, "apply", "--no-verify", changed)
+		for _, h := range hosts {
+			if got := hostExec(t, h, "ls -a /etc/nats /usr/local/bin /var/lib/natsdeploy | grep -e natsdeploy-stage -e natsdeploy-new -e pending- || true"); got != "" {
+				t.Errorf("%s: left behind after the repair: %s", h.Name, got)
+			}
+		}
+		after := pids(t)
+		for h, p := range before {
+			if after[h] == p {
+				t.Errorf("%s never restarted into its new config (PID %d)", h, p)
+			}
+		}
+		if out := mustNatsdeploy(t, "plan", changed); !strings.Contains(out, "nothing to do") {
+			t.Errorf("not converged after the repair run:\n%s", out)
+		}
+		checkStream(t, hosts, adminPw, 20)
+		base = changed
+	})
+
+	t.Run("apply killed between commit and handlers is finished by the next", func(t *testing.T) {
+		changed := writeInventory(t, "killed2",
+			replace(`"dev.*", "logs.dev.*", "metrics.dev.*"`, `"dev.*", "logs.dev.*", "metrics.dev.*", "tools.dev.*"`),
+			replace(`log_max_size = "100MB"`, `log_max_size = "40MB"`),
+			replace(`max_streams = 1000`, `max_streams = 500`),
+			replace(`max_file_store = "4GB"`, `max_file_store = "6GB"`))
+		before := pids(t)
+		// The owed handler is written on every host before any file is
+		// swapped in; kill as soon as the last host shows it, before a
+		// restart is under way.
+		killWhen(t, changed, func(string) bool {
+			return hostExec(t, hosts[2], "cat /var/lib/natsdeploy/pending-nats-server.service 2>/dev/null || true") == "restart"
+		})
+		owed := 0
+		for _, h := range hosts {
+			if hostExec(t, h, "cat /var/lib/natsdeploy/pending-nats-server.service 2>/dev/null || true") == "restart" {
+				owed++
+			}
+		}
+		if owed < 2 {
+			t.Errorf("%d hosts record the restart they owe after the kill, want at least 2", owed)
+		}
+		if plan := mustNatsdeploy(t, "plan", changed); !strings.Contains(plan, "restart nats-server.service") {
+			t.Errorf("plan does not show the owed restarts:\n%s", plan)
 		}
 		mustNatsdeploy(t, "apply", "--no-verify", changed)
 		after := pids(t)
@@ -258,9 +335,11 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("R3 stream survives the loss of a node", func(t *testing.T) {
-		// Left stopped: the next apply must find and start it.
-		hostExec(t, hosts[2], "systemctl stop nats-server.service")
+		// Killed, not stopped: no lame duck, no flush. Then held down
+		// (stopped before systemd's restart) for the next apply to find.
+		hostExec(t, hosts[2], "kill -9 $(systemctl show -p MainPID --value nats-server.service) && sleep 0.5 && systemctl stop nats-server.service")
 		checkStream(t, hosts[:2], adminPw, 20)
+		checkReplicas(t, hosts[:2], 20)
 		nc := connect(t, hosts[0], "admin", adminPw)
 		js, _ := jetstream.New(nc)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -277,6 +356,8 @@ func TestLifecycle(t *testing.T) {
 		}
 		checkCluster(t, hosts)
 		checkStream(t, hosts, adminPw, 21)
+		// The killed node caught up: its own copy holds every message.
+		checkReplicas(t, hosts, 21)
 	})
 
 	t.Run("upgrade rolls the new nats-server in and keeps the stream", func(t *testing.T) {
@@ -307,11 +388,13 @@ func TestLifecycle(t *testing.T) {
 	})
 }
 
-// killAfter starts an apply and kills it (SIGKILL, no cleanup) as soon as
-// it prints marker.
-func killAfter(t *testing.T, inv, marker string) {
+// killWhen starts an apply and kills it (SIGKILL, no cleanup) as soon as
+// cond, asked after every chunk of output and every 50ms, holds.
+func killWhen(t *testing.T, inv string, cond func(out string) bool) {
 	t.Helper()
 	cmd := exec.Command(binary, "apply", "--no-verify", inv)
+	var mu sync.Mutex
+	var seen strings.Builder
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -321,23 +404,127 @@ func killAfter(t *testing.T, inv, marker string) {
 		t.Fatal(err)
 	}
 	pw.Close()
-	var seen strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := pr.Read(buf)
-		seen.Write(buf[:n])
-		if strings.Contains(seen.String(), marker) {
-			cmd.Process.Signal(syscall.SIGKILL)
-			break
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := pr.Read(buf)
+			mu.Lock()
+			seen.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
 		}
-		if err != nil {
-			cmd.Wait()
-			t.Fatalf("apply ended before %q:\n%s", marker, seen.String())
+	}()
+	deadline := time.Now().Add(5 * time.Minute)
+	killed := false
+	for !killed && time.Now().Before(deadline) {
+		select {
+		case <-done:
+			t.Fatalf("apply finished before the moment to kill it came:\n%s", seen.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		mu.Lock()
+		out := seen.String()
+		mu.Unlock()
+		if cond(out) {
+			cmd.Process.Signal(syscall.SIGKILL)
+			killed = true
 		}
 	}
 	cmd.Wait()
+	<-done
 	pr.Close()
+	if !killed {
+		t.Fatalf("the moment to kill apply never came:\n%s", seen.String())
+	}
 	t.Logf("killed apply after:\n%s", seen.String())
+}
+
+// healthz returns a node's /healthz status, 0 when it does not answer.
+func healthz(h lab.Host) int {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + h.Address + ":8222/healthz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// watchHealth polls every node's /healthz until stop is called, which
+// returns the most nodes seen unhealthy in one round, and the rounds.
+func watchHealth(t *testing.T, hosts []lab.Host) (stop func() (most, rounds int)) {
+	t.Helper()
+	quit := make(chan struct{})
+	result := make(chan [2]int)
+	go func() {
+		most, rounds := 0, 0
+		for {
+			select {
+			case <-quit:
+				result <- [2]int{most, rounds}
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			codes := make([]int, len(hosts))
+			var wg sync.WaitGroup
+			for i, h := range hosts {
+				wg.Add(1)
+				go func() { defer wg.Done(); codes[i] = healthz(h) }()
+			}
+			wg.Wait()
+			down := 0
+			for _, c := range codes {
+				if c != 200 {
+					down++
+				}
+			}
+			most = max(most, down)
+			rounds++
+		}
+	}()
+	return func() (int, int) {
+		close(quit)
+		r := <-result
+		return r[0], r[1]
+	}
+}
+
+// checkReplicas reads, from each node's own monitoring endpoint, the state
+// of its own copy of the stream: every node holds every message.
+func checkReplicas(t *testing.T, hosts []lab.Host, want uint64) {
+	t.Helper()
+	for _, h := range hosts {
+		eventually(t, time.Minute, h.Name+"'s replica current", func() error {
+			var jz struct {
+				Accounts []struct {
+					Name    string `json:"name"`
+					Streams []struct {
+						Name  string `json:"name"`
+						State struct {
+							Msgs    uint64 `json:"messages"`
+							LastSeq uint64 `json:"last_seq"`
+						} `json:"state"`
+					} `json:"stream_detail"`
+				} `json:"account_details"`
+			}
+			monitor(t, h, "/jsz?acc=ADMIN&streams=true", &jz)
+			for _, a := range jz.Accounts {
+				for _, s := range a.Streams {
+					if s.Name == stream {
+						if s.State.Msgs < want || s.State.LastSeq < want {
+							return fmt.Errorf("its copy has %d messages (last seq %d), want %d", s.State.Msgs, s.State.LastSeq, want)
+						}
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("no copy of %s on %s", stream, h.Name)
+		})
+	}
 }
 
 func connect(t *testing.T, h lab.Host, user, pw string) *nats.Conn {

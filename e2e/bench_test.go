@@ -8,11 +8,26 @@ import (
 	"testing"
 )
 
+// withoutMonitoring drops the [monitoring] section and everything after it
+// (lab.toml ends with it): the NATS cluster alone.
+func withoutMonitoring(s string) string {
+	if i := strings.Index(s, "\n[monitoring]"); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
 // BenchmarkNoopApply measures what an operator waits for when nothing has
-// changed: validate, connect to 3 hosts, lock, facts, plan, unlock. The
-// brief asks for about a second on the lab.
+// changed: validate, connect to 3 hosts, lock, facts, plan, unlock; for
+// the NATS cluster alone and for the whole stack the lab enables (one
+// facts command per host either way). Compare the two with
+// `make bench`: the whole stack must stay within 1.3x of NATS alone.
 func BenchmarkNoopApply(b *testing.B) {
-	inv := writeInventory(b, "bench")
+	b.Run("nats", func(b *testing.B) { benchNoop(b, writeInventory(b, "bench-nats", withoutMonitoring)) })
+	b.Run("stack", func(b *testing.B) { benchNoop(b, writeInventory(b, "bench")) })
+}
+
+func benchNoop(b *testing.B, inv string) {
 	if out, err := exec.Command(binary, "apply", "--no-verify", inv).CombinedOutput(); err != nil {
 		b.Fatalf("first apply: %v\n%s", err, out)
 	}

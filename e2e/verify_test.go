@@ -52,7 +52,9 @@ func verifyJSON(t *testing.T, inv string) (int, []verifyResult) {
 		if !r.OK && !r.Skipped {
 			failed = append(failed, r)
 		}
-		if r.Skipped && code == 0 {
+		// A dashboard panel whose source role the lab leaves disabled is
+		// skipped by design, saying so.
+		if r.Skipped && code == 0 && !strings.Contains(r.Seen, "is disabled") {
 			t.Errorf("verify skipped %s %s on a healthy cluster: %s", r.Check, r.Target, r.Seen)
 		}
 	}

@@ -8,7 +8,8 @@
 //     write down the handlers each host owes, then rename the staged files
 //     into place, daemon-reload, enable units.
 //  3. Handlers (see handlers.go): start stopped services together, reload
-//     where NATS can reload, and restart one node at a time.
+//     where a file's role says a reload is enough, and restart one host
+//     at a time.
 //
 // The handlers owed are written to the host before any file is swapped, so
 // a run killed between commit and handlers is finished by the next run.

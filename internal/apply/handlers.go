@@ -16,26 +16,27 @@ import (
 
 // Timeouts for the handlers; a field so tests and slow fleets can change them.
 type Timeouts struct {
-	Start  time.Duration // a cold start: all nodes must find each other
-	Health time.Duration // a restarted node to be healthy again
-	Reload time.Duration // a reload to show its new config digest
+	Start  time.Duration // a cold start: all hosts of a cluster must find each other
+	Health time.Duration // a restarted host to be ready again
+	Reload time.Duration // a reload to be confirmed
 }
 
-// DefaultTimeouts suit a VM fleet; JetStream catch-up on big streams may
-// need more.
+// DefaultTimeouts suit a VM fleet; a cluster that must catch up on a lot
+// of data after a restart may need more.
 var DefaultTimeouts = Timeouts{Start: 2 * time.Minute, Health: 2 * time.Minute, Reload: 20 * time.Second}
 
 // Logf reports progress for a host.
 type Logf func(host, format string, args ...any)
 
-// Handlers runs what the committed changes need, for every unit, across
-// the cluster:
-//   - stopped units start together, then wait for health together: after
-//     a full outage JetStream's meta group needs a quorum before any node
-//     is healthy, so starting one at a time and waiting would hang;
-//   - reloads (SIGHUP) run in parallel and are confirmed by config digest;
+// Handlers runs what the committed changes need, unit by unit, across
+// every host that runs it, with the gates each unit's role supplies:
+//   - stopped units start together, then wait to be ready together: a
+//     clustered service may need a quorum before any member is ready, so
+//     starting one at a time and waiting would hang;
+//   - reloads run in parallel, each confirmed by the unit's reload gate;
 //   - restarts roll one host at a time, each only while every other host
-//     is healthy, and each waits for its own host's /healthz.
+//     is ready, each waiting for its own host to be ready and then for
+//     the unit's cluster gate.
 func Handlers(ctx context.Context, targets []Target, to Timeouts, logf Logf) error {
 	units := unitsOf(targets)
 	for _, u := range units {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +34,26 @@ type Server struct {
 	client *http.Client
 }
 
-// Start runs Prometheus until the test ends.
+// Start runs Prometheus until the test ends, on an empty storage directory.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "")
+}
+
+// StartWithData runs Prometheus until the test ends on the existing storage
+// directory data, such as one Backfill wrote; Prometheus may add to it.
+func StartWithData(t testing.TB, data string) *Server {
+	t.Helper()
+	return start(t, data)
+}
+
+func start(t testing.TB, data string) *Server {
 	t.Helper()
 	bin := testbin.Find(t, "PROMETHEUS_BIN", "prometheus")
 	dir := t.TempDir()
+	if data == "" {
+		data = filepath.Join(dir, "data")
+	}
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 15s\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -46,7 +62,7 @@ func Start(t testing.TB) *Server {
 	var logs bytes.Buffer
 	cmd := exec.Command(bin,
 		"--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--storage.tsdb.path="+data,
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
@@ -138,6 +154,40 @@ func (s *Server) call(path string, form url.Values) (json.RawMessage, error) {
 // Query runs expr as an instant query now and returns the result's "data".
 func (s *Server) Query(expr string) (json.RawMessage, error) {
 	return s.call("/api/v1/query", url.Values{"query": {expr}})
+}
+
+// Sample is one series of an instant vector: its labels (with __name__
+// when the expression keeps it) and its value as Prometheus formats it.
+type Sample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+// QueryAt runs expr as an instant query at the time at and returns its
+// series; a result that is not an instant vector is an error.
+func (s *Server) QueryAt(expr string, at time.Time) ([]Sample, error) {
+	data, err := s.call("/api/v1/query", url.Values{
+		"query": {expr},
+		"time":  {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	if r.ResultType != "vector" {
+		return nil, fmt.Errorf("result type %s, want vector", r.ResultType)
+	}
+	var out []Sample
+	if err := json.Unmarshal(r.Result, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Parse parses expr with Prometheus's own parser (/api/v1/parse_query) and

@@ -27,9 +27,8 @@ type Result struct {
 	Duration time.Duration
 }
 
-// Report is the outcome of a whole verification, in a stable order: node
-// checks host by host, cluster, JetStream, system account, permissions
-// user by user, isolation account by account.
+// Report is the outcome of a whole verification, in a stable order: the
+// engine's host checks, then each role's checks in registry order.
 type Report struct {
 	Results []Result
 	Elapsed time.Duration

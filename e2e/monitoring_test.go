@@ -1,0 +1,171 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/lab"
+)
+
+// promGet calls Prometheus's API on the monitoring host (nats-1) directly:
+// it listens on the lab address like any scrape target would reach it.
+func promGet(t *testing.T, h lab.Host, path string, data any) {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + h.Address + ":9090" + path)
+	if err != nil {
+		t.Fatalf("prometheus %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || env.Status != "success" {
+		t.Fatalf("prometheus %s: %v %s", path, err, env.Status)
+	}
+	if err := json.Unmarshal(env.Data, data); err != nil {
+		t.Fatalf("prometheus %s: %v", path, err)
+	}
+}
+
+func promMetric(t *testing.T, h lab.Host, name string) float64 {
+	t.Helper()
+	out := hostExec(t, h, "curl -sf http://127.0.0.1:9090/metrics | grep '^"+name+" '")
+	f := strings.Fields(out)
+	v, err := strconv.ParseFloat(f[len(f)-1], 64)
+	if err != nil {
+		t.Fatalf("%s: %q", name, out)
+	}
+	return v
+}
+
+func promPID(t *testing.T, h lab.Host) string {
+	t.Helper()
+	pid := hostExec(t, h, "systemctl show -p MainPID --value prometheus.service")
+	if pid == "0" || pid == "" {
+		t.Fatalf("prometheus not running on %s", h.Name)
+	}
+	return pid
+}
+
+// TestPrometheus: the lab's monitoring host runs the real Prometheus,
+// scraping every target the lab inventory enables; its config passes
+// promtool on the host; a re-apply touches nothing; a scrape interval or
+// rule change is a reload confirmed by Prometheus's reload metrics, never
+// a restart.
+func TestPrometheus(t *testing.T) {
+	hosts := lab.Hosts()
+	mon := hosts[0] // inventory/lab.toml: [monitoring] host = "nats-1"
+	base := writeInventory(t, "prom")
+	out := mustNatsdeploy(t, "apply", base) // ends with verify, which checks targets, rules, alerts, queries
+	if !strings.Contains(out, "verify passed") {
+		t.Fatalf("apply did not end with a passing verify:\n%s", out)
+	}
+	for _, want := range []string{"prometheus/targets", "prometheus/rules", "prometheus/alerts", "dashboard/queries"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify report has no %s row", want)
+		}
+	}
+
+	t.Run("installed, hardened and checked on the host", func(t *testing.T) {
+		if got := hostExec(t, mon, "systemctl is-active prometheus.service; systemctl is-enabled prometheus.service"); got != "active\nenabled" {
+			t.Errorf("prometheus.service: %q", got)
+		}
+		if got := hostExec(t, mon, "ps -o user= -p $(systemctl show -p MainPID --value prometheus.service)"); got != "prometheus" {
+			t.Errorf("prometheus runs as %q", got)
+		}
+		hostExec(t, mon, "runuser -u prometheus -- /usr/local/bin/promtool check config /etc/prometheus/prometheus.yml")
+		if got := hostExec(t, mon, "stat -c '%U:%G %a' /etc/prometheus/prometheus.yml /etc/prometheus/nats.rules.yml /var/lib/prometheus"); got != "root:prometheus 640\nroot:prometheus 640\nprometheus:prometheus 750" {
+			t.Errorf("modes:\n%s", got)
+		}
+		for _, h := range hosts {
+			if h.Name != mon.Name && hostExec(t, h, "test -e /etc/prometheus && echo yes || echo no") != "no" {
+				t.Errorf("%s is not the monitoring host but has /etc/prometheus", h.Name)
+			}
+		}
+		// The rendered units pass systemd's own checker on a lab host.
+		hostExec(t, mon, "systemd-analyze verify /etc/systemd/system/prometheus.service /etc/systemd/system/nats-server.service /etc/systemd/system/nats-server-log.service")
+	})
+
+	t.Run("scrapes every enabled target, named by inventory host", func(t *testing.T) {
+		var data struct {
+			Active []struct {
+				Labels map[string]string `json:"labels"`
+				Health string            `json:"health"`
+			} `json:"activeTargets"`
+		}
+		eventually(t, time.Minute, "every target up", func() error {
+			promGet(t, mon, "/api/v1/targets?state=active", &data)
+			var seen []string
+			for _, a := range data.Active {
+				if a.Health != "up" {
+					return fmt.Errorf("%v is %s", a.Labels, a.Health)
+				}
+				seen = append(seen, a.Labels["job"]+"/"+a.Labels["instance"])
+			}
+			// The lab enables Prometheus only (see lab.toml): itself.
+			if !slices.Equal(seen, []string{"prometheus/nats-1"}) {
+				return fmt.Errorf("targets %v", seen)
+			}
+			return nil
+		})
+	})
+
+	t.Run("re-apply changes nothing", func(t *testing.T) {
+		pid := promPID(t, mon)
+		out := mustNatsdeploy(t, "apply", "--no-verify", base)
+		if !strings.Contains(out, "nothing to do") {
+			t.Errorf("re-apply changed something:\n%s", out)
+		}
+		if promPID(t, mon) != pid {
+			t.Error("prometheus restarted on a no-op apply")
+		}
+	})
+
+	t.Run("scrape interval and rules change: reload, no restart", func(t *testing.T) {
+		pid := promPID(t, mon)
+		before := promMetric(t, mon, "prometheus_config_last_reload_success_timestamp_seconds")
+		time.Sleep(1100 * time.Millisecond) // the metric has second resolution
+		changed := writeInventory(t, "prom-interval", replace(`scrape_interval = "5s"`, `scrape_interval = "6s"`))
+		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
+		if !strings.Contains(out, "[nats-1] reload prometheus.service") || !strings.Contains(out, "[nats-1] reload confirmed: reload metrics") ||
+			strings.Contains(out, "restart prometheus.service") {
+			t.Errorf("a scrape interval change should be a confirmed reload:\n%s", out)
+		}
+		if promPID(t, mon) != pid {
+			t.Error("prometheus restarted for a scrape interval change")
+		}
+		if after := promMetric(t, mon, "prometheus_config_last_reload_success_timestamp_seconds"); after <= before {
+			t.Errorf("reload timestamp %v, not after %v", after, before)
+		}
+		if got := hostExec(t, mon, "grep -c 'scrape_interval: 6s' /etc/prometheus/prometheus.yml"); got != "1" {
+			t.Errorf("new interval not on the host")
+		}
+		var cfg struct {
+			YAML string `json:"yaml"`
+		}
+		promGet(t, mon, "/api/v1/status/config", &cfg)
+		if !strings.Contains(cfg.YAML, "scrape_interval: 6s") {
+			t.Errorf("the running config has not the new interval")
+		}
+		// A rule file edited by hand is found and put back by a reload.
+		hostExec(t, mon, "sed -i 's/for: 1m/for: 2m/' /etc/prometheus/nats.rules.yml")
+		out = mustNatsdeploy(t, "apply", "--no-verify", changed)
+		if !strings.Contains(out, "update /etc/prometheus/nats.rules.yml") || !strings.Contains(out, "reload confirmed: reload metrics") {
+			t.Errorf("a changed rules file should be restored by a reload:\n%s", out)
+		}
+		if promPID(t, mon) != pid {
+			t.Error("prometheus restarted for a rules change")
+		}
+		mustNatsdeploy(t, "apply", "--no-verify", base)
+	})
+}
