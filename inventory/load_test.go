@@ -54,7 +54,7 @@ func TestLoadLab(t *testing.T) {
 		{"monitoring ports", []int{inv.Monitoring.Prometheus.Port, inv.Monitoring.Grafana.Port, inv.Monitoring.Exporter.Port, inv.Monitoring.Surveyor.Port},
 			[]int{9090, 3000, 7778, 7777}},
 		{"prometheus retention", inv.Monitoring.Prometheus.Retention, "15d"},
-		{"prometheus scrape_interval", inv.Monitoring.Prometheus.ScrapeInterval.D(), 15 * time.Second},
+		{"prometheus scrape_interval (lab.toml sets 5s)", inv.Monitoring.Prometheus.ScrapeInterval.D(), 5 * time.Second},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {

@@ -241,6 +241,17 @@ func (s ExporterSpec) On() bool { return s.Enabled == nil || *s.Enabled }
 // On reports whether the surveyor is deployed (nil Enabled: yes).
 func (s SurveyorSpec) On() bool { return s.Enabled == nil || *s.Enabled }
 
+// SurveyorUser is the NATS user natsdeploy adds to the system account for
+// nats-surveyor when the surveyor is deployed. NATS needs user names unique
+// across all accounts, so the inventory cannot use it then.
+const SurveyorUser = "surveyor"
+
+// RunsSurveyor reports whether the inventory deploys nats-surveyor, and so
+// whether the system account gets SurveyorUser.
+func (inv *Inventory) RunsSurveyor() bool {
+	return inv.Monitoring != nil && inv.Monitoring.Surveyor.On()
+}
+
 // MonitoringHost returns the host named by monitoring.host. False when the
 // inventory has no [monitoring] section (after Load the host always exists
 // when it has one).

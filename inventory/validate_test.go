@@ -651,6 +651,26 @@ func TestValidation(t *testing.T) {
 			edit: onMonHost(""),
 		},
 		{
+			name: "user named like the surveyor's, surveyor on",
+			edit: append(mon(`host = "n1"`), `  name = "sys"`, `  name = "surveyor"`),
+			at:   `name = "surveyor"`,
+			want: `accounts[0].users[0].name: "surveyor" is the user natsdeploy adds to the system account for nats-surveyor`,
+		},
+		{
+			name: "user named like the surveyor's in another account, surveyor on",
+			edit: append(mon(`host = "n1"`), `  name = "app"`, `  name = "surveyor"`),
+			at:   `name = "surveyor"`,
+			want: `accounts[1].users[0].name: "surveyor" is the user natsdeploy adds`,
+		},
+		{
+			name: "user named like the surveyor's, surveyor off",
+			edit: append(mon("host = \"n1\"\n[monitoring.surveyor]\nenabled = false"), `  name = "sys"`, `  name = "surveyor"`),
+		},
+		{
+			name: "user named like the surveyor's, no monitoring",
+			edit: []string{`  name = "sys"`, `  name = "surveyor"`},
+		},
+		{
 			name: "monitoring without host",
 			edit: mon(`artifact_dir = "cache"`),
 			at:   "[monitoring]",

@@ -10,13 +10,18 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
+	"github.com/natsdeploy/natsdeploy/roles/exporter"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
+	"github.com/natsdeploy/natsdeploy/roles/surveyor"
 	"github.com/natsdeploy/natsdeploy/roles/prometheus"
 )
 
-// All is every role, NATS first: the monitoring roles watch it.
+// All is every role, in the order their units start: NATS first, then
+// what watches it, Prometheus last so its first scrapes find its targets.
 var All = []role.Role{
 	nats.Role{},
+	exporter.Role{},
+	surveyor.Role{},
 	prometheus.Role{},
 }
 

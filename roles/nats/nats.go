@@ -37,6 +37,7 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/files"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	secretstore "github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -69,11 +70,39 @@ const (
 )
 
 // Secrets gives the role password hashes, never plaintext, except the
-// route password that route URLs must carry.
+// route password that route URLs must carry. SecretBcrypt is a named
+// slot's hash (SurveyorSlot's, for the surveyor's user).
 type Secrets interface {
 	BcryptHash(account, user string) (string, error)
 	RouteBcryptHash() (string, error)
 	RoutePassword() string
+	SecretBcrypt(name string) (string, error)
+}
+
+// SurveyorSlot is the surveyor's password: the nats role renders its hash
+// into the system account, the surveyor role hands the password to
+// nats-surveyor. Both roles ask for it, so it is resolved whichever of them
+// runs, and the secrets store accepts the identical request twice.
+var SurveyorSlot = secretstore.Slot{Name: inventory.SurveyorUser, Bcrypt: true}
+
+// SurveyorPermissions are what nats-surveyor (v0.9.x, surveyor/
+// collector_statz.go) sends with --jsz and --accounts: the server ping for
+// STATSZ (older releases spell it PING.STATSZ, the same answer), the JSZ
+// ping and the account STATZ ping, each answered on an inbox it subscribes
+// to. Nothing else: not $SYS.> (which would let it reload or kick clients
+// through $SYS.REQ.SERVER.<id>.*), no publishing outside these requests,
+// and no allow_responses since it answers nothing. --gatewayz, --raftz and
+// advisory listening are not used and so not allowed.
+func SurveyorPermissions() inventory.Permissions {
+	return inventory.Permissions{
+		PublishAllow: []string{
+			"$SYS.REQ.SERVER.PING",
+			"$SYS.REQ.SERVER.PING.STATSZ",
+			"$SYS.REQ.SERVER.PING.JSZ",
+			"$SYS.REQ.ACCOUNT.PING.STATZ",
+		},
+		SubscribeAllow: []string{"_INBOX.>"},
+	}
 }
 
 // Artifact is the verified nats-server binary on the control machine.
@@ -255,6 +284,17 @@ func Render(inv *inventory.Inventory, host inventory.Host, sec Secrets) (Rendere
 			}
 			p := u.Permissions()
 			ad.Users = append(ad.Users, userData{Name: u.Name, PasswordHash: hash, Permissions: &p})
+		}
+		if a.System && inv.RunsSurveyor() {
+			hash, err := sec.SecretBcrypt(SurveyorSlot.Name)
+			if err != nil {
+				return r, fmt.Errorf("password hash of the surveyor's user: %w", err)
+			}
+			if !isBcrypt(hash) {
+				return r, errors.New("the surveyor's password hash is not a bcrypt hash; refusing to write a password in clear")
+			}
+			p := SurveyorPermissions()
+			ad.Users = append(ad.Users, userData{Name: inventory.SurveyorUser, PasswordHash: hash, Permissions: &p})
 		}
 		accounts.Accounts = append(accounts.Accounts, ad)
 	}

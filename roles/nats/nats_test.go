@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ var testHashes = map[string]string{
 	"order-service":        "$2a$11$qnVQ3yqVeAYU3De6uyoMxOF74x4T9MmqjSWESFmD4jDg02BIDF4Z6",
 	"payment-service":      "$2a$11$wJmJNGUD5Gn/jNMVVMszCOH1KWj7Yi/2vZXUnTU4KQqWzqYRWeBd.",
 	"notification-service": "$2a$11$f4n55Pf3XwVua0M..cKH3.Lx4hotiYPqxNIBnnjCfvbn22Ok9FV32",
+	"surveyor":             "$2a$11$M6t8nhk6Emht4hYlUog35.hkg.qGfXhcxg8u2VDCy3ZiRSID4dhCC",
 }
 
 func testPassword(user string) string { return "test-password-" + user }
@@ -53,6 +55,14 @@ func (f fakeSecrets) BcryptHash(account, user string) (string, error) {
 
 func (f fakeSecrets) RouteBcryptHash() (string, error) { return f.routeHash, nil }
 func (f fakeSecrets) RoutePassword() string            { return f.routePassword }
+
+// SecretBcrypt: only the surveyor's slot exists in the fixture.
+func (f fakeSecrets) SecretBcrypt(name string) (string, error) {
+	if name != SurveyorSlot.Name {
+		return "", fmt.Errorf("no secret %q", name)
+	}
+	return testHashes["surveyor"], nil
+}
 
 var secrets = fakeSecrets{routePassword: testPassword("route"), routeHash: testHashes["route"]}
 
@@ -223,6 +233,8 @@ func TestChangeTouchesOnlyItsFile(t *testing.T) {
 		// TimeoutStopSec follows lame_duck_duration.
 		{"lame duck", func(inv *inventory.Inventory) { inv.NATS.LameDuckDuration = inventory.Duration(2 * time.Minute) }, []string{ConfigFile, Service}},
 		{"log dir", func(inv *inventory.Inventory) { inv.NATS.LogDir = "/srv/log/nats" }, []string{LoggingFile, Service, LogService}},
+		// The surveyor's user is an accounts change: a reload, no restart.
+		{"surveyor on", func(inv *inventory.Inventory) { inv.Monitoring = &inventory.Monitoring{Host: "nats-1"} }, []string{AccountsFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := changedFiles(t, tc.change)
@@ -440,5 +452,72 @@ func TestQuote(t *testing.T) {
 func TestDesiredNeedsBinary(t *testing.T) {
 	if _, err := Desired(fixture(), fixture().Hosts[0], secrets, Artifact{}); err == nil {
 		t.Error("no error without a binary")
+	}
+}
+
+// withSurveyor is the fixture with the surveyor deployed.
+func withSurveyor() *inventory.Inventory {
+	inv := fixture()
+	on := true
+	inv.Monitoring = &inventory.Monitoring{Host: "nats-1", Surveyor: inventory.SurveyorSpec{Enabled: &on}}
+	return inv
+}
+
+// The surveyor's user lands in the system account, with its slot's hash
+// and only the requests nats-surveyor makes; the golden shows the whole
+// accounts.conf, and the user is absent when the surveyor is off.
+func TestSurveyorUser(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		inv    *inventory.Inventory
+		golden string // "" : the user must be absent
+	}{
+		{"surveyor on", withSurveyor(), "accounts-surveyor.conf.golden"},
+		{"no monitoring", fixture(), ""},
+		{"surveyor off", func() *inventory.Inventory {
+			inv := withSurveyor()
+			off := false
+			inv.Monitoring.Surveyor.Enabled = &off
+			return inv
+		}(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mustRender(t, tc.inv, 0).Accounts
+			has := bytes.Contains(got, []byte(`user: "`+inventory.SurveyorUser+`"`))
+			if tc.golden == "" {
+				if has {
+					t.Fatalf("the surveyor's user is rendered though the surveyor does not run:\n%s", got)
+				}
+				return
+			}
+			if !has || !bytes.Contains(got, []byte(testHashes["surveyor"])) {
+				t.Fatalf("no surveyor user with its slot's hash:\n%s", got)
+			}
+			golden := filepath.Join("testdata", tc.golden)
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./roles/nats -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("accounts.conf differs from %s (run go test ./roles/nats -update if intended):\n%s", golden, got)
+			}
+		})
+	}
+}
+
+// The role asks for the surveyor's slot exactly when the surveyor runs, so
+// the hash it renders is always resolved.
+func TestSurveyorSlotRequested(t *testing.T) {
+	if got := (Role{}).Secrets(fixture()); len(got) != 0 {
+		t.Errorf("Secrets without monitoring = %v, want none", got)
+	}
+	if got := (Role{}).Secrets(withSurveyor()); len(got) != 1 || got[0] != SurveyorSlot {
+		t.Errorf("Secrets with the surveyor = %v, want [%v]", got, SurveyorSlot)
 	}
 }

@@ -90,6 +90,7 @@ func TestRealServerAcceptsConfig(t *testing.T) {
 		{"fixture", func(*inventory.Inventory) {}, secrets},
 		{"awkward route password", func(*inventory.Inventory) {}, fakeSecrets{awkwardRoute, awkwardRouteHash}},
 		{"single host", func(inv *inventory.Inventory) { inv.Hosts = inv.Hosts[:1] }, secrets},
+		{"surveyor user", func(inv *inventory.Inventory) { inv.Monitoring = &inventory.Monitoring{Host: "nats-1"} }, secrets},
 		{"account without quota limits and deny rules", func(inv *inventory.Inventory) {
 			inv.Accounts[2].JetStream = &inventory.AccountJetStream{}
 			inv.Accounts[2].Users[0].Deny = []string{"dev.secret"}

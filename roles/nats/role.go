@@ -64,8 +64,14 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 	}}, nil
 }
 
-// Secrets: the users' and the route's passwords are the store's own.
-func (Role) Secrets(*inventory.Inventory) []secretstore.Slot { return nil }
+// Secrets: the users' and the route's passwords are the store's own; the
+// surveyor's user, when the surveyor runs, needs its slot.
+func (Role) Secrets(inv *inventory.Inventory) []secretstore.Slot {
+	if inv.RunsSurveyor() {
+		return []secretstore.Slot{SurveyorSlot}
+	}
+	return nil
+}
 
 func (Role) Desired(in role.Input) (desired.Host, error) {
 	b := in.Binary(ArtifactName, in.Inv.NATS.Version)
@@ -85,6 +91,7 @@ const placeholderHash = "$2a$11$natsdeploy.placeholder.not.a.real.hash.xxxxxxxxx
 func (claimsOnly) BcryptHash(string, string) (string, error) { return placeholderHash, nil }
 func (claimsOnly) RouteBcryptHash() (string, error)          { return placeholderHash, nil }
 func (claimsOnly) RoutePassword() string                     { return "-" }
+func (claimsOnly) SecretBcrypt(string) (string, error)       { return placeholderHash, nil }
 
 // Verify runs the cluster verifier: nodes, routes, the JetStream meta
 // group, a replicated stream, every user's permissions, isolation,
