@@ -9,5 +9,5 @@ import "embed"
 // e.g. "nats/nats-server.conf.tmpl" or "prometheus/rules/nats.rules.yml".
 // Rule unit tests (*.rules.test.yml) stay out: hosts never need them.
 //
-//go:embed nats/*.tmpl exporter/*.tmpl surveyor/*.tmpl prometheus/*.tmpl prometheus/rules/*.rules.yml
+//go:embed nats/*.tmpl exporter/*.tmpl surveyor/*.tmpl prometheus/*.tmpl prometheus/rules/*.rules.yml grafana/*.tmpl grafana/*.sh
 var FS embed.FS

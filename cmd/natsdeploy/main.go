@@ -86,6 +86,7 @@ func newApp(out io.Writer) *cli.App {
 				},
 				Action: contextsCmd,
 			},
+			dashboardsCommand,
 		},
 	}
 }

@@ -49,8 +49,20 @@ type Release struct {
 	Tag     string // release folder, e.g. "v2.14.9"
 	Version string // reported in Binary.Version
 	Asset   string // archive file name (.tar.gz)
-	Sums    string // checksum file name, sha256sum format
-	Member  string // path of the executable inside the archive
+	// Sums is the checksum file's name: sha256sum format, or a bare hex
+	// digest when it is named Asset+".sha256" (Grafana's download site).
+	Sums string
+	// SHA256, when set, is the archive's expected hex digest and replaces
+	// the checksum file: for releases whose checksums are only published
+	// on a web page (Grafana 12.x+), taken from the inventory.
+	SHA256 string
+	// Flat says the download URL has no Tag folder: the archive is at
+	// BaseURL/Asset. The cache keeps the Tag folder either way.
+	Flat bool
+	// Member is the path of the executable inside the archive; "" means
+	// the verified archive itself is the artifact (Grafana needs its whole
+	// release tree, unpacked on the host).
+	Member  string
 	Target  string // extracted-binary folder below the release folder, e.g. "linux-amd64"
 	Hint    string // where a user can fetch the files by hand
 	Setting string // the inventory key that enables downloads, for error messages
@@ -75,13 +87,18 @@ var DefaultClient = &http.Client{Timeout: 10 * time.Minute}
 
 // Get returns the verified executable of r, downloading the archive and
 // checksum file into the cache first if they are missing and r.BaseURL is
-// set, and extracting the executable once.
+// set, and extracting the executable once. With no Member the verified
+// archive itself is returned.
 func Get(ctx context.Context, r Release) (Binary, error) {
 	relDir := filepath.Join(r.Dir, r.Name, r.Tag)
 	archive := filepath.Join(relDir, r.Asset)
-	sums := filepath.Join(relDir, r.Sums)
 
-	for _, f := range []string{r.Sums, r.Asset} {
+	need := []string{r.Sums, r.Asset}
+	wanted := r.Asset + " and " + r.Sums
+	if r.SHA256 != "" {
+		need, wanted = []string{r.Asset}, r.Asset
+	}
+	for _, f := range need {
 		p := filepath.Join(relDir, f)
 		if _, err := os.Stat(p); err == nil {
 			continue
@@ -89,15 +106,15 @@ func Get(ctx context.Context, r Release) (Binary, error) {
 			return Binary{}, fmt.Errorf("%s %s: %w", r.Name, r.Tag, err)
 		}
 		if r.BaseURL == "" {
-			return Binary{}, fmt.Errorf("%s %s: %s not found and downloads are off: put %s and %s in %s/ (from %s), or set %s",
-				r.Name, r.Tag, p, r.Asset, r.Sums, relDir, r.Hint, r.Setting)
+			return Binary{}, fmt.Errorf("%s %s: %s not found and downloads are off: put %s in %s/ (from %s), or set %s",
+				r.Name, r.Tag, p, wanted, relDir, r.Hint, r.Setting)
 		}
 		if err := download(ctx, r, f, p); err != nil {
 			return Binary{}, err
 		}
 	}
 
-	want, err := expectedSum(sums, r.Asset)
+	want, source, err := expected(r, relDir)
 	if err != nil {
 		return Binary{}, fmt.Errorf("%s %s: %w", r.Name, r.Tag, err)
 	}
@@ -107,7 +124,10 @@ func Get(ctx context.Context, r Release) (Binary, error) {
 	}
 	if got != want {
 		return Binary{}, fmt.Errorf("%s %s: checksum mismatch for %s: %s says %s, the file has %s; delete the file and fetch it again",
-			r.Name, r.Tag, archive, sums, want, got)
+			r.Name, r.Tag, archive, source, want, got)
+	}
+	if r.Member == "" {
+		return Binary{Path: archive, SHA256: got, Version: r.Version}, nil
 	}
 
 	bin, err := extractOnce(r, archive, got)
@@ -126,7 +146,11 @@ func download(ctx context.Context, r Release, name, dst string) error {
 	if err != nil {
 		return fmt.Errorf("%s %s: download URL %q: %w", r.Name, r.Tag, r.BaseURL, err)
 	}
-	u.Path = path.Join(u.Path, r.Tag, name)
+	if r.Flat {
+		u.Path = path.Join(u.Path, name)
+	} else {
+		u.Path = path.Join(u.Path, r.Tag, name)
+	}
 	src := u.String()
 
 	client := r.Client
@@ -171,14 +195,13 @@ func download(ctx context.Context, r Release, name, dst string) error {
 	}
 
 	if name == r.Asset {
-		sums := filepath.Join(filepath.Dir(dst), r.Sums)
-		want, err := expectedSum(sums, r.Asset)
+		want, source, err := expected(r, filepath.Dir(dst))
 		if err != nil {
 			return fmt.Errorf("download %s: %w", src, err)
 		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != want {
 			return fmt.Errorf("download %s: checksum mismatch: %s says %s, the download has %s; not cached",
-				src, sums, want, got)
+				src, source, want, got)
 		}
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
@@ -187,9 +210,25 @@ func download(ctx context.Context, r Release, name, dst string) error {
 	return nil
 }
 
+// expected returns the archive's expected digest and, for messages, where
+// it comes from: r.SHA256, or the checksum file in dir.
+func expected(r Release, dir string) (sum, source string, err error) {
+	if r.SHA256 != "" {
+		sum = strings.ToLower(r.SHA256)
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+			return "", "", fmt.Errorf("%q is not a sha256 digest", r.SHA256)
+		}
+		return sum, "the configured sha256", nil
+	}
+	p := filepath.Join(dir, r.Sums)
+	sum, err = expectedSum(p, r.Asset, r.Sums == r.Asset+".sha256")
+	return sum, p, err
+}
+
 // expectedSum reads the sha256 of asset from a sha256sum-style file
-// ("HEX  NAME" or "HEX *NAME" per line).
-func expectedSum(sumsPath, asset string) (string, error) {
+// ("HEX  NAME" or "HEX *NAME" per line). bare also accepts a line holding
+// only the digest, for a file that belongs to one asset by its name.
+func expectedSum(sumsPath, asset string, bare bool) (string, error) {
 	data, err := os.ReadFile(sumsPath)
 	if err != nil {
 		return "", err
@@ -197,6 +236,9 @@ func expectedSum(sumsPath, asset string) (string, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
+		if bare && len(fields) == 1 {
+			fields = append(fields, asset)
+		}
 		if len(fields) != 2 {
 			continue
 		}

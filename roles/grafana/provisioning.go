@@ -1,8 +1,12 @@
-// Package grafana is the Grafana role. For now it renders the provisioning
-// files Grafana reads at start: the Prometheus datasource, with the fixed
-// uid every natsdeploy dashboard names, and the dashboards provider that
-// loads the dashboard JSON files from a folder. Formats: Grafana's
-// "Provision Grafana" documentation, apiVersion 1.
+// Package grafana is the Grafana role: the official release tarball,
+// verified and unpacked on the monitoring host by the unit itself, a
+// hardened grafana.service, grafana.ini without secrets (those come from
+// root-only environment files), and the provisioning files Grafana reads at
+// start: the Prometheus datasource, with the fixed uid every natsdeploy
+// dashboard names, and the dashboards provider that loads the dashboard
+// JSON files from a folder. Formats: Grafana's "Provision Grafana"
+// documentation, apiVersion 1. WriteDashboards writes the same files for a
+// Grafana natsdeploy does not run.
 package grafana
 
 import (
