@@ -11,18 +11,21 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/exporter"
+	"github.com/natsdeploy/natsdeploy/roles/grafana"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
-	"github.com/natsdeploy/natsdeploy/roles/surveyor"
 	"github.com/natsdeploy/natsdeploy/roles/prometheus"
+	"github.com/natsdeploy/natsdeploy/roles/surveyor"
 )
 
 // All is every role, in the order their units start: NATS first, then
-// what watches it, Prometheus last so its first scrapes find its targets.
+// what watches it, Prometheus after them so its first scrapes find its
+// targets, and Grafana, which reads Prometheus, last.
 var All = []role.Role{
 	nats.Role{},
 	exporter.Role{},
 	surveyor.Role{},
 	prometheus.Role{},
+	grafana.Role{},
 }
 
 // Check renders every host's desired state without artifacts or secrets
