@@ -32,3 +32,18 @@ func (inv *Inventory) HostKey(name string) string {
 	}
 	return "hosts"
 }
+
+// ReleaseBase is where the release files of a monitoring project are
+// fetched from: its official release URL when download_url is unset, ""
+// (offline: artifact_dir only) when it is "", and otherwise the mirror's
+// folder for the project, laid out like the cache:
+// <download_url>/<project>/v<version>/<file>.
+func (m *Monitoring) ReleaseBase(project, official string) string {
+	switch {
+	case m.DownloadURL == nil:
+		return official
+	case *m.DownloadURL == "":
+		return ""
+	}
+	return *m.DownloadURL + "/" + project
+}

@@ -245,3 +245,20 @@ func TestProblemString(t *testing.T) {
 		}
 	}
 }
+
+func TestReleaseBase(t *testing.T) {
+	s := func(v string) *string { return &v }
+	for _, tc := range []struct {
+		url  *string
+		want string
+	}{
+		{nil, "https://example.invalid/official"},
+		{s(""), ""},
+		{s("https://mirror.example.invalid/releases"), "https://mirror.example.invalid/releases/nats-surveyor"},
+	} {
+		m := &Monitoring{DownloadURL: tc.url}
+		if got := m.ReleaseBase("nats-surveyor", "https://example.invalid/official"); got != tc.want {
+			t.Errorf("download_url %v: %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}

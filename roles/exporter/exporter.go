@@ -6,17 +6,12 @@
 package exporter
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
-	"text/template"
 
 	"github.com/natsdeploy/natsdeploy/files"
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
@@ -118,10 +113,7 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 	if a == "" {
 		return nil, fmt.Errorf("prometheus-nats-exporter %s: no Linux release for %s; set [monitoring.exporter] enabled = false for this inventory", tag, goarch)
 	}
-	url := ReleaseURL
-	if m.DownloadURL != nil {
-		url = *m.DownloadURL
-	}
+	url := m.ReleaseBase("prometheus-nats-exporter", ReleaseURL)
 	return []artifact.Release{{
 		Dir:     m.ArtifactDir,
 		BaseURL: url,
@@ -205,23 +197,6 @@ func RenderUnit(inv *inventory.Inventory) ([]byte, error) {
 	})
 }
 
-func render(name string, data any) ([]byte, error) {
-	t, err := template.New(path.Base(name)).Option("missingkey=error").ParseFS(files.FS, name)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return nil, fmt.Errorf("render %s: %w", name, err)
-	}
-	return b.Bytes(), nil
-}
-
-func sum(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
 func metricsURL(port int) string {
 	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/metrics"
 }
@@ -288,3 +263,7 @@ func checkMetrics(ctx context.Context, c *http.Client, url string) (bool, string
 	}
 	return true, fmt.Sprintf("%d %s samples", n, varzSeries)
 }
+
+func render(name string, data any) ([]byte, error) { return files.Render(name, data, nil) }
+
+func sum(b []byte) string { return files.SHA256(b) }

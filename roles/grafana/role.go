@@ -1,17 +1,13 @@
 package grafana
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"path"
 	"strconv"
 	"strings"
-	"text/template"
 
 	"github.com/natsdeploy/natsdeploy/files"
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
@@ -21,7 +17,6 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/grafana/dashboards"
-	"github.com/natsdeploy/natsdeploy/roles/prometheus"
 )
 
 // Fixed names and paths on the monitoring host. Everything Grafana reads
@@ -122,7 +117,7 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 	if err != nil {
 		return nil, fmt.Errorf("grafana %s: %w", g.Version, err)
 	}
-	base := prometheus.BaseURL(inv.Monitoring, "grafana", ReleaseURL)
+	base := inv.Monitoring.ReleaseBase("grafana", ReleaseURL)
 	rel := artifact.Release{
 		Dir:     inv.Monitoring.ArtifactDir,
 		BaseURL: base,
@@ -252,23 +247,6 @@ func envFile(key, value string) []byte {
 	return []byte(b.String())
 }
 
-func render(name string, data any) ([]byte, error) {
-	t, err := template.New(path.Base(name)).Option("missingkey=error").ParseFS(files.FS, name)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return nil, fmt.Errorf("render %s: %w", name, err)
-	}
-	return b.Bytes(), nil
-}
-
-func sum(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
 // placeholder stands in for a secret when the engine renders only to see
 // what each role claims on a host.
 const placeholder = "-"
@@ -360,3 +338,7 @@ func (Role) Verify(ctx context.Context, env role.Env) []report.Result {
 	}
 	return out
 }
+
+func render(name string, data any) ([]byte, error) { return files.Render(name, data, nil) }
+
+func sum(b []byte) string { return files.SHA256(b) }

@@ -21,9 +21,6 @@
 package nats
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -397,18 +394,6 @@ var funcs = template.FuncMap{
 	"list": list,
 }
 
-func render(name string, data any) ([]byte, error) {
-	t, err := template.New(path.Base(name)).Funcs(funcs).Option("missingkey=error").ParseFS(files.FS, name)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return nil, fmt.Errorf("render %s: %w", name, err)
-	}
-	return b.Bytes(), nil
-}
-
 // quote writes s as a double-quoted nats-server config string. Quoting
 // every value matters: unquoted, "$SYS.>" or a "$2a$..." hash would be read
 // as a variable reference. Inside double quotes nats-server expands no
@@ -446,7 +431,6 @@ func isBcrypt(s string) bool {
 	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
 }
 
-func sum(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
+func render(name string, data any) ([]byte, error) { return files.Render(name, data, funcs) }
+
+func sum(b []byte) string { return files.SHA256(b) }

@@ -1,16 +1,12 @@
 package prometheus
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"net"
 	"path"
 	"strconv"
-	"text/template"
 
 	"github.com/natsdeploy/natsdeploy/files"
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
@@ -70,19 +66,6 @@ func (Role) Hosts(inv *inventory.Inventory) []inventory.Host {
 
 func (Role) Secrets(*inventory.Inventory) []secrets.Slot { return nil }
 
-// BaseURL is where a monitoring artifact of project is fetched from: the
-// project's release URL, a mirror laid out <project>/v<version>/<file>, or
-// "" when downloads are off.
-func BaseURL(m *inventory.Monitoring, project, official string) string {
-	switch {
-	case m.DownloadURL == nil:
-		return official
-	case *m.DownloadURL == "":
-		return ""
-	}
-	return *m.DownloadURL + "/" + project
-}
-
 // Artifacts: one release archive, two executables. Layout under
 // artifact_dir, the same as below the release URL:
 //
@@ -100,7 +83,7 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 	base := fmt.Sprintf("prometheus-%s.linux-%s", p.Version, a)
 	rel := artifact.Release{
 		Dir:     inv.Monitoring.ArtifactDir,
-		BaseURL: BaseURL(inv.Monitoring, "prometheus", ReleaseURL),
+		BaseURL: inv.Monitoring.ReleaseBase("prometheus", ReleaseURL),
 		Name:    "prometheus",
 		Tag:     "v" + p.Version,
 		Version: p.Version,
@@ -169,23 +152,6 @@ func Render(inv *inventory.Inventory, self inventory.Host) (Rendered, error) {
 	return r, err
 }
 
-func render(name string, data any) ([]byte, error) {
-	t, err := template.New(path.Base(name)).Option("missingkey=error").ParseFS(files.FS, name)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return nil, fmt.Errorf("render %s: %w", name, err)
-	}
-	return b.Bytes(), nil
-}
-
-func sum(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
 func (Role) Desired(in role.Input) (desired.Host, error) {
 	p := in.Inv.Monitoring.Prometheus
 	r, err := Render(in.Inv, in.Host)
@@ -247,3 +213,7 @@ func (Role) Verify(ctx context.Context, env role.Env) []report.Result {
 	}
 	return out
 }
+
+func render(name string, data any) ([]byte, error) { return files.Render(name, data, nil) }
+
+func sum(b []byte) string { return files.SHA256(b) }

@@ -12,19 +12,14 @@
 package surveyor
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
-	"text/template"
 
 	"github.com/natsdeploy/natsdeploy/files"
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
@@ -116,10 +111,7 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 	if a == "" {
 		return nil, fmt.Errorf("nats-surveyor %s: no Linux release for %s; set [monitoring.surveyor] enabled = false for this inventory", tag, goarch)
 	}
-	url := ReleaseURL
-	if m.DownloadURL != nil {
-		url = *m.DownloadURL
-	}
+	url := m.ReleaseBase(ArtifactName, ReleaseURL)
 	base := fmt.Sprintf("%s-%s-linux-%s", ArtifactName, tag, a)
 	return []artifact.Release{{
 		Dir:     m.ArtifactDir,
@@ -275,23 +267,6 @@ func yamlString(s string) string {
 	return string(b)
 }
 
-func render(name string, data any) ([]byte, error) {
-	t, err := template.New(path.Base(name)).Option("missingkey=error").ParseFS(files.FS, name)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return nil, fmt.Errorf("render %s: %w", name, err)
-	}
-	return b.Bytes(), nil
-}
-
-func sum(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
 func metricsURL(port int) string {
 	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/metrics"
 }
@@ -399,3 +374,7 @@ func checkServers(ctx context.Context, c *http.Client, url string, want int) (bo
 	}
 	return true, fmt.Sprintf("nats_survey_surveyed_count %g", got)
 }
+
+func render(name string, data any) ([]byte, error) { return files.Render(name, data, nil) }
+
+func sum(b []byte) string { return files.SHA256(b) }
