@@ -3,9 +3,12 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,5 +170,152 @@ func TestPrometheus(t *testing.T) {
 			t.Error("prometheus restarted for a rules change")
 		}
 		mustNatsdeploy(t, "apply", "--no-verify", base)
+	})
+
+	t.Run("user rule files: reloaded when valid, refused with nothing swapped in when promtool rejects them", func(t *testing.T) {
+		// rule_files takes paths on the control machine; writeInventory
+		// only makes ../.lab/ paths absolute, so this one is absolute.
+		local := filepath.Join(workDir, "e2e.rules.yml")
+		const good = "groups:\n  - name: e2e-user\n    rules:\n      - alert: E2EUserRuleNeverFires\n        expr: up{job=\"prometheus\"} < 0\n        for: 1m\n"
+		const bad = "groups:\n  - name: e2e-user\n    rules:\n      - alert: E2EUserRuleNeverFires\n        expr: rate(up[5m]\n        for: 1m\n"
+		writeRules := func(content string) {
+			t.Helper()
+			if err := os.WriteFile(local, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const onHost = "/etc/prometheus/user-e2e.rules.yml"
+		inv := writeInventory(t, "prom-userrules", replace(`scrape_interval = "5s"`, fmt.Sprintf("scrape_interval = \"5s\"\nrule_files = [%q]", local)))
+		// ruleGroups lists the rule groups Prometheus has loaded, as
+		// "group/rule health".
+		ruleGroups := func() []string {
+			var data struct {
+				Groups []struct {
+					Name  string `json:"name"`
+					Rules []struct {
+						Name   string `json:"name"`
+						Health string `json:"health"`
+					} `json:"rules"`
+				} `json:"groups"`
+			}
+			promGet(t, mon, "/api/v1/rules", &data)
+			var out []string
+			for _, g := range data.Groups {
+				for _, r := range g.Rules {
+					out = append(out, g.Name+"/"+r.Name+" "+r.Health)
+				}
+			}
+			return out
+		}
+		hasUserRule := func() bool {
+			return slices.ContainsFunc(ruleGroups(), func(s string) bool { return strings.HasPrefix(s, "e2e-user/E2EUserRuleNeverFires ") })
+		}
+		// hostState is everything in /etc/prometheus (leftovers included)
+		// with its sha256, owner, mode and mtime.
+		hostState := func() string {
+			return hostExec(t, mon, "cd /etc/prometheus && ls -A && sha256sum prometheus.yml *.rules.y*ml && stat -c '%n %U:%G %a %Y' prometheus.yml *.rules.y*ml")
+		}
+		reloadTime := func() float64 {
+			return promMetric(t, mon, "prometheus_config_last_reload_success_timestamp_seconds")
+		}
+
+		// (1) A valid rule file: created beside natsdeploy's rules,
+		// listed in rule_files, loaded by a confirmed reload.
+		writeRules(good)
+		pid, before := promPID(t, mon), reloadTime()
+		time.Sleep(1100 * time.Millisecond) // the metric has second resolution
+		out := mustNatsdeploy(t, "apply", "--no-verify", inv)
+		if !strings.Contains(out, "create "+onHost) || !strings.Contains(out, "update /etc/prometheus/prometheus.yml") ||
+			!strings.Contains(out, "[nats-1] reload prometheus.service") || !strings.Contains(out, "[nats-1] reload confirmed: reload metrics") ||
+			strings.Contains(out, "restart prometheus.service") {
+			t.Errorf("a new user rule file should be created and loaded by a confirmed reload:\n%s", out)
+		}
+		if promPID(t, mon) != pid {
+			t.Error("prometheus restarted for a user rule file")
+		}
+		if after := reloadTime(); after <= before {
+			t.Errorf("reload timestamp %v, not after %v", after, before)
+		}
+		if got, want := hostExec(t, mon, "stat -c '%U:%G %a' "+onHost+"; sha256sum <"+onHost), fmt.Sprintf("root:prometheus 640\n%x  -", sha256.Sum256([]byte(good))); got != want {
+			t.Errorf("user rule file on the host: %q", got)
+		}
+		if got := hostExec(t, mon, "grep -cx '  - user-e2e.rules.yml' /etc/prometheus/prometheus.yml"); got != "1" {
+			t.Errorf("prometheus.yml lists the user rule file %s times", got)
+		}
+		eventually(t, 30*time.Second, "the user rule loaded", func() error {
+			if !hasUserRule() {
+				return fmt.Errorf("rules %v", ruleGroups())
+			}
+			return nil
+		})
+
+		// (2) The same file, now with an expression Prometheus cannot
+		// parse: promtool on the host refuses the staged config, nothing
+		// is swapped in, Prometheus is neither reloaded nor restarted.
+		writeRules(bad)
+		state, pid, before := hostState(), promPID(t, mon), reloadTime()
+		time.Sleep(1100 * time.Millisecond) // a reload would now show a newer timestamp
+		out, code := natsdeploy(t, "apply", "--no-verify", inv)
+		if code == 0 {
+			t.Fatalf("apply accepted a rule file promtool rejects:\n%s", out)
+		}
+		for _, want := range []string{"rejected, nothing was swapped in", "user-e2e.rules.yml", "could not parse expression"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the refusal does not say %q:\n%s", want, out)
+			}
+		}
+		// The plan line "reload prometheus.service (SIGHUP, ...)" is shown
+		// before staging; what must be missing is its execution.
+		if strings.Contains(out, "reload confirmed") || strings.Contains(out, "restart prometheus.service") {
+			t.Errorf("a refused rule file touched the service:\n%s", out)
+		}
+		if got := hostState(); got != state {
+			t.Errorf("/etc/prometheus changed although the rule file was refused:\nbefore:\n%s\nafter:\n%s", state, got)
+		}
+		if got := hostExec(t, mon, "test -e /etc/prometheus/.natsdeploy-stage && echo left || echo gone"); got != "gone" {
+			t.Error("the staging dir was left behind")
+		}
+		if promPID(t, mon) != pid {
+			t.Error("prometheus restarted after a refused rule file")
+		}
+		if after := reloadTime(); after != before {
+			t.Errorf("prometheus reloaded after a refused rule file: %v -> %v", before, after)
+		}
+		if promMetric(t, mon, "prometheus_config_last_reload_successful") != 1 || !hasUserRule() {
+			t.Errorf("prometheus no longer runs the last good config: rules %v", ruleGroups())
+		}
+
+		// (3) The valid file again: the host already has it, so nothing
+		// to do. Then the base inventory: rule_files no longer lists it and
+		// Prometheus drops its rules by a reload; natsdeploy never removes
+		// a file it stops managing, so the file stays on disk, unloaded.
+		writeRules(good)
+		if out := mustNatsdeploy(t, "apply", "--no-verify", inv); !strings.Contains(out, "nothing to do") {
+			t.Errorf("the valid file again should change nothing:\n%s", out)
+		}
+		pid = promPID(t, mon)
+		out = mustNatsdeploy(t, "apply", "--no-verify", base)
+		if !strings.Contains(out, "update /etc/prometheus/prometheus.yml") || !strings.Contains(out, "[nats-1] reload confirmed: reload metrics") ||
+			strings.Contains(out, "restart prometheus.service") {
+			t.Errorf("dropping rule_files should be a confirmed reload:\n%s", out)
+		}
+		if promPID(t, mon) != pid {
+			t.Error("prometheus restarted when rule_files was dropped")
+		}
+		if got := hostExec(t, mon, "grep -c user- /etc/prometheus/prometheus.yml || true"); got != "0" {
+			t.Errorf("prometheus.yml still names a user rule file (%s lines)", got)
+		}
+		if got := hostExec(t, mon, "test -f "+onHost+" && echo kept || echo removed"); got != "kept" {
+			t.Errorf("the README says a user rule file that is no longer listed stays on the host; it was %s", got)
+		}
+		eventually(t, 30*time.Second, "the user rule unloaded", func() error {
+			if hasUserRule() {
+				return fmt.Errorf("rules %v", ruleGroups())
+			}
+			return nil
+		})
+		if out := mustNatsdeploy(t, "apply", "--no-verify", base); !strings.Contains(out, "nothing to do") {
+			t.Errorf("re-applying the base inventory should change nothing, the leftover file included:\n%s", out)
+		}
 	})
 }

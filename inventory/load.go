@@ -60,7 +60,7 @@ const (
 // LoadOptions change how Load checks the inventory.
 type LoadOptions struct {
 	// SkipFileChecks skips the checks that look at local files named by the
-	// inventory (SSH identity files, known_hosts), for tests and for
+	// inventory (SSH identity files, known_hosts, Prometheus rule files), for tests and for
 	// commands that never connect, on a machine where those files are not.
 	// Everything else is still checked.
 	SkipFileChecks bool
@@ -289,6 +289,9 @@ func (v *validator) monitoringDefaults() {
 	defStr(&pr.Retention, "monitoring.prometheus.retention", DefaultRetention)
 	if !v.defined["monitoring.prometheus.scrape_interval"] {
 		pr.ScrapeInterval = DefaultScrapeInterval
+	}
+	for i, f := range pr.RuleFiles {
+		pr.RuleFiles[i] = v.localPath(keyPath("monitoring.prometheus.rule_files", i), f)
 	}
 }
 

@@ -3,6 +3,8 @@
 // Inventory value this package returns and never re-reads the file.
 package inventory
 
+import "path/filepath"
+
 // Inventory is one deployment: the hosts, how to reach them, the NATS
 // cluster to build on them and the tenants it serves.
 type Inventory struct {
@@ -194,7 +196,22 @@ type PrometheusSpec struct {
 	// ScrapeInterval is the global scrape_interval. Default 15s, at least
 	// 1s; render it with Duration.Prometheus.
 	ScrapeInterval Duration `toml:"scrape_interval"`
+	// RuleFiles are the operator's own alert and recording rule files, on
+	// the control machine (absolute after Load, relative paths anchored at
+	// the inventory's folder). Each is deployed beside natsdeploy's rules
+	// under "user-" + its base name, which must therefore be unique, and
+	// checked by promtool on the host with the config before any of them
+	// replaces the running ones. natsdeploy never parses them.
+	RuleFiles []string `toml:"rule_files"`
 }
+
+// UserRulePrefix starts the name every rule_files entry is deployed under,
+// so no operator's file can replace natsdeploy's own rules.
+const UserRulePrefix = "user-"
+
+// UserRuleName is the file name a rule_files entry gets on the monitoring
+// host, beside natsdeploy's rules: UserRulePrefix and its base name.
+func UserRuleName(localPath string) string { return UserRulePrefix + filepath.Base(localPath) }
 
 // GrafanaSpec is Grafana on the monitoring host.
 type GrafanaSpec struct {

@@ -648,8 +648,66 @@ func (v *validator) checkMonitoring() {
 		v.add("monitoring.prometheus.scrape_interval", "%s has a fraction of a millisecond, which Prometheus cannot express; round it", si)
 	}
 
+	v.checkRuleFiles(p)
 	v.checkGrafana(&m.Grafana)
 	v.checkMonitoringPorts(m)
+}
+
+// MaxRuleFileSize is the largest rule file rule_files may name: far above
+// any hand-written rules, far below what would slow an apply down.
+const MaxRuleFileSize = 1 << 20
+
+// ruleFileNameRe is what a rule file's base name may look like. Prometheus
+// expands rule_files entries as globs, and the name goes into a YAML list
+// and shell commands, so it is kept to characters that need no quoting
+// anywhere.
+var ruleFileNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$`)
+
+// checkRuleFiles checks the operator's rule files: names that deploy to
+// distinct, plain file names, and (with file checks) readable regular
+// files of a sane size. Their content is promtool's to judge, on the host.
+func (v *validator) checkRuleFiles(p *PrometheusSpec) {
+	seen := map[string]int{}
+	for i, f := range p.RuleFiles {
+		key := keyPath("monitoring.prometheus.rule_files", i)
+		base := filepath.Base(f)
+		if !ruleFileNameRe.MatchString(base) {
+			v.add(key, "%q: a rule file's name must end in .yml or .yaml and use only letters, digits, '.', '_' and '-' "+
+				"(Prometheus reads rule_files as globs); rename the file", base)
+			continue
+		}
+		if j, ok := seen[base]; ok {
+			v.add(key, "%s has the same file name as rule_files[%d] (%s); both would be deployed as %s, so rename one",
+				f, j, p.RuleFiles[j], UserRuleName(f))
+			continue
+		}
+		seen[base] = i
+		if v.opts.SkipFileChecks || !p.On() {
+			continue
+		}
+		// Stat before opening: opening a FIFO would block.
+		fi, err := os.Stat(f)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			v.add(key, "rule file %s does not exist; fix the path (relative paths are relative to the inventory's folder)", f)
+			continue
+		case err != nil:
+			v.add(key, "rule file %s cannot be read (%v); fix its owner or mode", f, unwrapPathError(err))
+			continue
+		case !fi.Mode().IsRegular():
+			v.add(key, "rule file %s is not a regular file; name a Prometheus rule file", f)
+			continue
+		case fi.Size() > MaxRuleFileSize:
+			v.add(key, "rule file %s is %d bytes, more than the %d a rule file may have; split it into several", f, fi.Size(), MaxRuleFileSize)
+			continue
+		}
+		fh, err := os.Open(f)
+		if err != nil {
+			v.add(key, "rule file %s cannot be read (%v); fix its owner or mode", f, unwrapPathError(err))
+			continue
+		}
+		fh.Close()
+	}
 }
 
 func (v *validator) checkMonitoringHost(name string) {

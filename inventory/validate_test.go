@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -109,6 +110,31 @@ func TestValidation(t *testing.T) {
 	knownHosts := filepath.Join(tmp, "known_hosts")
 	if err := os.WriteFile(knownHosts, nil, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	rules := filepath.Join(tmp, "alerts", "my.rules.yml")
+	otherRules := filepath.Join(tmp, "other", "my.rules.yml")
+	yamlRules := filepath.Join(tmp, "other", "b.yaml")
+	bigRules := filepath.Join(tmp, "big.yml")
+	for _, f := range []struct {
+		path string
+		size int
+	}{{rules, 10}, {otherRules, 10}, {yamlRules, 10}, {bigRules, MaxRuleFileSize}, {bigRules + "x.yml", MaxRuleFileSize + 1}} {
+		os.MkdirAll(filepath.Dir(f.path), 0o755)
+		if err := os.WriteFile(f.path, bytes.Repeat([]byte("#"), f.size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// trustHosts spares the cases that check files a known_hosts file.
+	trustHosts := []string{`user = "deploy"`, "user = \"deploy\"\naccept_new_host_keys = true"}
+	rulesDir := filepath.Join(tmp, "dir.yml")
+	os.Mkdir(rulesDir, 0o755)
+	// ruleFiles sets [monitoring.prometheus] rule_files, one entry a line.
+	ruleFiles := func(paths ...string) []string {
+		body := "host = \"n1\"\n[monitoring.prometheus]\nrule_files = [\n"
+		for _, p := range paths {
+			body += fmt.Sprintf("  %q,\n", p)
+		}
+		return mon(body + "]")
 	}
 	t.Setenv("TEST_SHORT_PW", "short")
 	t.Setenv("TEST_SEED_PW", "cluster_pass_123")
@@ -950,6 +976,59 @@ func TestValidation(t *testing.T) {
 			fileChecks: true,
 		},
 		{
+			name:       "rule file missing, relative to the inventory",
+			edit:       ruleFiles(rules, "alerts/nope.yml"),
+			at:         "alerts/nope.yml",
+			want:       "monitoring.prometheus.rule_files[1]: rule file " + filepath.Join(mustAbs(t, "alerts"), "nope.yml") + " does not exist; fix the path",
+			fileChecks: true,
+		},
+		{
+			name:       "rule file is a directory",
+			edit:       ruleFiles(rulesDir),
+			at:         rulesDir,
+			want:       "monitoring.prometheus.rule_files[0]: rule file " + rulesDir + " is not a regular file",
+			fileChecks: true,
+		},
+		{
+			name:       "rule file too big",
+			edit:       ruleFiles(bigRules, bigRules+"x.yml"),
+			at:         bigRules + "x.yml",
+			want:       fmt.Sprintf("monitoring.prometheus.rule_files[1]: rule file %sx.yml is %d bytes, more than the %d", bigRules, MaxRuleFileSize+1, MaxRuleFileSize),
+			fileChecks: true,
+		},
+		{
+			name: "rule files with the same name",
+			edit: ruleFiles(rules, otherRules),
+			at:   otherRules,
+			want: "monitoring.prometheus.rule_files[1]: " + otherRules + " has the same file name as rule_files[0] (" + rules + "); both would be deployed as user-my.rules.yml, so rename one",
+		},
+		{
+			name: "rule file not yaml",
+			edit: ruleFiles("alerts/my.rules"),
+			at:   "alerts/my.rules",
+			want: `monitoring.prometheus.rule_files[0]: "my.rules": a rule file's name must end in .yml or .yaml`,
+		},
+		{
+			name: "rule file name with a glob character",
+			edit: ruleFiles("alerts/*.yml"),
+			at:   "alerts/*.yml",
+			want: `monitoring.prometheus.rule_files[0]: "*.yml": a rule file's name must end in .yml or .yaml and use only letters, digits`,
+		},
+		{
+			name: "rule file checks skipped",
+			edit: ruleFiles("alerts/nope.yml", "alerts/nope.yaml"),
+		},
+		{
+			name:       "rule file checks skipped when prometheus is off",
+			edit:       append(mon("host = \"n1\"\n[monitoring.prometheus]\nenabled = false\nrule_files = [\"alerts/nope.yml\"]"), trustHosts...),
+			fileChecks: true,
+		},
+		{
+			name:       "rule files pass",
+			edit:       append(ruleFiles(rules, yamlRules), trustHosts...),
+			fileChecks: true,
+		},
+		{
 			name: "file checks skipped",
 			edit: []string{`user = "deploy"`, "user = \"deploy\"\nidentity_files = [\"keys/nope\"]\nknown_hosts = \"nope\""},
 		},
@@ -1122,5 +1201,24 @@ func TestNATSHosts(t *testing.T) {
 	}
 	if !(Host{Name: "built by hand"}).RunsNATS() {
 		t.Error("a Host with NATS unset must run NATS (the default)")
+	}
+}
+
+// rule_files are paths on the control machine, resolved like identity
+// files: relative to the inventory's folder, ~ expanded.
+func TestRuleFilesResolved(t *testing.T) {
+	text := strings.Replace(base, baseEnd, baseEnd+"\n[monitoring]\nhost = \"n1\"\n[monitoring.prometheus]\nrule_files = [\"alerts/a.yml\", \"~/b.yaml\", \"/abs/../c.yml\"]\n", 1)
+	inv, err := Parse(filepath.Join("conf", "t.toml"), []byte(text), LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, _ := os.UserHomeDir()
+	want := []string{filepath.Join(mustAbs(t, "conf"), "alerts", "a.yml"), filepath.Join(home, "b.yaml"), "/c.yml"}
+	got := inv.Monitoring.Prometheus.RuleFiles
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("rule_files = %q, want %q", got, want)
+	}
+	if n := UserRuleName(got[0]); n != "user-a.yml" {
+		t.Errorf("UserRuleName = %q", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"path"
 	"strconv"
 
@@ -126,19 +127,43 @@ func Jobs(inv *inventory.Inventory, self inventory.Host) []Job {
 	return jobs
 }
 
-// Rendered are the files Prometheus's host gets from templates.
-type Rendered struct{ Config, Rules, Unit []byte }
+// Rendered are the files Prometheus's host gets from templates, and the
+// operator's rule files as read from the control machine.
+type Rendered struct {
+	Config, Rules, Unit []byte
+	UserRules           []UserRules
+}
 
-// Render renders the config, the rules and the unit. Output depends only
-// on the inventory, so an unchanged inventory gives unchanged bytes.
+// UserRules is one file of [monitoring.prometheus] rule_files: its name in
+// ConfigDir (inventory.UserRuleName, which cannot be RulesFile) and its
+// bytes as read. natsdeploy does not parse them: promtool on the host
+// judges them with the config they belong to.
+type UserRules struct {
+	Name    string
+	Content []byte
+}
+
+// Render renders the config, the rules and the unit, and reads the
+// operator's rule files. Output depends only on the inventory and those
+// files, so unchanged inputs give unchanged bytes.
 func Render(inv *inventory.Inventory, self inventory.Host) (Rendered, error) {
 	var r Rendered
 	p := inv.Monitoring.Prometheus
 	var err error
+	var names []string
+	for _, f := range p.RuleFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return r, fmt.Errorf("rule file: %w", err)
+		}
+		r.UserRules = append(r.UserRules, UserRules{Name: inventory.UserRuleName(f), Content: b})
+		names = append(names, inventory.UserRuleName(f))
+	}
 	r.Config, err = render("prometheus/prometheus.yml.tmpl", struct {
 		ScrapeInterval, RulesFile string
+		UserRules                 []string
 		Jobs                      []Job
-	}{p.ScrapeInterval.Prometheus(), RulesFile, Jobs(inv, self)})
+	}{p.ScrapeInterval.Prometheus(), RulesFile, names, Jobs(inv, self)})
 	if err != nil {
 		return r, err
 	}
@@ -175,12 +200,13 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 			{Path: PromtoolBin, Source: tool.Path, SHA256: tool.SHA256, Mode: 0o755, Owner: "root", Group: "root"},
 		},
 	}
-	for _, f := range []struct {
-		name    string
-		content []byte
-	}{{ConfigFile, r.Config}, {RulesFile, r.Rules}} {
+	// The operator's rule files join the same group: promtool reads them
+	// through the staged config's rule_files, so one it refuses keeps the
+	// config and every rules file from being swapped in.
+	group := []UserRules{{ConfigFile, r.Config}, {RulesFile, r.Rules}}
+	for _, f := range append(group, r.UserRules...) {
 		h.Files = append(h.Files, desired.File{
-			Path: path.Join(ConfigDir, f.name), Content: f.content, SHA256: sum(f.content),
+			Path: path.Join(ConfigDir, f.Name), Content: f.Content, SHA256: sum(f.Content),
 			Mode: 0o640, Owner: "root", Group: User,
 			ValidateGroup: ValidateGroup, ValidateCmd: ValidateCmd,
 			// A scrape or rule change is a reload, never a restart: a

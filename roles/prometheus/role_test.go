@@ -256,3 +256,122 @@ func TestMetricValue(t *testing.T) {
 		t.Error("a prefix matched")
 	}
 }
+
+// userRulesInventory is the lab's inventory with rule_files naming the
+// testdata files given.
+func userRulesInventory(t *testing.T, names ...string) *inventory.Inventory {
+	t.Helper()
+	return labInventory(t, func(inv *inventory.Inventory) {
+		for _, n := range names {
+			p, err := filepath.Abs(filepath.Join("testdata", "user-rules", n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv.Monitoring.Prometheus.RuleFiles = append(inv.Monitoring.Prometheus.RuleFiles, p)
+		}
+	})
+}
+
+// The operator's rule files are listed after natsdeploy's, under names
+// that cannot be natsdeploy's; the rest of the config is unchanged.
+func TestRenderUserRules(t *testing.T) {
+	inv := userRulesInventory(t, "team.rules.yml", "broken.rules.yaml")
+	h, _ := inv.MonitoringHost()
+	r, err := Render(inv, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "prometheus-userrules.yml", r.Config)
+	if len(r.UserRules) != 2 || r.UserRules[0].Name != "user-team.rules.yml" || r.UserRules[1].Name != "user-broken.rules.yaml" {
+		t.Fatalf("user rules %+v", r.UserRules)
+	}
+	want, _ := os.ReadFile(filepath.Join("testdata", "user-rules", "team.rules.yml"))
+	if !bytes.Equal(r.UserRules[0].Content, want) {
+		t.Error("a user rule file is not deployed byte for byte")
+	}
+	plain, _ := Render(labInventory(t, nil), h)
+	if !bytes.Equal(plain.Config, bytes.Replace(r.Config, []byte("  - user-team.rules.yml\n  - user-broken.rules.yaml\n"), nil, 1)) {
+		t.Error("user rule files change more of the config than its rule_files")
+	}
+}
+
+// Each user rule file is a config file of Prometheus: in the config's
+// validate group (so promtool checks it with the config before anything
+// is swapped in), 0640 root:prometheus, a change is a reload.
+func TestDesiredUserRules(t *testing.T) {
+	inv := userRulesInventory(t, "team.rules.yml")
+	h, _ := inv.MonitoringHost()
+	d, err := Role{}.Desired(role.Input{Inv: inv, Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join("testdata", "user-rules", "team.rules.yml"))
+	var group []string
+	var user *desired.File
+	for i, f := range d.Files {
+		if f.ValidateGroup == ValidateGroup {
+			group = append(group, f.Path)
+		}
+		if f.Path == "/etc/prometheus/user-team.rules.yml" {
+			user = &d.Files[i]
+		}
+	}
+	if strings.Join(group, " ") != "/etc/prometheus/prometheus.yml /etc/prometheus/nats.rules.yml /etc/prometheus/user-team.rules.yml" {
+		t.Errorf("validate group %q", group)
+	}
+	if user == nil {
+		t.Fatalf("no user rule file in %+v", d.Files)
+	}
+	if user.ValidateCmd != ValidateCmd || user.Mode != 0o640 || user.Owner != "root" || user.Group != User ||
+		user.Service != Service || user.OnChange != desired.Reload || user.Source != "" || user.Sensitive ||
+		!bytes.Equal(user.Content, want) || user.SHA256 != sum(want) {
+		t.Errorf("user rule file %+v", *user)
+	}
+
+	// A file that went away between load and apply is an error naming it.
+	gone := labInventory(t, func(inv *inventory.Inventory) {
+		inv.Monitoring.Prometheus.RuleFiles = []string{filepath.Join(t.TempDir(), "gone.yml")}
+	})
+	if _, err := (Role{}).Desired(role.Input{Inv: gone, Host: h}); err == nil || !strings.Contains(err.Error(), "gone.yml") {
+		t.Errorf("a missing rule file gave %v", err)
+	}
+}
+
+// promtool, run as apply runs it on the staged dir, accepts a valid user
+// rule file and refuses one with an expression Prometheus cannot parse,
+// naming the file: that is what keeps it from replacing the running
+// config.
+func TestPromtoolChecksUserRules(t *testing.T) {
+	tool := promtest.Promtool(t)
+	for _, tc := range []struct {
+		file string
+		ok   bool
+	}{{"team.rules.yml", true}, {"broken.rules.yaml", false}} {
+		inv := userRulesInventory(t, tc.file)
+		h, _ := inv.MonitoringHost()
+		r, err := Render(inv, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, ConfigFile), r.Config, 0o644)
+		os.WriteFile(filepath.Join(dir, RulesFile), r.Rules, 0o644)
+		for _, u := range r.UserRules {
+			os.WriteFile(filepath.Join(dir, u.Name), u.Content, 0o644)
+		}
+		// ValidateCmd with the staging dir, less the runuser prefix.
+		cmd := strings.Fields(strings.ReplaceAll(ValidateCmd, "{dir}", dir))
+		if len(cmd) < 6 || cmd[0] != "runuser" || cmd[4] != PromtoolBin {
+			t.Fatalf("ValidateCmd %q", ValidateCmd)
+		}
+		out, err := exec.Command(tool, cmd[5:]...).CombinedOutput()
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("promtool refuses %s: %v\n%s", tc.file, err, out)
+		case !tc.ok && err == nil:
+			t.Errorf("promtool accepted %s:\n%s", tc.file, out)
+		case !tc.ok && !strings.Contains(string(out), "user-"+tc.file):
+			t.Errorf("promtool's refusal does not name the file:\n%s", out)
+		}
+	}
+}
