@@ -13,7 +13,7 @@ import (
 
 // PrintPlan writes every host's actions and, for changed text files, a
 // short diff with secrets masked. A file a role marks sensitive is never
-// shown: only that it changes and its new sha256.
+// shown, nor its hash: only that it changes.
 func (s *Session) PrintPlan(ctx context.Context, w io.Writer) {
 	for _, t := range s.Targets {
 		if t.Plan.Empty() {
@@ -29,7 +29,7 @@ func (s *Session) PrintPlan(ctx context.Context, w io.Writer) {
 				continue
 			}
 			if c.File.Sensitive {
-				fmt.Fprintf(w, "  --- %s: content not shown (it holds secrets); new sha256 %s\n", c.File.Path, c.File.SHA256)
+				fmt.Fprintf(w, "  --- %s: changes; it holds secrets, so neither its content nor its hash is shown\n", c.File.Path)
 				continue
 			}
 			old, err := t.Conn.Exec(ctx, "cat "+shell.Quote(c.File.Path))

@@ -127,8 +127,15 @@ func (h Host) Lines() []string {
 	}
 	for _, f := range h.Files {
 		switch {
+		case f.Create && f.File.Sensitive:
+			out = append(out, fmt.Sprintf("create %s (%s:%s %04o, holds secrets: hash not shown)", f.File.Path, f.File.Owner, f.File.Group, f.File.Mode.Perm()))
 		case f.Create:
 			out = append(out, fmt.Sprintf("create %s (%s:%s %04o, sha256 %s)", f.File.Path, f.File.Owner, f.File.Group, f.File.Mode.Perm(), short(f.File.SHA256)))
+		case f.Upload && f.File.Sensitive:
+			// The hash of a small template around a password is a fast
+			// hash of the password: a log of it would let anyone test
+			// guesses offline.
+			out = append(out, fmt.Sprintf("update %s (holds secrets: hash not shown)", f.File.Path))
 		case f.Upload:
 			out = append(out, fmt.Sprintf("update %s (sha256 %s -> %s)", f.File.Path, short(f.Was.SHA256), short(f.File.SHA256)))
 		default:
