@@ -96,4 +96,14 @@ func TestUnpackScript(t *testing.T) {
 	if got := strings.Join(names, " "); got != "12.4.2 grafana-12.4.2.tar.gz" {
 		t.Errorf("after the upgrade %s holds %s", parent, got)
 	}
+
+	// Another build of the same version (the inventory's file and sha256
+	// changed) replaces the tree, though its folder name is the same.
+	tarball(t, v2tgz, "grafana-12.4.2", map[string]string{"conf/defaults.ini": "v2 rebuilt\n"})
+	if out, err := unpack(t, v2tgz, v2); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(v2, "conf", "defaults.ini")); string(b) != "v2 rebuilt\n" {
+		t.Errorf("a rebuilt tarball of the same version left the old tree: %q", b)
+	}
 }
