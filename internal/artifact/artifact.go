@@ -22,6 +22,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -118,7 +119,7 @@ func Get(ctx context.Context, r Release) (Binary, error) {
 	if err != nil {
 		return Binary{}, fmt.Errorf("%s %s: %w", r.Name, r.Tag, err)
 	}
-	got, err := fileSHA256(archive)
+	got, err := knownSHA256(archive)
 	if err != nil {
 		return Binary{}, fmt.Errorf("%s %s: %w", r.Name, r.Tag, err)
 	}
@@ -271,7 +272,7 @@ func extractOnce(r Release, archive, archiveSum string) (Binary, error) {
 	if rec, err := os.ReadFile(record); err == nil {
 		binSum, fromSum, ok := parseRecord(rec, binName, archiveRel)
 		if ok && fromSum == archiveSum {
-			if got, err := fileSHA256(out); err == nil && got == binSum {
+			if got, err := knownSHA256(out); err == nil && got == binSum {
 				return Binary{Path: out, SHA256: got, Version: r.Version}, nil
 			}
 		}
@@ -359,6 +360,41 @@ func extractMember(archive, member, dst string) (string, error) {
 		}
 		return hex.EncodeToString(h.Sum(nil)), nil
 	}
+}
+
+// knownSHA256 is fileSHA256 remembered across runs: the sum is kept in a
+// note beside the file with the file's size, modification time and inode,
+// and reused while those are unchanged. Release archives and binaries are
+// tens to hundreds of MB; hashing them on every run would cost a no-op
+// apply a second. Anything that rewrites the file changes its stat, so a
+// changed or damaged file is hashed again. The note is best effort: a
+// read-only mirror just hashes every time.
+func knownSHA256(p string) (string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	stamp := statStamp(fi)
+	note := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".sum")
+	if b, err := os.ReadFile(note); err == nil {
+		if st, sum, ok := strings.Cut(strings.TrimSpace(string(b)), " sha256="); ok && st == stamp && len(sum) == 64 {
+			return sum, nil
+		}
+	}
+	sum, err := fileSHA256(p)
+	if err != nil {
+		return "", err
+	}
+	_ = writeFileAtomic(note, []byte(stamp+" sha256="+sum+"\n"), 0o644)
+	return sum, nil
+}
+
+func statStamp(fi os.FileInfo) string {
+	ino := uint64(0)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("size=%d mtime=%d ino=%d", fi.Size(), fi.ModTime().UnixNano(), ino)
 }
 
 func fileSHA256(p string) (string, error) {

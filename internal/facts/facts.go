@@ -79,6 +79,36 @@ func PathsOf(d desired.Host) Paths {
 	return p
 }
 
+// SumsFile keeps, on each host, the sha256 of every managed file with the
+// file's size, mtime and inode, so the next facts command hashes only what
+// changed: binaries are tens to hundreds of MB, and hashing them on every
+// run would make a no-op apply cost seconds. Every write natsdeploy makes
+// is a rename (a new inode), and an edit by hand changes the mtime.
+const SumsFile = StateDir + "/sums"
+
+// sumsDir is where the script keeps SumsFile; tests point it elsewhere.
+var sumsDir = StateDir
+
+// sumFunc defines sum FILE: its sha256, from SumsFile while its stat is
+// unchanged, else hashed; every answer goes into a new SumsFile that
+// replaces the old one at the end, so entries of files no longer managed
+// drop out. Nothing is kept when the state directory does not exist yet
+// (a host natsdeploy has not changed).
+func sumFunc() string {
+	dir := shell.Quote(sumsDir)
+	return `sums=` + dir + `/sums; new=
+if [ -d ` + dir + ` ]; then new=$(mktemp ` + dir + `/.sums.XXXXXX 2>/dev/null) || new=; fi
+sum() {
+	st=$(stat -c '%s %.9Y %i' "$1" 2>/dev/null) || st=
+	s=
+	if [ -n "$st" ] && [ -r "$sums" ]; then s=$(awk -v p="$1" -v st="$st" 'BEGIN { FS = "\t" } $1 == p && $2 == st { print $3; exit }' "$sums"); fi
+	if [ -z "$s" ]; then s=$(sha256sum < "$1" | cut -c1-64); fi
+	if [ -n "$new" ] && [ -n "$st" ]; then printf '%s\t%s\t%s\n' "$1" "$st" "$s" >> "$new"; fi
+	echo "$s"
+}
+`
+}
+
 // Script is the one shell command that prints the facts of a host, one
 // record per line with the path last so paths with spaces survive.
 func Script(p Paths) string {
@@ -93,9 +123,12 @@ if command -v systemctl >/dev/null 2>&1; then echo "systemd $(systemctl --versio
 	for _, u := range p.Users {
 		fmt.Fprintf(&b, "if id -u %s >/dev/null 2>&1; then echo 'user '%s; fi\n", shell.Quote(u), shell.Quote(u))
 	}
+	if len(p.Files) > 0 {
+		b.WriteString(sumFunc())
+	}
 	for _, f := range p.Files {
 		q := shell.Quote(f)
-		fmt.Fprintf(&b, "if [ -f %s ]; then echo \"file $(stat -c '%%a %%U %%G' %s) $(sha256sum < %s | cut -c1-64) \"%s; fi\n", q, q, q, q)
+		fmt.Fprintf(&b, "if [ -f %s ]; then echo \"file $(stat -c '%%a %%U %%G' %s) $(sum %s) \"%s; fi\n", q, q, q, q)
 	}
 	for _, d := range p.Dirs {
 		q := shell.Quote(d)
@@ -106,6 +139,9 @@ if command -v systemctl >/dev/null 2>&1; then echo "systemd $(systemctl --versio
 		fmt.Fprintf(&b, "echo \"unit $(systemctl is-enabled %s 2>/dev/null || true) $(systemctl is-active %s 2>/dev/null || true) $(systemctl show -p MainPID --value %s 2>/dev/null || echo 0) \"%s\n", q, q, q, q)
 	}
 	fmt.Fprintf(&b, "for f in %s/pending-*; do [ -f \"$f\" ] && echo \"pending $(cat \"$f\") ${f##*/pending-}\"; done\n", StateDir)
+	if len(p.Files) > 0 {
+		b.WriteString("if [ -n \"$new\" ]; then mv -f \"$new\" \"$sums\"; fi\n")
+	}
 	b.WriteString("true\n")
 	return b.String()
 }

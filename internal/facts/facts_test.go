@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
@@ -100,5 +101,63 @@ func TestParse(t *testing.T) {
 				tt.check(t, h)
 			}
 		})
+	}
+}
+
+// The script hashes a file once and answers from its sums file while the
+// file's stat is unchanged; a rewrite is hashed again, and files no longer
+// asked about drop out of the sums file.
+func TestScriptSumsCache(t *testing.T) {
+	state := t.TempDir()
+	defer func(d string) { sumsDir = d }(sumsDir)
+	sumsDir = state
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b bin")
+	os.WriteFile(a, []byte("hello\n"), 0o640)
+	os.WriteFile(b, []byte("binary"), 0o755)
+	run := func(files ...string) Host {
+		t.Helper()
+		out, err := exec.Command("sh", "-c", Script(Paths{Files: files})).CombinedOutput()
+		if err != nil {
+			t.Fatalf("script: %v\n%s", err, out)
+		}
+		h, err := Parse(out)
+		if err != nil {
+			t.Fatalf("parse: %v\n%s", err, out)
+		}
+		return h
+	}
+	hello := "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+	if h := run(a, b); h.Files[a].SHA256 != hello {
+		t.Fatalf("first run: %+v", h.Files)
+	}
+	cache, err := os.ReadFile(filepath.Join(state, "sums"))
+	if err != nil || strings.Count(string(cache), "\n") != 2 || !strings.Contains(string(cache), b+"\t") {
+		t.Fatalf("sums file %q, %v", cache, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(state, "sums")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("sums file mode %v", fi.Mode())
+	}
+	// Plant a wrong sum for an unchanged stat: the script must trust it,
+	// which proves it did not hash again.
+	planted := strings.Replace(string(cache), hello, strings.Repeat("0", 64), 1)
+	os.WriteFile(filepath.Join(state, "sums"), []byte(planted), 0o600)
+	if h := run(a, b); h.Files[a].SHA256 != strings.Repeat("0", 64) {
+		t.Errorf("an unchanged file was hashed again: %s", h.Files[a].SHA256)
+	}
+	// A rewrite (new inode, new mtime) is hashed again; b, no longer
+	// asked about, leaves the sums file.
+	tmp := a + ".new"
+	os.WriteFile(tmp, []byte("changed\n"), 0o640)
+	os.Rename(tmp, a)
+	if h := run(a); h.Files[a].SHA256 == strings.Repeat("0", 64) || h.Files[a].SHA256 == hello {
+		t.Errorf("a rewritten file kept its old sum: %s", h.Files[a].SHA256)
+	}
+	if cache, _ := os.ReadFile(filepath.Join(state, "sums")); strings.Contains(string(cache), b) {
+		t.Errorf("a file no longer managed stays in the sums file")
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(state, ".sums.*"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary sums files left: %v", leftovers)
 	}
 }
