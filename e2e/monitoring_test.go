@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +18,9 @@ import (
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/lab"
+	"github.com/natsdeploy/natsdeploy/roles/exporter"
+	"github.com/natsdeploy/natsdeploy/roles/grafana"
+	"github.com/natsdeploy/natsdeploy/roles/surveyor"
 )
 
 // promGet calls Prometheus's API on the monitoring host (nats-1) directly:
@@ -318,4 +323,54 @@ func TestPrometheus(t *testing.T) {
 			t.Errorf("re-applying the base inventory should change nothing, the leftover file included:\n%s", out)
 		}
 	})
+}
+
+// The units of the roles the lab cannot run (their programs cannot be had
+// here) still go through systemd's own checker on a lab host: rendered from
+// an inventory that enables them, copied to a scratch folder, verified.
+// The only complaint allowed is the one about the program itself being
+// absent; any other (a bad directive, a typo in a section) fails.
+func TestUnobtainableUnitsPassSystemdAnalyze(t *testing.T) {
+	mon := lab.Hosts()[0]
+	inv, _ := loadInventory(t, writeInventory(t, "units",
+		replace("[monitoring.exporter]\nenabled = false", "[monitoring.exporter]\nenabled = true"),
+		replace("[monitoring.surveyor]\nenabled = false", "[monitoring.surveyor]\nenabled = true"),
+		replace("[monitoring.grafana]\nenabled = false", "[monitoring.grafana]\nenabled = true")))
+	exp, err := exporter.RenderUnit(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := surveyor.Render(inv, "e2e-not-a-real-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gf, err := grafana.Render(inv, "e2e-not-a-real-password", "e2e-not-a-real-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	units := map[string][]byte{
+		exporter.Service: exp,
+		surveyor.Service: sv.Unit,
+		grafana.Service:  gf.Unit,
+	}
+	dir := "/tmp/natsdeploy-e2e-units"
+	hostExec(t, mon, "rm -rf "+dir+" && mkdir -p "+dir)
+	var names []string
+	for name, content := range units {
+		cmd := exec.Command("docker", "exec", "-i", mon.Container, "sh", "-c", "cat > "+dir+"/"+name)
+		cmd.Stdin = strings.NewReader(string(content))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("copy %s: %v %s", name, err, out)
+		}
+		names = append(names, dir+"/"+name)
+	}
+	out, _ := lab.Exec(context.Background(), mon.Container, "sh", "-c", "systemd-analyze verify "+strings.Join(names, " ")+" 2>&1; true")
+	t.Logf("systemd-analyze verify:\n%s", out)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" || strings.Contains(line, "is not executable") || strings.Contains(line, "No such file or directory") {
+			continue // the program itself, which this machine cannot have
+		}
+		t.Errorf("systemd-analyze: %s", line)
+	}
+	hostExec(t, mon, "rm -rf "+dir)
 }
