@@ -19,6 +19,7 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/internal/testbin"
 	"github.com/natsdeploy/natsdeploy/inventory"
+	"github.com/natsdeploy/natsdeploy/roles/nats/monitor"
 )
 
 // A real three-node nats-server cluster for the end-to-end tests of the
@@ -416,6 +417,22 @@ func (c *testCluster) notReady() string {
 	}
 	if len(leaders) != 1 {
 		return fmt.Sprintf("nodes disagree on the meta leader: %v", leaders)
+	}
+	// Agreeing on a leader is not enough for an R3 placement right after a
+	// reload: the leader must also count every peer current and online
+	// ("no suitable peers for placement, peer offline" otherwise). The
+	// engine's own gate, monitor.MetaSettled, says so; it needs every node
+	// up, since the leader lists a stopped one as offline.
+	if len(running) == len(c.nodes) {
+		var gets []monitor.Get
+		var names []string
+		for _, n := range c.nodes {
+			gets = append(gets, monitor.Over(http.DefaultClient, fmt.Sprintf("http://%s:%d", n.host.Address, c.inv.NATS.HTTPPort)))
+			names = append(names, n.host.Name)
+		}
+		if err := monitor.MetaSettled(context.Background(), gets, names); err != nil {
+			return err.Error()
+		}
 	}
 	return ""
 }
