@@ -66,6 +66,10 @@ func (v *verifier) streamUser(name string) (*inventory.Account, *inventory.User,
 // three; at most 5, the JetStream maximum) through the first node that
 // accepts a connection, writes one message, reads it back through each
 // other node alone, and deletes the stream again, also when a step fails.
+// placementWait bounds how long a placement refused for a peer thought
+// offline is tried again.
+const placementWait = 5 * time.Second
+
 func (v *verifier) checkStream(ctx context.Context) (out []Result) {
 	const check = "cluster/stream"
 	name := "NATSDEPLOY_VERIFY_" + strings.ToUpper(v.run)
@@ -100,7 +104,7 @@ func (v *verifier) checkStream(ctx context.Context) (out []Result) {
 		return []Result{fail(check, target, "a JetStream client", err.Error())}
 	}
 
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        name,
 		Description: "natsdeploy verify; deleted when the check ends",
 		Subjects:    []string{subject},
@@ -109,7 +113,19 @@ func (v *verifier) checkStream(ctx context.Context) (out []Result) {
 		AllowDirect: true, // lets each replica answer reads itself
 		MaxMsgs:     10,
 		MaxBytes:    1 << 20,
-	})
+	}
+	_, err = js.CreateStream(ctx, cfg)
+	// Right after nodes start or reload, the meta leader may not have
+	// heard from a peer yet and calls it offline for placement, though
+	// every node is healthy. That passes within seconds; anything else,
+	// or the same answer for longer, is the verdict.
+	for deadline := time.Now().Add(placementWait); err != nil && strings.Contains(err.Error(), "peer offline") && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+		_, err = js.CreateStream(ctx, cfg)
+	}
 	if err != nil {
 		return []Result{fail(check, target, fmt.Sprintf("R%d stream %s created via %s", replicas, name, via.Name), err.Error())}
 	}
