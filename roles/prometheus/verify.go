@@ -76,7 +76,8 @@ func timed(f func() report.Result) report.Result {
 }
 
 // retry calls f until it reports done or settle passes; the last answer
-// stands.
+// stands. Checks report done at once when Prometheus does not answer, so
+// a Prometheus that is down costs one failed row each, not a wait each.
 func retry(ctx context.Context, f func() (report.Result, bool)) report.Result {
 	deadline := time.Now().Add(settle)
 	for {
@@ -110,8 +111,9 @@ func checkTargets(ctx context.Context, a api, inv *inventory.Inventory, h invent
 			} `json:"activeTargets"`
 		}
 		if err := a.get(ctx, "/api/v1/targets?state=active", &data); err != nil {
+			// Prometheus not answering is a verdict, not a wait.
 			res.Seen = err.Error()
-			return res, false
+			return res, true
 		}
 		var seen, bad []string
 		for _, t := range data.Active {
@@ -149,8 +151,9 @@ func checkRules(ctx context.Context, a api, h inventory.Host) report.Result {
 			} `json:"groups"`
 		}
 		if err := a.get(ctx, "/api/v1/rules", &data); err != nil {
+			// Prometheus not answering is a verdict, not a wait.
 			res.Seen = err.Error()
-			return res, false
+			return res, true
 		}
 		n := 0
 		var bad []string
@@ -238,12 +241,14 @@ func checkQueries(ctx context.Context, a api, inv *inventory.Inventory, d dashbo
 	return retry(ctx, func() (report.Result, bool) {
 		res := report.Result{Check: "dashboard/queries", Target: d.Title, Expected: "every panel's query returns data"}
 		var empty []string
+		final := false
 		for _, q := range run {
 			var data struct {
 				Result []json.RawMessage `json:"result"`
 			}
 			if err := a.get(ctx, "/api/v1/query?query="+url.QueryEscape(dashboards.Expand(q.Expr)), &data); err != nil {
 				empty = append(empty, fmt.Sprintf("%q (%s): %v", q.Panel, q.Expr, err))
+				final = true // an error, unlike missing data, does not pass with time
 				continue
 			}
 			if len(data.Result) == 0 {
@@ -252,7 +257,7 @@ func checkQueries(ctx context.Context, a api, inv *inventory.Inventory, d dashbo
 		}
 		if len(empty) > 0 {
 			res.Seen = strings.Join(empty, "; ")
-			return res, false
+			return res, final
 		}
 		res.OK = true
 		res.Seen = fmt.Sprintf("%d queries return data", len(run))
