@@ -123,7 +123,7 @@ unit: tools nats-server-bin prometheus-bin
 # cluster per test, for every mutant), so not part of `make test`; pick
 # packages with e.g. `make mutate MUTATE_PKGS=./internal/plan`. Logs and
 # gremlins' JSON results go to bin/mutate/.
-MUTATE_PKGS ?= ./internal/verify ./internal/apply ./internal/plan ./inventory
+MUTATE_PKGS ?= ./roles/nats/verify ./internal/apply ./internal/plan ./inventory
 MUTATE_WORKERS ?= 1
 MUTATE_FLAGS ?= # e.g. --timeout-coefficient 20 on a loaded machine
 
