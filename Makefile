@@ -119,7 +119,7 @@ unit: tools nats-server-bin prometheus-bin
 
 # Mutation testing with gremlins, package by package: each mutant of a
 # covered line is run against that package's tests. Efficacy is
-# killed / (killed + lived). Slow (internal/verify starts a nats-server
+# killed / (killed + lived). Slow (roles/nats/verify starts a nats-server
 # cluster per test, for every mutant), so not part of `make test`; pick
 # packages with e.g. `make mutate MUTATE_PKGS=./internal/plan`. Logs and
 # gremlins' JSON results go to bin/mutate/.
