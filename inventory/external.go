@@ -47,3 +47,15 @@ func (m *Monitoring) ReleaseBase(project, official string) string {
 	}
 	return *m.DownloadURL + "/" + project
 }
+
+// OnMonitoringHost is the monitoring host, as the one host of a service
+// that runs there when on; none otherwise.
+func (inv *Inventory) OnMonitoringHost(on bool) []Host {
+	if !on {
+		return nil
+	}
+	if h, ok := inv.MonitoringHost(); ok {
+		return []Host{h}
+	}
+	return nil
+}

@@ -80,13 +80,8 @@ func spec(inv *inventory.Inventory) (inventory.GrafanaSpec, bool) {
 }
 
 func (Role) Hosts(inv *inventory.Inventory) []inventory.Host {
-	if _, ok := spec(inv); !ok {
-		return nil
-	}
-	if h, ok := inv.MonitoringHost(); ok {
-		return []inventory.Host{h}
-	}
-	return nil
+	_, on := spec(inv)
+	return inv.OnMonitoringHost(on)
 }
 
 // Secrets: the admin password (from the inventory's password_env, else

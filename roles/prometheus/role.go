@@ -56,13 +56,8 @@ func spec(inv *inventory.Inventory) (inventory.PrometheusSpec, bool) {
 }
 
 func (Role) Hosts(inv *inventory.Inventory) []inventory.Host {
-	if _, ok := spec(inv); !ok {
-		return nil
-	}
-	if h, ok := inv.MonitoringHost(); ok {
-		return []inventory.Host{h}
-	}
-	return nil
+	_, on := spec(inv)
+	return inv.OnMonitoringHost(on)
 }
 
 func (Role) Secrets(*inventory.Inventory) []secrets.Slot { return nil }

@@ -66,13 +66,7 @@ var _ role.Role = Role{}
 func (Role) Name() string { return "surveyor" }
 
 func (Role) Hosts(inv *inventory.Inventory) []inventory.Host {
-	if !inv.RunsSurveyor() {
-		return nil
-	}
-	if h, ok := inv.MonitoringHost(); ok {
-		return []inventory.Host{h}
-	}
-	return nil
+	return inv.OnMonitoringHost(inv.RunsSurveyor())
 }
 
 // assetArch spells a Go architecture the way the surveyor's release names
