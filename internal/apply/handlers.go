@@ -31,7 +31,7 @@ type Logf func(host, format string, args ...any)
 // Handlers runs what the committed changes need, unit by unit, across
 // every host that runs it, with the gates each unit's role supplies:
 //   - stopped units start together, then wait to be ready together: a
-//     clustered service may need a quorum before any member is ready, so
+//     clustered service may need most of its members before any is ready, so
 //     starting one at a time and waiting would hang;
 //   - reloads run in parallel, each confirmed by the unit's reload gate;
 //   - restarts roll one host at a time, each only while every other host
@@ -102,7 +102,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 		return nil
 	}
 	if len(starting) == len(targets) && len(targets) > 1 && u.Settled != nil {
-		logf("", "starting %s on all %d hosts together (a cold cluster needs a quorum before any node is healthy)", u.Name, len(targets))
+		logf("", "starting %s on all %d hosts together (members of a cold cluster may need each other before any is ready)", u.Name, len(targets))
 	}
 	err := Each(starting, func(t Target) error {
 		logf(t.Name, "start %s", u.Name)
@@ -191,8 +191,9 @@ func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Ti
 		if t.Plan.Handlers[u.Name] != desired.Restart || slices.Contains(t.Plan.Start, u.Name) {
 			continue
 		}
-		// Taking a host down while another is not ready could cost a
-		// cluster its quorum; refuse and say which host is the problem.
+		// Taking a host down while another is not ready could leave a
+		// cluster too few members to work; refuse and say which host is
+		// the problem.
 		for j, o := range targets {
 			if j == i {
 				continue
@@ -203,7 +204,7 @@ func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Ti
 			}
 			err := health.Poll(ctx, to.Health, func() error { return ou.Ready.Check(ctx, node(o)) })
 			if err != nil {
-				return fmt.Errorf("not restarting %s on %s: host %s is not ready (%v); restarting now could cost the cluster its quorum; fix %s and run apply again", u.Name, t.Name, o.Name, err, o.Name)
+				return fmt.Errorf("not restarting %s on %s: host %s is not ready (%v); taking a second member down now could stop the cluster; fix %s and run apply again", u.Name, t.Name, o.Name, err, o.Name)
 			}
 		}
 		tu, _ := unitOf(t, u.Name)

@@ -142,7 +142,7 @@ type Gate struct {
 
 // ReloadGate proves a reload took effect. Want is asked before the reload
 // (what the service must report once it runs the config on disk); Check
-// returns nil once it does. Desc names the proof ("config_digest").
+// returns nil once it does. Desc names the proof for plan text.
 type ReloadGate struct {
 	Desc  string
 	Want  func(ctx context.Context, n Node) (string, error)
