@@ -34,6 +34,11 @@ func (c *fakeConn) Exec(ctx context.Context, cmd string) (string, error) {
 	c.mu.Lock()
 	*c.log = append(*c.log, c.name+": "+cmd)
 	c.mu.Unlock()
+	// A command with nothing to do is a wasted SSH session, and "rm -rf "
+	// or "mv -f " with a missing argument is worse.
+	if f := strings.Fields(cmd); len(f) == 0 || strings.HasSuffix(strings.TrimSpace(cmd), "rm -rf") {
+		return "", fmt.Errorf("empty command %q", cmd)
+	}
 	if c.fail != "" && strings.Contains(cmd, c.fail) {
 		return "config error on line 3", fmt.Errorf("exit status 1")
 	}
@@ -305,5 +310,133 @@ func TestRollingRestartWaitsForClusterGate(t *testing.T) {
 	}
 	if got := filter(*log, "systemctl restart"); len(got) != 3 || asked.Load() < 3 {
 		t.Errorf("restarts %v, gate asked %d times", got, asked.Load())
+	}
+}
+
+// logs collects Logf lines.
+type logs struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logs) f(host, format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, "["+host+"] "+fmt.Sprintf(format, args...))
+}
+
+func (l *logs) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// What a person reads during a roll: which restart of how many, and the
+// cold start said once.
+func TestHandlersSayWhatTheyDo(t *testing.T) {
+	targets, _, _ := newCluster(t, 3)
+	for i := range targets {
+		targets[i].Plan.Start = []string{"nats-server.service"}
+		targets[i].Desired.Units[0].Settled = &desired.ClusterGate{Desc: "ok", Check: func(context.Context, []desired.Node) error { return nil }}
+	}
+	var l logs
+	if err := Handlers(context.Background(), targets, fast, l.f); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(l.text(), "starting nats-server.service on all 3 hosts together") {
+		t.Errorf("cold start not announced:\n%s", l.text())
+	}
+	targets, _, _ = newCluster(t, 3)
+	for i := range targets {
+		targets[i].Plan.Handlers["nats-server.service"] = desired.Restart
+	}
+	l = logs{}
+	if err := Handlers(context.Background(), targets, fast, l.f); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"[n1] restart nats-server.service (1 of rolling restart)", "[n2] restart nats-server.service (2 of rolling restart)", "[n3] restart nats-server.service (3 of rolling restart)"} {
+		if !strings.Contains(l.text(), want) {
+			t.Errorf("restart %d: no %q in\n%s", i+1, want, l.text())
+		}
+	}
+	if strings.Contains(l.text(), "together") {
+		t.Errorf("a roll announced a cold start:\n%s", l.text())
+	}
+}
+
+// Two hosts are a cluster too: the cluster gate is asked after each
+// restart; one host alone has no cluster to wait for.
+func TestClusterGateFromTwoHosts(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		targets, _, _ := newCluster(t, n)
+		asked := 0
+		for i := range targets {
+			targets[i].Plan.Handlers["nats-server.service"] = desired.Restart
+			targets[i].Desired.Units[0].Settled = &desired.ClusterGate{Desc: "ok", Check: func(context.Context, []desired.Node) error { asked++; return nil }}
+		}
+		if err := Handlers(context.Background(), targets, fast, nolog); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[int]int{1: 0, 2: 2}[n]; asked != want {
+			t.Errorf("%d hosts: cluster gate asked %d times, want %d", n, asked, want)
+		}
+	}
+}
+
+// A unit that names no diagnose command gets its own journal.
+func TestDiagnoseDefaultsToTheJournal(t *testing.T) {
+	targets, log, conns := newCluster(t, 1)
+	targets[0].Desired.Units[0].DiagnoseCmd = ""
+	targets[0].Plan.Start = []string{"nats-server.service"}
+	conns[0].healthy.Store(false)
+	err := Handlers(context.Background(), targets, Timeouts{Start: 300 * time.Millisecond}, nolog)
+	if err == nil || !strings.Contains(err.Error(), "Error listening on port") {
+		t.Fatalf("error = %v, want the journal's lines", err)
+	}
+	if got := filter(*log, "journalctl -u nats-server.service -n 20 --no-pager"); len(got) != 1 {
+		t.Errorf("journal not read: %v", *log)
+	}
+}
+
+// Commit moves each staged file from where Stage put it: a validated
+// group's files from the group's staging folder, any other file from its
+// own hidden neighbour; then the staging folder goes.
+func TestCommitMovesFromWhereStagePut(t *testing.T) {
+	targets, log, _ := newCluster(t, 1)
+	tg := targets[0]
+	conf := desired.File{Path: "/etc/nats/nats-server.conf", Content: []byte("x"), Mode: 0o640, Owner: "root", Group: "nats",
+		ValidateGroup: "nats-config", ValidateCmd: "true {dir}", Service: "nats-server.service", OnChange: desired.Restart}
+	unit := desired.File{Path: "/etc/systemd/system/nats-server.service", Content: []byte("u"), Mode: 0o644, Owner: "root", Group: "root",
+		Service: "nats-server.service", OnChange: desired.Restart}
+	tg.Desired.Files = []desired.File{conf, unit}
+	tg.Plan.Files = []plan.FileChange{{File: conf, Upload: true}, {File: unit, Upload: true}}
+	// Every file of the group changed: nothing to copy into the stage,
+	// and no empty command for it.
+	if err := Stage(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	*log = nil
+	if err := Commit(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join(*log, "\n")
+	for _, want := range []string{
+		"mv -f /etc/nats/.natsdeploy-stage/nats-server.conf /etc/nats/nats-server.conf",
+		"mv -f /etc/systemd/system/.nats-server.service.natsdeploy-new /etc/systemd/system/nats-server.service",
+		"rm -rf /etc/nats/.natsdeploy-stage",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("commit lacks %q:\n%s", want, script)
+		}
+	}
+	if strings.Contains(script, "rm -rf /etc/systemd/system/.natsdeploy-stage") {
+		t.Errorf("commit removes a staging folder no group used:\n%s", script)
+	}
+	// Nothing to abort: no command at all.
+	*log = nil
+	tg.Plan.Files = nil
+	Abort(context.Background(), tg)
+	if len(*log) != 0 {
+		t.Errorf("abort with nothing staged sent %v", *log)
 	}
 }
