@@ -103,28 +103,22 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 	if m == nil {
 		return nil, nil
 	}
-	v := strings.TrimPrefix(m.Exporter.Version, "v")
-	tag := "v" + v
-	goarch, err := artifact.GoArch(arch)
+	sp, err := artifact.Spell(ArtifactName, m.Exporter.Version, arch, assetArch, "monitoring.exporter")
 	if err != nil {
-		return nil, fmt.Errorf("prometheus-nats-exporter %s: %w", tag, err)
+		return nil, err
 	}
-	a := assetArch(goarch)
-	if a == "" {
-		return nil, fmt.Errorf("prometheus-nats-exporter %s: no Linux release for %s; set [monitoring.exporter] enabled = false for this inventory", tag, goarch)
-	}
-	url := m.ReleaseBase("prometheus-nats-exporter", ReleaseURL)
+	url := m.ReleaseBase(ArtifactName, ReleaseURL)
 	return []artifact.Release{{
 		Dir:     m.ArtifactDir,
 		BaseURL: url,
 		Name:    ArtifactName,
-		Tag:     tag,
-		Version: v,
-		Asset:   fmt.Sprintf("%s-%s-linux-%s.tar.gz", ArtifactName, tag, a),
+		Tag:     sp.Tag,
+		Version: sp.Version,
+		Asset:   fmt.Sprintf("%s-%s-linux-%s.tar.gz", ArtifactName, sp.Tag, sp.Arch),
 		Sums:    SumsFile,
 		Member:  "prometheus-nats-exporter",
-		Target:  "linux-" + goarch,
-		Hint:    "https://github.com/nats-io/prometheus-nats-exporter/releases/tag/" + tag,
+		Target:  "linux-" + sp.GoArch,
+		Hint:    "https://github.com/nats-io/prometheus-nats-exporter/releases/tag/" + sp.Tag,
 		Setting: "monitoring.download_url",
 	}}, nil
 }

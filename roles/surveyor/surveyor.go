@@ -95,29 +95,23 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 	if m == nil {
 		return nil, nil
 	}
-	v := strings.TrimPrefix(m.Surveyor.Version, "v")
-	tag := "v" + v
-	goarch, err := artifact.GoArch(arch)
+	sp, err := artifact.Spell(ArtifactName, m.Surveyor.Version, arch, assetArch, "monitoring.surveyor")
 	if err != nil {
-		return nil, fmt.Errorf("nats-surveyor %s: %w", tag, err)
-	}
-	a := assetArch(goarch)
-	if a == "" {
-		return nil, fmt.Errorf("nats-surveyor %s: no Linux release for %s; set [monitoring.surveyor] enabled = false for this inventory", tag, goarch)
+		return nil, err
 	}
 	url := m.ReleaseBase(ArtifactName, ReleaseURL)
-	base := fmt.Sprintf("%s-%s-linux-%s", ArtifactName, tag, a)
+	base := fmt.Sprintf("%s-%s-linux-%s", ArtifactName, sp.Tag, sp.Arch)
 	return []artifact.Release{{
 		Dir:     m.ArtifactDir,
 		BaseURL: url,
 		Name:    ArtifactName,
-		Tag:     tag,
-		Version: v,
+		Tag:     sp.Tag,
+		Version: sp.Version,
 		Asset:   base + ".tar.gz",
 		Sums:    SumsFile,
 		Member:  base + "/nats-surveyor",
-		Target:  "linux-" + goarch,
-		Hint:    "https://github.com/nats-io/nats-surveyor/releases/tag/" + tag,
+		Target:  "linux-" + sp.GoArch,
+		Hint:    "https://github.com/nats-io/nats-surveyor/releases/tag/" + sp.Tag,
 		Setting: "monitoring.download_url",
 	}}, nil
 }
