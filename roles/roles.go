@@ -37,10 +37,7 @@ func Check(inv *inventory.Inventory, rs []role.Role) error {
 	var problems []inventory.Problem
 	for _, h := range inv.Hosts {
 		var parts []desired.Part
-		for _, r := range rs {
-			if !runsOn(r, inv, h.Name) {
-				continue
-			}
+		for _, r := range role.On(rs, inv, h.Name) {
 			d, err := r.Desired(role.Input{Inv: inv, Host: h, Secrets: nil})
 			if err != nil {
 				return fmt.Errorf("role %s on host %s: %w", r.Name(), h.Name, err)
@@ -52,15 +49,6 @@ func Check(inv *inventory.Inventory, rs []role.Role) error {
 		}
 	}
 	return inventory.NewProblems(inv, problems)
-}
-
-func runsOn(r role.Role, inv *inventory.Inventory, host string) bool {
-	for _, h := range r.Hosts(inv) {
-		if h.Name == host {
-			return true
-		}
-	}
-	return false
 }
 
 func clashProblems(inv *inventory.Inventory, h inventory.Host, err error) []inventory.Problem {

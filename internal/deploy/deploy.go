@@ -173,27 +173,13 @@ func (s *Session) Unlock(ctx context.Context) {
 	s.locked = nil
 }
 
-// rolesOn are the roles that run on host, in registry order.
-func (s *Session) rolesOn(host string) []role.Role {
-	var out []role.Role
-	for _, r := range s.Roles {
-		for _, h := range r.Hosts(s.Inv) {
-			if h.Name == host {
-				out = append(out, r)
-				break
-			}
-		}
-	}
-	return out
-}
-
 // render merges the desired state of every role on h. With arts nil the
 // artifacts are placeholders: paths, rendered files and units are all
 // there, only the binaries' hashes are not. Facts probing, config checks
 // and verify need no more, so they work without an artifact cache.
 func (s *Session) render(h inventory.Host, arts map[string]artifact.Binary) (desired.Host, error) {
 	var parts []desired.Part
-	for _, r := range s.rolesOn(h.Name) {
+	for _, r := range role.On(s.Roles, s.Inv, h.Name) {
 		d, err := r.Desired(role.Input{Inv: s.Inv, Host: h, Secrets: s.Secrets, Artifacts: arts})
 		if err != nil {
 			return desired.Host{}, fmt.Errorf("role %s on host %s: %w", r.Name(), h.Name, err)
@@ -269,7 +255,7 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 		return apply.Target{}, fmt.Errorf("host %s (%s): systemd not found; natsdeploy runs every service as a systemd unit", h.Name, f.OS)
 	}
 	bins := map[string]artifact.Binary{}
-	for _, r := range s.rolesOn(h.Name) {
+	for _, r := range role.On(s.Roles, s.Inv, h.Name) {
 		rels, err := r.Artifacts(s.Inv, f.Arch)
 		if err != nil {
 			return apply.Target{}, fmt.Errorf("host %s (%s): %w", h.Name, f.Arch, err)

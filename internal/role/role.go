@@ -70,3 +70,18 @@ type Env struct {
 	// Remote returns the connection to a host, or nil when there is none.
 	Remote func(host string) desired.Remote
 }
+
+// On returns the roles of rs that run on the inventory host named host, in
+// the order of rs.
+func On(rs []Role, inv *inventory.Inventory, host string) []Role {
+	var out []Role
+	for _, r := range rs {
+		for _, h := range r.Hosts(inv) {
+			if h.Name == host {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
