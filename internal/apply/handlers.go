@@ -158,7 +158,10 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 			reloading = append(reloading, t)
 		}
 	}
-	return Each(reloading, func(t Target) error {
+	if len(reloading) == 0 {
+		return nil
+	}
+	err := Each(reloading, func(t Target) error {
 		tu, _ := unitOf(t, u.Name)
 		logf(t.Name, "reload %s", u.Name)
 		want := ""
@@ -179,11 +182,64 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 			}
 			logf(t.Name, "reload confirmed: %s %s", g.Desc, want)
 		}
-		if err := waitReady(ctx, t, tu, to.Health); err != nil {
-			return err
-		}
-		return clearPending(ctx, t, u.Name)
+		return waitReady(ctx, t, tu, to.Health)
 	})
+	if err != nil {
+		return err
+	}
+	// The pending records stay until the cluster has settled: an apply
+	// stopped before that owes the reload, and its repair, again.
+	if err := settleAfterReload(ctx, targets, u, to, logf); err != nil {
+		return err
+	}
+	return Each(reloading, func(t Target) error { return clearPending(ctx, t, u.Name) })
+}
+
+// settleAfterReload waits for the unit's cluster gate after a reload. A
+// reload can make members drop and re-form their links to each other (new
+// route credentials do); they normally come back within seconds. If they
+// have not within the reload timeout, the members the gate names as
+// lagging are restarted one at a time, worst first, until it passes: a
+// restarted member makes every link afresh. The others keep working
+// meanwhile, which is why no two are restarted at once.
+func settleAfterReload(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
+	if u.Settled == nil {
+		return nil
+	}
+	err := waitSettled(ctx, targets, u, to.Reload)
+	for tries := 0; err != nil && tries < len(targets); tries++ {
+		var lag *desired.Lagging
+		if !errors.As(err, &lag) || len(lag.Nodes) == 0 {
+			break
+		}
+		t, ok := targetNamed(targets, lag.Nodes[0])
+		if !ok {
+			break
+		}
+		tu, _ := unitOf(t, u.Name)
+		logf(t.Name, "%s has not settled %s after the reload (%v); restarting %s to make its links afresh", u.Name, to.Reload, err, u.Name)
+		if _, rerr := t.Conn.Exec(ctx, "systemctl restart "+shell.Quote(u.Name)); rerr != nil {
+			return fmt.Errorf("host %s: restart %s to repair the cluster after a reload: %w%s", t.Name, u.Name, rerr, diagnose(ctx, t, tu))
+		}
+		if rerr := waitReady(ctx, t, tu, to.Health); rerr != nil {
+			return rerr
+		}
+		err = waitSettled(ctx, targets, u, to.Reload)
+	}
+	if err != nil {
+		return fmt.Errorf("not settled after the reload: %w; run apply again (it owes the reload and the settling), or look at each member's routes", err)
+	}
+	logf("", "%s settled after the reload: %s", u.Name, u.Settled.Desc)
+	return nil
+}
+
+func targetNamed(targets []Target, name string) (Target, bool) {
+	for _, t := range targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
 }
 
 func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {

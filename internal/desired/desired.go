@@ -110,8 +110,9 @@ type Unit struct {
 	// reload it refused). Nil: a reload is confirmed by Ready alone.
 	Reload *ReloadGate
 	// Settled is polled across every host that runs the unit after a
-	// start or a restart, before the next host is touched: what a cluster
-	// needs beyond each member being ready. Nil: nothing to wait for.
+	// start, a reload or a restart, before the next host is touched (and
+	// before apply reports success): what a cluster needs beyond each
+	// member being ready. Nil: nothing to wait for.
 	Settled *ClusterGate
 	// DiagnoseCmd prints what explains a failed start (journal and log
 	// tail); its output is shown with the error. Default: the unit's
@@ -150,11 +151,22 @@ type ReloadGate struct {
 }
 
 // ClusterGate is a check across all hosts that run a unit, in inventory
-// order.
+// order. When Check can tell which members keep the cluster from settling
+// it returns a *Lagging, so the engine can repair those and no other.
 type ClusterGate struct {
 	Desc  string
 	Check func(ctx context.Context, nodes []Node) error
 }
+
+// Lagging is a ClusterGate's error that names the members at fault, the
+// one to repair first first.
+type Lagging struct {
+	Nodes []string
+	Err   error
+}
+
+func (l *Lagging) Error() string { return l.Err.Error() }
+func (l *Lagging) Unwrap() error { return l.Err }
 
 // Clash is one conflict found by Merge. Key is the inventory key to fix
 // when one is known (a port); Role is the role that came second.

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
+	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/health"
 )
 
@@ -155,4 +157,48 @@ func MetaSettled(ctx context.Context, gets []Get, names []string) error {
 		last = "no node reports itself meta leader"
 	}
 	return fmt.Errorf("JetStream meta group not settled: %s", last)
+}
+
+// RoutesWhole returns nil when every node routes to every other, or a
+// *desired.Lagging naming the nodes that lack a route, the node missing
+// the most routes first: it is the one to restart if they do not come
+// back by themselves (both ends of a missing route are named; either may
+// be the one that will not reconnect). names[i] is the server name of the node gets[i] reads.
+func RoutesWhole(ctx context.Context, gets []Get, names []string) error {
+	var problems []string
+	missingOf := map[string]int{} // worst first is the order of repair
+	for i, get := range gets {
+		var rz Routez
+		if err := JSON(ctx, get, "/routez", &rz); err != nil {
+			missingOf[names[i]] = len(names)
+			problems = append(problems, names[i]+": "+err.Error())
+			continue
+		}
+		peers := map[string]bool{}
+		for _, r := range rz.Routes {
+			peers[r.RemoteName] = true
+		}
+		var missing []string
+		for j, other := range names {
+			if j != i && !peers[other] {
+				missing = append(missing, other)
+			}
+		}
+		if len(missing) > 0 {
+			missingOf[names[i]] = len(missing)
+			problems = append(problems, fmt.Sprintf("%s has no route to %s", names[i], strings.Join(missing, ", ")))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	var lagging []string
+	for _, n := range names {
+		if missingOf[n] > 0 {
+			lagging = append(lagging, n)
+		}
+	}
+	// Stable: among equals, inventory order.
+	sort.SliceStable(lagging, func(a, b int) bool { return missingOf[lagging[a]] > missingOf[lagging[b]] })
+	return &desired.Lagging{Nodes: lagging, Err: errors.New(strings.Join(problems, "; "))}
 }
