@@ -354,7 +354,7 @@ func TestHandlersSayWhatTheyDo(t *testing.T) {
 	if err := Handlers(context.Background(), targets, fast, l.f); err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []string{"[n1] restart nats-server.service (1 of rolling restart)", "[n2] restart nats-server.service (2 of rolling restart)", "[n3] restart nats-server.service (3 of rolling restart)"} {
+	for i, want := range []string{"[n1] restart nats-server.service (1 of 3, one host at a time)", "[n2] restart nats-server.service (2 of 3, one host at a time)", "[n3] restart nats-server.service (3 of 3, one host at a time)"} {
 		if !strings.Contains(l.text(), want) {
 			t.Errorf("restart %d: no %q in\n%s", i+1, want, l.text())
 		}
@@ -438,5 +438,115 @@ func TestCommitMovesFromWhereStagePut(t *testing.T) {
 	Abort(context.Background(), tg)
 	if len(*log) != 0 {
 		t.Errorf("abort with nothing staged sent %v", *log)
+	}
+}
+
+// leaderGate is an order gate that names whatever leader says, and
+// records the nodes it was shown.
+func leaderGate(leader *atomic.Value, shown *atomic.Int32) *desired.OrderGate {
+	return &desired.OrderGate{Desc: "the leader", Last: func(_ context.Context, nodes []desired.Node) (string, error) {
+		shown.Store(int32(len(nodes)))
+		l, _ := leader.Load().(string)
+		if l == "?" {
+			return "", fmt.Errorf("no node answers")
+		}
+		return l, nil
+	}}
+}
+
+// The host the order gate names goes last, asked again before every
+// step: leadership that moves during the roll moves the host kept for
+// last with it. Without an answer the roll goes on in inventory order.
+func TestRollingRestartLeaderLast(t *testing.T) {
+	tests := []struct {
+		name   string
+		leader []string // what the gate says before each restart
+		want   []string
+		note   string // in the log of the last restart
+	}{
+		{"leader first in inventory", []string{"n1", "n1", "n1"}, []string{"n2", "n3", "n1"}, "[n1] restart nats-server.service (3 of 3, one host at a time; the leader, so last)"},
+		{"leader in the middle", []string{"n2", "n2", "n2"}, []string{"n1", "n3", "n2"}, "[n2] restart nats-server.service (3 of 3, one host at a time; the leader, so last)"},
+		{"leader already last", []string{"n3", "n3", "n3"}, []string{"n1", "n2", "n3"}, "; the leader, so last)"},
+		// n1 restarted; leadership moves to n2, which now waits.
+		{"leadership moves during the roll", []string{"n3", "n2", "n2"}, []string{"n1", "n3", "n2"}, "[n2] restart nats-server.service (3 of 3, one host at a time; the leader, so last)"},
+		// Moved to a host already restarted: nothing to keep for last.
+		{"leadership moves to a restarted host", []string{"n2", "n1", "n1"}, []string{"n1", "n2", "n3"}, ""},
+		{"no leader", []string{"", "", ""}, []string{"n1", "n2", "n3"}, ""},
+		{"gate cannot answer", []string{"?", "?", "?"}, []string{"n1", "n2", "n3"}, "warning: cannot tell which host nats-server.service should restart last (the leader): no node answers; going in inventory order"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			targets, log, _ := newCluster(t, 3)
+			var leader atomic.Value
+			var shown atomic.Int32
+			leader.Store(tc.leader[0])
+			gate := leaderGate(&leader, &shown)
+			for i := range targets {
+				targets[i].Desired.Units[0].Order = gate
+				targets[i].Plan.Handlers["nats-server.service"] = desired.Restart
+			}
+			step := 0
+			var l logs
+			logf := func(host, format string, args ...any) {
+				l.f(host, format, args...)
+				if strings.HasSuffix(format, "restarted and healthy") && step+1 < len(tc.leader) {
+					step++
+					leader.Store(tc.leader[step])
+				}
+			}
+			done, err := rollingRestart(context.Background(), targets, targets[0].Desired.Units[0], fast, logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range filter(*log, "systemctl restart") {
+				got = append(got, strings.SplitN(c, ":", 2)[0])
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") || strings.Join(done, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("restarted %v (reported %v), want %v", got, done, tc.want)
+			}
+			if shown.Load() != 3 {
+				t.Errorf("order gate shown %d nodes, want all 3", shown.Load())
+			}
+			if tc.note != "" && !strings.Contains(l.text(), tc.note) {
+				t.Errorf("log lacks %q:\n%s", tc.note, l.text())
+			}
+			if tc.note == "" && strings.Contains(l.text(), "so last") {
+				t.Errorf("log claims a host went last for the leader:\n%s", l.text())
+			}
+		})
+	}
+}
+
+// Only the hosts that owe a restart are restarted, with the leader among
+// them last; a host that owes nothing is still asked to be ready, and
+// still shown to the order gate.
+func TestRollingRestartSubsetLeaderLast(t *testing.T) {
+	targets, log, conns := newCluster(t, 3)
+	var leader atomic.Value
+	var shown atomic.Int32
+	leader.Store("n1")
+	for i := range targets {
+		targets[i].Desired.Units[0].Order = leaderGate(&leader, &shown)
+	}
+	targets[0].Plan.Handlers["nats-server.service"] = desired.Restart
+	targets[2].Plan.Handlers["nats-server.service"] = desired.Restart
+	if err := Handlers(context.Background(), targets, fast, nolog); err != nil {
+		t.Fatal(err)
+	}
+	if got := filter(*log, "systemctl restart"); strings.Join(got, "|") != "n3: systemctl restart nats-server.service|n1: systemctl restart nats-server.service" {
+		t.Errorf("restarts %v, want n3 then n1 (the leader)", got)
+	}
+	if shown.Load() != 3 {
+		t.Errorf("order gate shown %d nodes, want 3", shown.Load())
+	}
+	*log = nil
+	conns[1].healthy.Store(false)
+	err := Handlers(context.Background(), targets, Timeouts{Health: 300 * time.Millisecond}, nolog)
+	if err == nil || !strings.Contains(err.Error(), "not restarting nats-server.service on n3: host n2 is not ready") {
+		t.Fatalf("error = %v, want n2 named", err)
+	}
+	if got := filter(*log, "systemctl restart"); len(got) != 0 {
+		t.Errorf("restarted with n2 not ready: %v", got)
 	}
 }

@@ -36,7 +36,8 @@ type Logf func(host, format string, args ...any)
 //   - reloads run in parallel, each confirmed by the unit's reload gate;
 //   - restarts roll one host at a time, each only while every other host
 //     is ready, each waiting for its own host to be ready and then for
-//     the unit's cluster gate.
+//     the unit's cluster gate; the host the unit's order gate names goes
+//     last.
 func Handlers(ctx context.Context, targets []Target, to Timeouts, logf Logf) error {
 	units := unitsOf(targets)
 	for _, u := range units {
@@ -46,7 +47,7 @@ func Handlers(ctx context.Context, targets []Target, to Timeouts, logf Logf) err
 		if err := reloadAll(ctx, targets, u, to, logf); err != nil {
 			return err
 		}
-		if err := rollingRestart(ctx, targets, u, to, logf); err != nil {
+		if _, err := rollingRestart(ctx, targets, u, to, logf); err != nil {
 			return err
 		}
 	}
@@ -186,41 +187,97 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 	})
 }
 
-func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
-	for i, t := range targets {
-		if t.Plan.Handlers[u.Name] != desired.Restart || slices.Contains(t.Plan.Start, u.Name) {
-			continue
+// rollingRestart restarts u, one host at a time, on every target whose
+// plan owes it a restart, and returns the hosts restarted, in order. The
+// unit's order gate, asked before each step, names a host to keep for
+// last; the others go in inventory order.
+func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) ([]string, error) {
+	var todo []Target
+	for _, t := range targets {
+		if t.Plan.Handlers[u.Name] == desired.Restart && !slices.Contains(t.Plan.Start, u.Name) {
+			todo = append(todo, t)
 		}
-		// Taking a host down while another is not ready could leave a
-		// cluster too few members to work; refuse and say which host is
-		// the problem.
-		for j, o := range targets {
-			if j == i {
-				continue
-			}
-			ou, ok := unitOf(o, u.Name)
-			if !ok || ou.Ready == nil {
-				continue
-			}
-			err := health.Poll(ctx, to.Health, func() error { return ou.Ready.Check(ctx, node(o)) })
-			if err != nil {
-				return fmt.Errorf("not restarting %s on %s: host %s is not ready (%v); taking a second member down now could stop the cluster; fix %s and run apply again", u.Name, t.Name, o.Name, err, o.Name)
-			}
+	}
+	total := len(todo)
+	var done []string
+	warned := false
+	for len(todo) > 0 {
+		i, last, err := nextToRestart(ctx, targets, todo, u)
+		if err != nil && !warned {
+			// The order only spares the cluster extra leader changes;
+			// not knowing it is no reason to stop.
+			logf("", "warning: cannot tell which host %s should restart last (%s): %v; going in inventory order", u.Name, u.Order.Desc, err)
+			warned = true
+		}
+		t := todo[i]
+		todo = slices.Delete(todo, i, i+1)
+		if err := othersReady(ctx, targets, t, u, to); err != nil {
+			return done, err
 		}
 		tu, _ := unitOf(t, u.Name)
-		logf(t.Name, "restart %s (%d of rolling restart)", u.Name, i+1)
+		note := ""
+		if last {
+			note = "; " + u.Order.Desc + ", so last"
+		}
+		logf(t.Name, "restart %s (%d of %d, one host at a time%s)", u.Name, len(done)+1, total, note)
 		if _, err := t.Conn.Exec(ctx, "systemctl restart "+shell.Quote(u.Name)); err != nil {
-			return fmt.Errorf("host %s: restart %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
+			return done, fmt.Errorf("host %s: restart %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
 		}
 		if err := waitReady(ctx, t, tu, to.Health); err != nil {
-			return err
+			return done, err
 		}
 		if err := waitSettled(ctx, targets, tu, to.Health); err != nil {
-			return fmt.Errorf("host %s restarted, but %w", t.Name, err)
+			return done, fmt.Errorf("host %s restarted, but %w", t.Name, err)
 		}
 		logf(t.Name, "%s restarted and healthy", u.Name)
+		done = append(done, t.Name)
 		if err := clearPending(ctx, t, u.Name); err != nil {
-			return err
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// nextToRestart picks the index in todo of the next host to restart: the
+// first one the unit's order gate does not keep for last. last reports
+// that the pick is the host the gate named, left alone until now.
+func nextToRestart(ctx context.Context, targets, todo []Target, u desired.Unit) (i int, last bool, err error) {
+	if u.Order == nil {
+		return 0, false, nil
+	}
+	var nodes []desired.Node
+	for _, t := range targets {
+		if _, ok := unitOf(t, u.Name); ok {
+			nodes = append(nodes, node(t))
+		}
+	}
+	keep, err := u.Order.Last(ctx, nodes)
+	if err != nil {
+		return 0, false, err
+	}
+	for i, t := range todo {
+		if t.Name != keep {
+			return i, false, nil
+		}
+	}
+	return 0, keep != "", nil
+}
+
+// othersReady refuses to take t down while another host of the unit is not
+// ready: that could leave a cluster too few members to work. It says which
+// host is the problem.
+func othersReady(ctx context.Context, targets []Target, t Target, u desired.Unit, to Timeouts) error {
+	for _, o := range targets {
+		if o.Name == t.Name {
+			continue
+		}
+		ou, ok := unitOf(o, u.Name)
+		if !ok || ou.Ready == nil {
+			continue
+		}
+		err := health.Poll(ctx, to.Health, func() error { return ou.Ready.Check(ctx, node(o)) })
+		if err != nil {
+			return fmt.Errorf("not restarting %s on %s: host %s is not ready (%v); taking a second member down now could stop the cluster; fix %s and run again", u.Name, t.Name, o.Name, err, o.Name)
 		}
 	}
 	return nil
