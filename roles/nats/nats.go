@@ -190,6 +190,7 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 			Ready:    readyGate(n.HTTPPort),
 			Reload:   reloadGate(n.HTTPPort, path.Join(n.ConfigDir, ConfigFile)),
 			Settled:  metaGate(n.HTTPPort),
+			Order:    leaderGate(n.HTTPPort),
 			// systemd's messages and errors from before the log file
 			// opens are in the journal; the rest is in the log file, read
 			// directly in case the copier is not running.
