@@ -19,11 +19,15 @@ type Timeouts struct {
 	Start  time.Duration // a cold start: all hosts of a cluster must find each other
 	Health time.Duration // a restarted host to be ready again
 	Reload time.Duration // a reload to be confirmed
+	// Preflight is how long a restart on demand gives a host that is not
+	// ready before refusing: enough to ride out a blip, short enough to
+	// report a real problem at once.
+	Preflight time.Duration
 }
 
 // DefaultTimeouts suit a VM fleet; a cluster that must catch up on a lot
 // of data after a restart may need more.
-var DefaultTimeouts = Timeouts{Start: 2 * time.Minute, Health: 2 * time.Minute, Reload: 20 * time.Second}
+var DefaultTimeouts = Timeouts{Start: 2 * time.Minute, Health: 2 * time.Minute, Reload: 20 * time.Second, Preflight: 10 * time.Second}
 
 // Logf reports progress for a host.
 type Logf func(host, format string, args ...any)
@@ -52,6 +56,91 @@ func Handlers(ctx context.Context, targets []Target, to Timeouts, logf Logf) err
 		}
 	}
 	return nil
+}
+
+// Restarted is one host's restart of a unit, done by Restart.
+type Restarted struct{ Host, Unit string }
+
+// Restart restarts on demand, with apply's own roll, the units each
+// target's plan marks Restart, unit by unit, on those targets only. The
+// other targets take part as apply's roll has them do: each must be
+// ready before a host goes down. Before touching anything it checks that
+// every host running one of those units is ready now, and each unit's
+// cluster settled; if not, it refuses and names every host in the way.
+// It returns the restarts done, in order, also when it fails midway.
+func Restart(ctx context.Context, targets []Target, to Timeouts, logf Logf) ([]Restarted, error) {
+	var units []desired.Unit
+	for _, u := range unitsOf(targets) {
+		for _, t := range targets {
+			if t.Plan.Handlers[u.Name] == desired.Restart {
+				units = append(units, u)
+				break
+			}
+		}
+	}
+	if len(units) == 0 {
+		return nil, errors.New("nothing to restart")
+	}
+	var problems []string
+	for _, u := range units {
+		var hosts []string
+		for _, t := range targets {
+			tu, ok := unitOf(t, u.Name)
+			if !ok {
+				continue
+			}
+			hosts = append(hosts, t.Name)
+			if err := health.Poll(ctx, to.Preflight, func() error { return checkReady(ctx, t, tu) }); err != nil {
+				problems = append(problems, fmt.Sprintf("host %s: %s is not ready: %v", t.Name, u.Name, err))
+			}
+		}
+		if len(problems) > 0 {
+			continue
+		}
+		if err := waitSettled(ctx, targets, u, to.Preflight); err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		logf("", "%s is ready on %s", u.Name, strings.Join(hosts, ", "))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("not restarting anything: taking a host down while another is not ready could stop the cluster:\n  %s\nnothing was restarted; fix that first, then run restart again",
+			strings.Join(problems, "\n  "))
+	}
+	var done []Restarted
+	for _, u := range units {
+		hosts, err := rollingRestart(ctx, targets, u, to, logf)
+		for _, h := range hosts {
+			done = append(done, Restarted{Host: h, Unit: u.Name})
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// checkReady asks a unit's ready gate once; a unit without one is ready
+// when systemd says it is active.
+func checkReady(ctx context.Context, t Target, u desired.Unit) error {
+	if u.Ready != nil {
+		return u.Ready.Check(ctx, node(t))
+	}
+	out, err := t.Conn.Exec(ctx, "systemctl is-active "+shell.Quote(u.Name)+" || true")
+	if err != nil {
+		return err
+	}
+	if state := strings.TrimSpace(out); state != "active" {
+		return fmt.Errorf("systemd says %s", orUnknown(state))
+	}
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func unitsOf(targets []Target) []desired.Unit {
