@@ -64,6 +64,15 @@ func TestBadInputExitsTwoBeforeConnecting(t *testing.T) {
 		{"lame duck below the server's minimum", func(t *testing.T) []string {
 			return []string{"apply", labWith(t, `[nats]`, "[nats]\nlame_duck_duration = \"10s\"\nlame_duck_grace_period = \"5s\"")}
 		}, []string{"inv.toml:", "nats.lame_duck_duration", "30s", "nothing was changed"}},
+		{"restart on a host the inventory lacks", func(t *testing.T) []string {
+			return []string{"restart", "--host", "nats-9", labWith(t, "", "")}
+		}, []string{"--host nats-9: no such host", "nats-1, nats-2, nats-3", "nothing was restarted"}},
+		{"restart of a role the inventory does not run", func(t *testing.T) []string {
+			return []string{"restart", "--role", "grafana", labWith(t, "", "")}
+		}, []string{"--role grafana: the inventory does not run it", "nothing was restarted"}},
+		{"restart with a flag after the inventory", func(t *testing.T) []string {
+			return []string{"restart", labWith(t, "", ""), "--host", "nats-1"}
+		}, []string{"--host comes after the inventory; put flags before it"}},
 		{"unknown key", func(t *testing.T) []string {
 			return []string{"plan", labWith(t, `cluster_name = "nats-cluster"`, `cluster_nam = "nats-cluster"`)}
 		}, []string{"inv.toml:", "cluster_nam", "did you mean", "nothing was changed"}},
