@@ -129,8 +129,10 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		Dirs: []desired.Dir{
 			// The service reads its config but must not change it.
 			{Path: n.ConfigDir, Owner: "root", Group: User, Mode: fs.ModeDir | 0o750},
-			{Path: n.DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
-			{Path: n.LogDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
+			// The JetStream store, and the log that explains its history:
+			// destroy keeps both unless told to purge data.
+			{Path: n.DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750, Holds: desired.Data},
+			{Path: n.LogDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750, Holds: desired.Data},
 		},
 	}
 
