@@ -99,6 +99,7 @@ func newApp(out io.Writer) *cli.App {
 				},
 				Action: restartCmd,
 			},
+			destroyCommand,
 			dashboardsCommand,
 		},
 	}
