@@ -100,3 +100,59 @@ func TestExitCode(t *testing.T) {
 		t.Errorf("usage exits %d, want 2", c)
 	}
 }
+
+// Without a terminal to ask on, destroy refuses unless told --yes, before
+// it connects to anything: exit 2, saying what to do.
+func TestDestroyWithoutTerminalNeedsYes(t *testing.T) {
+	tty := console.tty
+	t.Cleanup(func() { console.tty = tty })
+	console.tty = func() bool { return false }
+	inv := labWith(t, "", "")
+	for _, args := range [][]string{
+		{"destroy", inv},
+		{"destroy", "--purge-data", inv},
+	} {
+		out, code := run(args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2:\n%s", args, code, out)
+		}
+		for _, w := range []string{"no terminal to ask on", "pass --yes", "nothing was changed"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", args, w, out)
+			}
+		}
+	}
+	// --yes typed after the inventory is not read: refused as usage,
+	// not taken for a missing --yes.
+	out, code := run("destroy", inv, "--yes")
+	if code != 2 || !strings.Contains(out, "--yes comes after the inventory; put flags before it") {
+		t.Errorf("flag after the inventory: exit %d\n%s", code, out)
+	}
+}
+
+func TestConfirm(t *testing.T) {
+	tests := []struct {
+		answer string
+		want   bool
+	}{
+		{"yes\n", true},
+		{"  yes \n", true},
+		{"prod-cluster\n", true},
+		{"prod-cluster", true}, // no newline before the end of input
+		{"y\n", false},
+		{"YES\n", false},
+		{"no\n", false},
+		{"\n", false},
+		{"", false},
+		{"prod\n", false},
+	}
+	for _, tc := range tests {
+		var out strings.Builder
+		if got := confirm(strings.NewReader(tc.answer), &out, "prod-cluster", 3); got != tc.want {
+			t.Errorf("answer %q: confirmed %v, want %v", tc.answer, got, tc.want)
+		}
+		if !strings.Contains(out.String(), "Destroy cluster prod-cluster on 3 host(s) as shown? Type yes or the cluster name") {
+			t.Errorf("prompt %q", out.String())
+		}
+	}
+}
