@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -57,7 +58,7 @@ func destroyCmd(c *cli.Context) error {
 	out := c.App.Writer
 	r.PrintDestroy(out)
 	if !r.NothingToDestroy() && !yes {
-		if !confirm(console.in, out, inv.NATS.ClusterName, len(inv.Hosts)) {
+		if !confirm(c.Context, console.in, out, inv.NATS.ClusterName, len(inv.Hosts)) {
 			return cli.Exit("not confirmed; nothing was changed", 1)
 		}
 	}
@@ -77,14 +78,24 @@ func destroyCmd(c *cli.Context) error {
 }
 
 // confirm asks for "yes" or the cluster's name on one line; anything else,
-// an empty line or end of input is a no.
-func confirm(in io.Reader, out io.Writer, cluster string, hosts int) bool {
+// an empty line, end of input or an interrupt is a no. The read runs
+// aside so that Ctrl-C (which cancels ctx) ends the wait at once.
+func confirm(ctx context.Context, in io.Reader, out io.Writer, cluster string, hosts int) bool {
 	fmt.Fprintf(out, "Destroy cluster %s on %d host(s) as shown? Type yes or the cluster name to go ahead: ", cluster, hosts)
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && line == "" {
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(in).ReadString('\n')
+		lines <- line
+	}()
+	select {
+	case <-ctx.Done():
 		fmt.Fprintln(out)
 		return false
+	case line := <-lines:
+		if !strings.HasSuffix(line, "\n") {
+			fmt.Fprintln(out)
+		}
+		answer := strings.TrimSpace(line)
+		return answer == "yes" || answer == cluster
 	}
-	answer := strings.TrimSpace(line)
-	return answer == "yes" || answer == cluster
 }

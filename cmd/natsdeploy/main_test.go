@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,11 +149,19 @@ func TestConfirm(t *testing.T) {
 	}
 	for _, tc := range tests {
 		var out strings.Builder
-		if got := confirm(strings.NewReader(tc.answer), &out, "prod-cluster", 3); got != tc.want {
+		if got := confirm(context.Background(), strings.NewReader(tc.answer), &out, "prod-cluster", 3); got != tc.want {
 			t.Errorf("answer %q: confirmed %v, want %v", tc.answer, got, tc.want)
 		}
 		if !strings.Contains(out.String(), "Destroy cluster prod-cluster on 3 host(s) as shown? Type yes or the cluster name") {
 			t.Errorf("prompt %q", out.String())
 		}
+	}
+	// Ctrl-C while it waits: a no, at once, though no line ever comes.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	if confirm(ctx, pr, io.Discard, "prod-cluster", 3) {
+		t.Error("an interrupt confirmed the destroy")
 	}
 }
