@@ -83,18 +83,36 @@ func Restart(ctx context.Context, targets []Target, to Timeouts, logf Logf) ([]R
 	}
 	var problems []string
 	for _, u := range units {
+		var running []Target
 		var hosts []string
 		for _, t := range targets {
-			tu, ok := unitOf(t, u.Name)
-			if !ok {
-				continue
-			}
-			hosts = append(hosts, t.Name)
-			if err := health.Poll(ctx, to.Preflight, func() error { return checkReady(ctx, t, tu) }); err != nil {
-				problems = append(problems, fmt.Sprintf("host %s: %s is not ready: %v", t.Name, u.Name, err))
+			if _, ok := unitOf(t, u.Name); ok {
+				running = append(running, t)
+				hosts = append(hosts, t.Name)
 			}
 		}
-		if len(problems) > 0 {
+		// All at once: with several hosts down, the refusal comes after
+		// one wait, not one per host.
+		notReady := make([]string, len(running))
+		var wg sync.WaitGroup
+		for i, t := range running {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tu, _ := unitOf(t, u.Name)
+				if err := health.Poll(ctx, to.Preflight, func() error { return checkReady(ctx, t, tu) }); err != nil {
+					notReady[i] = fmt.Sprintf("host %s: %s is not ready: %v", t.Name, u.Name, err)
+				}
+			}()
+		}
+		wg.Wait()
+		before := len(problems)
+		for _, p := range notReady {
+			if p != "" {
+				problems = append(problems, p)
+			}
+		}
+		if len(problems) > before {
 			continue
 		}
 		if err := waitSettled(ctx, targets, u, to.Preflight); err != nil {
