@@ -57,13 +57,19 @@ func destroyCmd(c *cli.Context) error {
 	}
 	out := c.App.Writer
 	r.PrintDestroy(out)
-	if !r.NothingToDestroy() && !yes {
+	nothing := r.NothingToDestroy()
+	if !nothing && !yes {
 		if !confirm(c.Context, console.in, out, inv.NATS.ClusterName, len(inv.Hosts)) {
 			return cli.Exit("not confirmed; nothing was changed", 1)
 		}
 	}
+	// With nothing of any role left this only clears natsdeploy's own
+	// state, which the lock just now recreated: not worth a question.
 	if err := r.Destroy(c.Context); err != nil {
 		return err
+	}
+	if nothing {
+		return nil
 	}
 	kept := 0
 	for _, t := range r.Teardowns {
