@@ -77,6 +77,24 @@ func metaGate(port int) *desired.ClusterGate {
 	}
 }
 
+// leaderGate: the JetStream meta leader restarts last. Restarted first, it
+// would hand leadership to a node the roll takes down later, which hands
+// it on again: an election, and a moment without a meta leader, per step
+// instead of once. Like metaGate it relies on host name == server_name.
+func leaderGate(port int) *desired.OrderGate {
+	return &desired.OrderGate{
+		Desc: "the JetStream meta leader",
+		Last: func(ctx context.Context, nodes []desired.Node) (string, error) {
+			gets := make([]monitor.Get, len(nodes))
+			names := make([]string, len(nodes))
+			for i, n := range nodes {
+				gets[i], names[i] = monitorOf(n, port), n.Name
+			}
+			return monitor.MetaLeader(ctx, gets, names)
+		},
+	}
+}
+
 // DigestCmd prints, on stderr, the digest of the config on disk, parsed as
 // the service user would read it.
 func DigestCmd(config string) string {

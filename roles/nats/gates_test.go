@@ -169,3 +169,26 @@ func TestSettledGate(t *testing.T) {
 		t.Fatalf("not settled: %v", err)
 	}
 }
+
+// The order gate names the node that reports itself meta leader, through
+// each node's own monitoring port on loopback.
+func TestOrderGate(t *testing.T) {
+	u := natsUnit(t)
+	if u.Order == nil {
+		t.Fatal("nats-server.service has no order gate: a roll would restart the meta leader whenever its turn came")
+	}
+	var nodes []desired.Node
+	var fakes []*fakeNode
+	for _, name := range []string{"nats-1", "nats-2", "nats-3"} {
+		fn := newFakeNode(t)
+		fakes = append(fakes, fn)
+		nodes = append(nodes, desired.Node{Name: name, Remote: fn})
+		fn.set("/jsz", `{"meta_cluster":{"leader":"nats-1","cluster_size":3}}`)
+	}
+	fakes[0].set("/jsz", `{"meta_cluster":{"leader":"nats-2","cluster_size":3}}`) // stale
+	fakes[1].set("/jsz", `{"meta_cluster":{"leader":"nats-2","cluster_size":3}}`)
+	got, err := u.Order.Last(context.Background(), nodes)
+	if err != nil || got != "nats-2" {
+		t.Fatalf("Last = %q, %v; want nats-2", got, err)
+	}
+}

@@ -202,3 +202,39 @@ func RoutesWhole(ctx context.Context, gets []Get, names []string) error {
 	sort.SliceStable(lagging, func(a, b int) bool { return missingOf[lagging[a]] > missingOf[lagging[b]] })
 	return &desired.Lagging{Nodes: lagging, Err: errors.New(strings.Join(problems, "; "))}
 }
+
+// MetaLeader returns the server name of the JetStream meta leader. names[i]
+// is the server name of the node gets[i] reads. A node that reports itself
+// leader is believed first; otherwise the leader the answering followers
+// name (the leader itself may be the one not answering). "" when there is
+// no meta group (a single node) or no leader now. An error only when no
+// node answers at all.
+func MetaLeader(ctx context.Context, gets []Get, names []string) (string, error) {
+	var failed []string
+	named := map[string]int{}
+	for i, get := range gets {
+		var j Jsz
+		if err := JSON(ctx, get, "/jsz", &j); err != nil {
+			failed = append(failed, names[i]+": "+err.Error())
+			continue
+		}
+		if j.Meta == nil || j.Meta.Leader == "" {
+			continue
+		}
+		if j.Meta.Leader == names[i] {
+			return names[i], nil
+		}
+		named[j.Meta.Leader]++
+	}
+	if len(failed) == len(gets) && len(gets) > 0 {
+		return "", fmt.Errorf("no node answers /jsz: %s", strings.Join(failed, "; "))
+	}
+	best, votes := "", 0
+	// In names' order, so a tie has one answer.
+	for _, n := range names {
+		if named[n] > votes {
+			best, votes = n, named[n]
+		}
+	}
+	return best, nil
+}
