@@ -14,7 +14,10 @@ SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GOFMT ?= $(shell command -v gofmt 2>/dev/null || echo /usr/local/go/bin/gofmt)
 export GO
-LAB := bash internal/lab/lab.sh
+# LAB_HOSTS: how many hosts `make lab-up` keeps (1 to 9; inventory/lab.toml
+# names 3). Tests grow and shrink it themselves.
+LAB_HOSTS ?= 3
+LAB := NATSDEPLOY_LAB_HOSTS=$(LAB_HOSTS) bash internal/lab/lab.sh
 STEP = @printf '==> %s\n'
 
 .PHONY: help deps deps-apt tools docker build lab-image lab-artifacts lab-up \

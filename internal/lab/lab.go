@@ -55,23 +55,39 @@ type Host struct {
 // SSHAddress is the host's sshd as host:port.
 func (h Host) SSHAddress() string { return net.JoinHostPort(h.Address, "22") }
 
-var hosts = []Host{
-	{Name: "nats-1", Container: "natsdeploy-lab-1", Address: "172.31.253.11"},
-	{Name: "nats-2", Container: "natsdeploy-lab-2", Address: "172.31.253.12"},
-	{Name: "nats-3", Container: "natsdeploy-lab-3", Address: "172.31.253.13"},
-}
+// DefaultHosts is the lab's size (inventory/lab.toml's); MaxHosts is how
+// far it grows (Resize) for scaling tests and benchmarks.
+const (
+	DefaultHosts = 3
+	MaxHosts     = 9
+)
+
+// allHosts are every host the lab can have: nats-N, natsdeploy-lab-N,
+// 172.31.253.1N, as lab.sh makes them.
+var allHosts = func() []Host {
+	var hs []Host
+	for i := 1; i <= MaxHosts; i++ {
+		hs = append(hs, Host{Name: fmt.Sprintf("nats-%d", i), Container: fmt.Sprintf("natsdeploy-lab-%d", i), Address: fmt.Sprintf("172.31.253.1%d", i)})
+	}
+	return hs
+}()
+
+var hosts = allHosts[:DefaultHosts]
 
 // Hosts returns the lab's hosts in order (a fresh copy).
 func Hosts() []Host { return append([]Host(nil), hosts...) }
 
+// HostsN returns the first n hosts the lab can have (n from 1 to MaxHosts).
+func HostsN(n int) []Host { return append([]Host(nil), allHosts[:n]...) }
+
 // Lookup finds a host by its name, container name or address.
 func Lookup(id string) (Host, error) {
-	for _, h := range hosts {
+	for _, h := range allHosts {
 		if id == h.Name || id == h.Container || id == h.Address {
 			return h, nil
 		}
 	}
-	return Host{}, fmt.Errorf("lab: no host %q (have nats-1..3, natsdeploy-lab-1..3, 172.31.253.11..13)", id)
+	return Host{}, fmt.Errorf("lab: no host %q (have nats-1..%d, natsdeploy-lab-1..%d, 172.31.253.11..1%d)", id, MaxHosts, MaxHosts, MaxHosts)
 }
 
 // RepoRoot returns the repository's root folder (see FindRepoRoot). It
@@ -518,6 +534,29 @@ func Ready(ctx context.Context) error {
 	return nil
 }
 
+// Resize makes the lab n hosts (`NATSDEPLOY_LAB_HOSTS=n lab.sh up`): the
+// missing ones are created, healthy ones kept as they are, any beyond n
+// removed; Paths.KnownHosts then lists the n.
+func Resize(ctx context.Context, n int) ([]Host, error) {
+	if n < 1 || n > MaxHosts {
+		return nil, fmt.Errorf("lab: %d hosts: want 1 to %d", n, MaxHosts)
+	}
+	p, err := Locate()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withDefaultWait(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", p.Script, "up")
+	cmd.Dir = p.Root
+	cmd.Env = append(os.Environ(), "NATSDEPLOY_LAB_DIR="+p.Dir, fmt.Sprintf("NATSDEPLOY_LAB_HOSTS=%d", n))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("lab: NATSDEPLOY_LAB_HOSTS=%d %s up: %w\n%s", n, p.Script, err, tail(string(out), 40))
+	}
+	hs := HostsN(n)
+	return hs, writeKnownHosts(ctx, hs)
+}
+
 // Reset recreates every host from the image (`lab.sh reset`: a clean slate,
 // new host keys) and rewrites Paths.KnownHosts. It takes a few seconds.
 func Reset(ctx context.Context) error {
@@ -539,7 +578,9 @@ func Reset(ctx context.Context) error {
 
 // WriteKnownHosts writes Paths.KnownHosts from each host's ed25519 host key,
 // read out of band through docker exec.
-func WriteKnownHosts(ctx context.Context) error {
+func WriteKnownHosts(ctx context.Context) error { return writeKnownHosts(ctx, hosts) }
+
+func writeKnownHosts(ctx context.Context, hosts []Host) error {
 	p, err := Locate()
 	if err != nil {
 		return err

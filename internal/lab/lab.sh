@@ -34,8 +34,17 @@ GATEWAY=172.31.253.1
 IMAGE=natsdeploy-lab:bookworm-v1
 SUITE=bookworm
 PACKAGES=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,sudo,curl
-NAMES=(nats-1 nats-2 nats-3)
-ADDRS=(172.31.253.11 172.31.253.12 172.31.253.13)
+# The lab has 3 hosts unless NATSDEPLOY_LAB_HOSTS says otherwise (1 to 9:
+# nats-N at 172.31.253.1N); `up` with a smaller number removes the hosts
+# beyond it.
+MAX_HOSTS=9
+LAB_HOSTS=${NATSDEPLOY_LAB_HOSTS:-3}
+[[ $LAB_HOSTS =~ ^[1-9]$ ]] || { echo "lab: error: NATSDEPLOY_LAB_HOSTS=$LAB_HOSTS: want a number of hosts from 1 to $MAX_HOSTS" >&2; exit 2; }
+NAMES=() ADDRS=()
+for ((i = 1; i <= LAB_HOSTS; i++)); do
+	NAMES+=("nats-$i")
+	ADDRS+=("172.31.253.1$i")
+done
 LABEL=io.natsdeploy.lab
 USER_NAME=deploy
 
@@ -596,6 +605,13 @@ cmd_up() {
 			run_container "${NAMES[$i]}" "${ADDRS[$i]}"
 		fi
 	done
+	for ((i = LAB_HOSTS + 1; i <= MAX_HOSTS; i++)); do
+		c=$(container "nats-$i")
+		if docker inspect "$c" >/dev/null 2>&1; then
+			say "removing $c (the lab has $LAB_HOSTS hosts)"
+			docker rm -f -v "$c" >/dev/null
+		fi
+	done
 	for i in "${!NAMES[@]}"; do
 		c=$(container "${NAMES[$i]}")
 		wait_booted "$c"
@@ -610,9 +626,9 @@ cmd_down() {
 		say "no docker daemon answers: nothing to remove"
 		return
 	fi
-	local n c
-	for n in "${NAMES[@]}"; do
-		c=$(container "$n")
+	local i c
+	for ((i = 1; i <= MAX_HOSTS; i++)); do
+		c=$(container "nats-$i")
 		if docker inspect "$c" >/dev/null 2>&1; then
 			say "removing $c"
 			docker rm -f -v "$c" >/dev/null

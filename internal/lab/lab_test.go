@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,8 +42,16 @@ func TestLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %+v", id, h)
 		}
 	}
-	if _, err := Lookup("nats-4"); err == nil {
-		t.Error("Lookup(nats-4): no error")
+	if h, err := Lookup("natsdeploy-lab-9"); err != nil || h.Address != "172.31.253.19" || h.Name != "nats-9" {
+		t.Errorf("Lookup(natsdeploy-lab-9) = %+v, %v: the lab grows to 9", h, err)
+	}
+	for _, id := range []string{"nats-10", "nats-0", "172.31.253.20"} {
+		if _, err := Lookup(id); err == nil {
+			t.Errorf("Lookup(%s): no error", id)
+		}
+	}
+	if hs := HostsN(5); len(hs) != 5 || hs[4].Name != "nats-5" || len(Hosts()) != DefaultHosts {
+		t.Errorf("HostsN(5) = %v, Hosts() has %d", hs, len(Hosts()))
 	}
 	hs := Hosts()
 	hs[0].Name = "changed"
@@ -115,12 +124,10 @@ func TestSameFactsEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var addrs, names []string
-	for _, h := range hosts {
-		addrs = append(addrs, h.Address)
-		names = append(names, h.Name)
-		if want := "natsdeploy-lab-" + strings.TrimPrefix(h.Name, "nats-"); h.Container != want {
-			t.Errorf("%s: container %s, the script names it %s", h.Name, h.Container, want)
+	for _, h := range allHosts {
+		n := strings.TrimPrefix(h.Name, "nats-")
+		if h.Container != "natsdeploy-lab-"+n || h.Address != "172.31.253.1"+n {
+			t.Errorf("%s: container %s at %s; the script makes natsdeploy-lab-%s at 172.31.253.1%s", h.Name, h.Container, h.Address, n, n)
 		}
 	}
 	for _, want := range []string{
@@ -128,8 +135,10 @@ func TestSameFactsEverywhere(t *testing.T) {
 		"\nSUBNET=" + Subnet + "\n",
 		"\nIMAGE=" + Image + "\n",
 		"\nUSER_NAME=" + User + "\n",
-		"\nNAMES=(" + strings.Join(names, " ") + ")\n",
-		"\nADDRS=(" + strings.Join(addrs, " ") + ")\n",
+		fmt.Sprintf("\nMAX_HOSTS=%d\n", MaxHosts),
+		fmt.Sprintf("\nLAB_HOSTS=${NATSDEPLOY_LAB_HOSTS:-%d}\n", DefaultHosts),
+		"\tNAMES+=(\"nats-$i\")\n\tADDRS+=(\"172.31.253.1$i\")\n",
+		"container() { printf 'natsdeploy-lab-%s' \"${1#nats-}\"; }",
 		"\nNATS_SERVER_VERSIONS=(" + strings.Join(NATSServerVersions, " ") + ")\n",
 	} {
 		if !strings.Contains(string(script), want) {
