@@ -263,6 +263,12 @@ func (s SurveyorSpec) On() bool { return s.Enabled == nil || *s.Enabled }
 // across all accounts, so the inventory cannot use it then.
 const SurveyorUser = "surveyor"
 
+// OperatorUser is the NATS user natsdeploy adds to the system account for
+// its own cluster operations (removing a departed member from the
+// JetStream meta group, which only the system account may ask for). It may
+// do that and nothing else, and the inventory cannot use the name.
+const OperatorUser = "natsdeploy"
+
 // RunsSurveyor reports whether the inventory deploys nats-surveyor, and so
 // whether the system account gets SurveyorUser.
 func (inv *Inventory) RunsSurveyor() bool {

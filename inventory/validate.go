@@ -473,6 +473,8 @@ func (v *validator) checkAccounts() {
 				v.add(keyPath(ukey, "name"), "user has no name; add name = \"...\"")
 			case !userNameRe.MatchString(u.Name):
 				v.add(keyPath(ukey, "name"), "%q is not a valid user name; use letters, digits and - _ . @", u.Name)
+			case u.Name == OperatorUser:
+				v.add(keyPath(ukey, "name"), "%q is the user natsdeploy adds to the system account for its own cluster operations; NATS needs user names unique across all accounts, so rename this one", u.Name)
 			case u.Name == SurveyorUser && v.inv.RunsSurveyor():
 				v.add(keyPath(ukey, "name"), "%q is the user natsdeploy adds to the system account for nats-surveyor ([monitoring.surveyor]); NATS needs user names unique across all accounts, so rename this one", u.Name)
 			default:

@@ -102,6 +102,21 @@ func SurveyorPermissions() inventory.Permissions {
 	}
 }
 
+// OperatorSlot is the password of natsdeploy's own user in the system
+// account (inventory.OperatorUser).
+var OperatorSlot = secretstore.Slot{Name: inventory.OperatorUser, Bcrypt: true}
+
+// OperatorPermissions: the meta group's peer removal, answered on an
+// inbox. Not $SYS.> and not the rest of $JS.API.>: a leaked password could
+// take a member out, which apply's own verify would report, and nothing
+// more.
+func OperatorPermissions() inventory.Permissions {
+	return inventory.Permissions{
+		PublishAllow:   []string{"$JS.API.SERVER.REMOVE"},
+		SubscribeAllow: []string{"_INBOX.>"},
+	}
+}
+
 // Artifact is the verified nats-server binary on the control machine.
 // internal/artifact.Binary converts to it directly.
 type Artifact struct {
@@ -284,6 +299,17 @@ func Render(inv *inventory.Inventory, host inventory.Host, sec Secrets) (Rendere
 			}
 			p := u.Permissions()
 			ad.Users = append(ad.Users, userData{Name: u.Name, PasswordHash: hash, Permissions: &p})
+		}
+		if a.System {
+			hash, err := sec.SecretBcrypt(OperatorSlot.Name)
+			if err != nil {
+				return r, fmt.Errorf("password hash of natsdeploy's own user: %w", err)
+			}
+			if !isBcrypt(hash) {
+				return r, errors.New("the password hash of natsdeploy's own user is not a bcrypt hash; refusing to write a password in clear")
+			}
+			p := OperatorPermissions()
+			ad.Users = append(ad.Users, userData{Name: inventory.OperatorUser, PasswordHash: hash, Permissions: &p})
 		}
 		if a.System && inv.RunsSurveyor() {
 			hash, err := sec.SecretBcrypt(SurveyorSlot.Name)

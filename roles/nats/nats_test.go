@@ -33,6 +33,7 @@ var testHashes = map[string]string{
 	"payment-service":      "$2a$11$wJmJNGUD5Gn/jNMVVMszCOH1KWj7Yi/2vZXUnTU4KQqWzqYRWeBd.",
 	"notification-service": "$2a$11$f4n55Pf3XwVua0M..cKH3.Lx4hotiYPqxNIBnnjCfvbn22Ok9FV32",
 	"surveyor":             "$2a$11$M6t8nhk6Emht4hYlUog35.hkg.qGfXhcxg8u2VDCy3ZiRSID4dhCC",
+	"natsdeploy":           "$2a$11$AtW5sp76xSSt.hZWyWty5.5jcBQ3I9PNbp41WjwwhUojYEn.slpWm",
 }
 
 func testPassword(user string) string { return "test-password-" + user }
@@ -56,12 +57,13 @@ func (f fakeSecrets) BcryptHash(account, user string) (string, error) {
 func (f fakeSecrets) RouteBcryptHash() (string, error) { return f.routeHash, nil }
 func (f fakeSecrets) RoutePassword() string            { return f.routePassword }
 
-// SecretBcrypt: only the surveyor's slot exists in the fixture.
+// SecretBcrypt: the surveyor's and natsdeploy's own slots exist in the
+// fixture.
 func (f fakeSecrets) SecretBcrypt(name string) (string, error) {
-	if name != SurveyorSlot.Name {
+	if name != SurveyorSlot.Name && name != OperatorSlot.Name {
 		return "", fmt.Errorf("no secret %q", name)
 	}
-	return testHashes["surveyor"], nil
+	return testHashes[name], nil
 }
 
 var secrets = fakeSecrets{routePassword: testPassword("route"), routeHash: testHashes["route"]}
@@ -515,10 +517,17 @@ func TestSurveyorUser(t *testing.T) {
 // The role asks for the surveyor's slot exactly when the surveyor runs, so
 // the hash it renders is always resolved.
 func TestSurveyorSlotRequested(t *testing.T) {
-	if got := (Role{}).Secrets(fixture()); len(got) != 0 {
-		t.Errorf("Secrets without monitoring = %v, want none", got)
+	if got := (Role{}).Secrets(fixture()); len(got) != 1 || got[0] != OperatorSlot {
+		t.Errorf("Secrets without monitoring = %v, want natsdeploy's own only", got)
 	}
-	if got := (Role{}).Secrets(withSurveyor()); len(got) != 1 || got[0] != SurveyorSlot {
-		t.Errorf("Secrets with the surveyor = %v, want [%v]", got, SurveyorSlot)
+	if got := (Role{}).Secrets(withSurveyor()); len(got) != 2 || got[1] != SurveyorSlot {
+		t.Errorf("Secrets with the surveyor = %v, want [%v %v]", got, OperatorSlot, SurveyorSlot)
+	}
+	noSys := fixture()
+	for i := range noSys.Accounts {
+		noSys.Accounts[i].System = false
+	}
+	if got := (Role{}).Secrets(noSys); len(got) != 0 {
+		t.Errorf("Secrets without a system account = %v, want none", got)
 	}
 }

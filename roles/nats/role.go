@@ -67,10 +67,14 @@ func (Role) Artifacts(inv *inventory.Inventory, arch string) ([]artifact.Release
 // Secrets: the users' and the route's passwords are the store's own; the
 // surveyor's user, when the surveyor runs, needs its slot.
 func (Role) Secrets(inv *inventory.Inventory) []secretstore.Slot {
-	if inv.RunsSurveyor() {
-		return []secretstore.Slot{SurveyorSlot}
+	var slots []secretstore.Slot
+	if inv.SystemAccount() != nil {
+		slots = append(slots, OperatorSlot)
 	}
-	return nil
+	if inv.RunsSurveyor() {
+		slots = append(slots, SurveyorSlot)
+	}
+	return slots
 }
 
 func (Role) Desired(in role.Input) (desired.Host, error) {
