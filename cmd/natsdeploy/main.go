@@ -60,6 +60,7 @@ func newApp(out io.Writer) *cli.App {
 				ArgsUsage: "INVENTORY.toml",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "no-verify", Usage: "skip the post-deploy verifier"},
+					&cli.BoolFlag{Name: "allow-remove", Usage: "take cluster members the inventory no longer names out of the cluster (their data moved to the members left)"},
 				},
 				Action: applyCmd,
 			},
@@ -173,11 +174,26 @@ func applyCmd(c *cli.Context) error {
 		return err
 	}
 	defer r.Close()
+	out := c.App.Writer
+	gone, err := r.Departures(c.Context)
+	if err != nil {
+		return err
+	}
+	if len(gone) > 0 && !c.Bool("allow-remove") {
+		return cli.Exit(fmt.Sprintf("the cluster has members the inventory no longer names:\n%sto remove them, run apply --allow-remove; to keep them, put them back in the inventory\nnothing was changed",
+			deploy.DescribeDepartures(gone)), 2)
+	}
+	if len(gone) > 0 {
+		fmt.Fprintf(out, "removing cluster members the inventory no longer names:\n%s", deploy.DescribeDepartures(gone))
+		if err := r.RemoveDeparted(c.Context, gone); err != nil {
+			return err
+		}
+	}
 	changed, err := r.Apply(c.Context, deploy.DefaultTimeouts)
 	if err != nil {
 		return err
 	}
-	out := c.App.Writer
+	changed = changed || len(gone) > 0
 	if changed {
 		fmt.Fprintf(out, "applied in %s\n", time.Since(start).Round(10*time.Millisecond))
 	} else {
@@ -198,6 +214,13 @@ func planCmd(c *cli.Context) error {
 	}
 	defer r.Close()
 	r.PrintPlan(c.Context, c.App.Writer)
+	gone, err := r.Departures(c.Context)
+	if err != nil {
+		return err
+	}
+	if len(gone) > 0 {
+		fmt.Fprintf(c.App.Writer, "cluster members the inventory no longer names (apply refuses without --allow-remove):\n%s", deploy.DescribeDepartures(gone))
+	}
 	return nil
 }
 

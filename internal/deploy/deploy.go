@@ -66,24 +66,7 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	}
 	cfgs := make([]remote.Config, 0, len(inv.Hosts))
 	for _, h := range inv.Hosts {
-		user, port := inv.SSH.User, inv.SSH.Port
-		if h.SSHUser != "" {
-			user = h.SSHUser
-		}
-		if h.SSHPort != 0 {
-			port = h.SSHPort
-		}
-		cfgs = append(cfgs, remote.Config{
-			Host:          h.Name,
-			Address:       h.Address,
-			Port:          port,
-			User:          user,
-			IdentityFiles: inv.SSH.IdentityFiles,
-			UseAgent:      true,
-			KnownHosts:    inv.SSH.KnownHosts,
-			AcceptNew:     inv.SSH.AcceptNewHostKeys,
-			Timeout:       inv.SSH.ConnectTimeout.D(),
-		})
+		cfgs = append(cfgs, sshConfig(inv, h))
 	}
 	clients, err := remote.DialAll(ctx, cfgs)
 	if err != nil {
@@ -96,6 +79,29 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	s := New(inv, rs, sec, conns, out)
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
+}
+
+// sshConfig is how natsdeploy reaches h: the inventory's [ssh] section
+// with the host's own overrides.
+func sshConfig(inv *inventory.Inventory, h inventory.Host) remote.Config {
+	user, port := inv.SSH.User, inv.SSH.Port
+	if h.SSHUser != "" {
+		user = h.SSHUser
+	}
+	if h.SSHPort != 0 {
+		port = h.SSHPort
+	}
+	return remote.Config{
+		Host:          h.Name,
+		Address:       h.Address,
+		Port:          port,
+		User:          user,
+		IdentityFiles: inv.SSH.IdentityFiles,
+		UseAgent:      true,
+		KnownHosts:    inv.SSH.KnownHosts,
+		AcceptNew:     inv.SSH.AcceptNewHostKeys,
+		Timeout:       inv.SSH.ConnectTimeout.D(),
+	}
 }
 
 // OpenSecrets opens the inventory's secrets file with every slot the roles

@@ -10,7 +10,6 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/report"
-	"github.com/natsdeploy/natsdeploy/internal/role"
 )
 
 // Verify checks the live hosts against the inventory: first what every
@@ -22,12 +21,7 @@ func (s *Session) Verify(ctx context.Context) report.Report {
 	start := time.Now()
 	var rep report.Report
 	rep.Results = append(rep.Results, s.hostChecks(ctx)...)
-	env := role.Env{Inv: s.Inv, Secrets: s.Secrets, Remote: func(host string) desired.Remote {
-		if c, ok := s.Conns[host]; ok {
-			return c
-		}
-		return nil
-	}}
+	env := s.env(nil)
 	for _, r := range s.Roles {
 		if len(r.Hosts(s.Inv)) > 0 {
 			rep.Results = append(rep.Results, r.Verify(ctx, env)...)

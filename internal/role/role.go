@@ -85,3 +85,34 @@ func On(rs []Role, inv *inventory.Inventory, host string) []Role {
 	}
 	return out
 }
+
+// Departure is a member of a role's live cluster that the inventory no
+// longer names: scale-in.
+type Departure struct {
+	Role, Name string
+	// Address is where the member was last seen; "" when no member
+	// reports a link to it (it is down): there is nothing to stop.
+	Address string
+	// Units are the role's units to stop and disable on it.
+	Units []string
+}
+
+// Remover is implemented by a role whose members form a cluster that
+// remembers them: removing a host from the inventory is then more than
+// not deploying to it any more.
+type Remover interface {
+	// Departed asks the live cluster (through the hosts the inventory
+	// still names) which members the inventory no longer names. A
+	// cluster that does not run yet has none.
+	Departed(ctx context.Context, env Env) ([]Departure, error)
+	// CheckRemoval returns an error, before anything is changed, when
+	// removing ds would lose data or leave the cluster short (say, a
+	// stream with more replicas than members left); the error says why
+	// and what to do. env.Remote reaches the departing members too, when
+	// they could be reached.
+	CheckRemoval(ctx context.Context, env Env, ds []Departure) error
+	// Remove takes departed members out of the cluster once their
+	// service is stopped, and waits until what they held is held by the
+	// members left.
+	Remove(ctx context.Context, env Env, ds []Departure, logf func(format string, args ...any)) error
+}

@@ -78,8 +78,37 @@ type Varz struct {
 type Routez struct {
 	Routes []struct {
 		RemoteName string `json:"remote_name"`
+		IP         string `json:"ip"`
 	} `json:"routes"`
 }
+
+// Streamz is /jsz?accounts=true&streams=true&config=true: the streams of
+// which this server holds a replica.
+type Streamz struct {
+	Accounts []struct {
+		Name    string         `json:"name"`
+		Streams []StreamDetail `json:"stream_detail"`
+	} `json:"account_details"`
+}
+
+// StreamDetail is one stream as one server sees it.
+type StreamDetail struct {
+	Name    string `json:"name"`
+	Cluster *struct {
+		Leader   string `json:"leader"`
+		Replicas []struct {
+			Name    string `json:"name"`
+			Current bool   `json:"current"`
+			Offline bool   `json:"offline"`
+		} `json:"replicas"`
+	} `json:"cluster"`
+	Config *struct {
+		Replicas int `json:"num_replicas"`
+	} `json:"config"`
+}
+
+// StreamsPath is the query for Streamz.
+const StreamsPath = "/jsz?accounts=true&streams=true&config=true"
 
 // Jsz is the part of /jsz natsdeploy reads. Meta is nil when JetStream is
 // not clustered.
