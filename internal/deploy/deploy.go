@@ -42,6 +42,9 @@ type Session struct {
 	Conns   map[string]apply.Conn // by host name
 	Targets []apply.Target        // in inventory order, after Gather
 	Out     io.Writer
+	// Unreachable holds, by host name, why a host could not be connected
+	// to; only Reach leaves hosts out.
+	Unreachable map[string]error
 
 	me     lock.Holder
 	locked []string
@@ -62,6 +65,46 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	if err := sec.Save(); err != nil {
 		return nil, err
 	}
+	cfgs := sshConfigs(inv)
+	clients, err := remote.DialAll(ctx, cfgs)
+	if err != nil {
+		return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
+	}
+	conns := make(map[string]apply.Conn, len(clients))
+	for name, c := range clients {
+		conns[name] = Conn{c}
+	}
+	s := New(inv, rs, sec, conns, out)
+	s.close = func() { remote.CloseAll(clients) }
+	return s, nil
+}
+
+// Reach connects to every host it can, for the commands that only look or
+// only clear a lock (status, unlock). Unlike Connect it does not open the
+// secrets file, records no new host key (a host never seen before has
+// nothing of ours to show), and keeps going without the hosts it cannot
+// reach: they are in Session.Unreachable, for the caller to report.
+func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
+	cfgs := sshConfigs(inv)
+	for i := range cfgs {
+		cfgs[i].AcceptNew = false
+	}
+	clients, failed, err := remote.DialSome(ctx, cfgs)
+	if err != nil {
+		return nil, err
+	}
+	conns := make(map[string]apply.Conn, len(clients))
+	for name, c := range clients {
+		conns[name] = Conn{c}
+	}
+	s := New(inv, rs, nil, conns, out)
+	s.Unreachable = failed
+	s.close = func() { remote.CloseAll(clients) }
+	return s, nil
+}
+
+// sshConfigs says how to reach each host of the inventory, in its order.
+func sshConfigs(inv *inventory.Inventory) []remote.Config {
 	cfgs := make([]remote.Config, 0, len(inv.Hosts))
 	for _, h := range inv.Hosts {
 		user, port := inv.SSH.User, inv.SSH.Port
@@ -83,17 +126,7 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 			Timeout:       inv.SSH.ConnectTimeout.D(),
 		})
 	}
-	clients, err := remote.DialAll(ctx, cfgs)
-	if err != nil {
-		return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
-	}
-	conns := make(map[string]apply.Conn, len(clients))
-	for name, c := range clients {
-		conns[name] = Conn{c}
-	}
-	s := New(inv, rs, sec, conns, out)
-	s.close = func() { remote.CloseAll(clients) }
-	return s, nil
+	return cfgs
 }
 
 // OpenSecrets opens the inventory's secrets file with every slot the roles
@@ -178,15 +211,22 @@ func (s *Session) Unlock(ctx context.Context) {
 // there, only the binaries' hashes are not. Facts probing, config checks
 // and verify need no more, so they work without an artifact cache.
 func (s *Session) render(h inventory.Host, arts map[string]artifact.Binary) (desired.Host, error) {
+	d, _, err := s.renderParts(h, arts)
+	return d, err
+}
+
+// renderParts is render that also returns each role's own part.
+func (s *Session) renderParts(h inventory.Host, arts map[string]artifact.Binary) (desired.Host, []desired.Part, error) {
 	var parts []desired.Part
 	for _, r := range role.On(s.Roles, s.Inv, h.Name) {
 		d, err := r.Desired(role.Input{Inv: s.Inv, Host: h, Secrets: s.Secrets, Artifacts: arts})
 		if err != nil {
-			return desired.Host{}, fmt.Errorf("role %s on host %s: %w", r.Name(), h.Name, err)
+			return desired.Host{}, nil, fmt.Errorf("role %s on host %s: %w", r.Name(), h.Name, err)
 		}
 		parts = append(parts, desired.Part{Role: r.Name(), Host: d})
 	}
-	return desired.Merge(h.Name, parts...)
+	d, err := desired.Merge(h.Name, parts...)
+	return d, parts, err
 }
 
 // artifacts fetches and verifies release archives once per run, whatever

@@ -39,6 +39,7 @@ type svcRole struct {
 	version string // rendered into the files: change it to change them
 	secret  string // the content of the sensitive file
 	verify  []report.Result
+	want    string // the unit's program version, for status; "" not checked
 }
 
 func (svcRole) Name() string                                    { return "svc" }
@@ -66,12 +67,20 @@ func (r svcRole) Desired(in role.Input) (desired.Host, error) {
 			Name:   svcUnit,
 			Ready:  &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
 			Reload: &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error { return nil }},
+			Version: r.want, VersionCmd: versionCmd(r.want),
 		}},
 		Ports: []desired.Port{{Number: 1, Key: "svc.port"}},
 	}, nil
 }
 
 func (r svcRole) Verify(context.Context, role.Env) []report.Result { return r.verify }
+
+func versionCmd(want string) string {
+	if want == "" {
+		return ""
+	}
+	return "/usr/bin/svc --version"
+}
 
 func sum(s string) string {
 	h := sha256.Sum256([]byte(s))
@@ -82,11 +91,12 @@ func sum(s string) string {
 // shared by all hosts; the facts command is answered from a queue, one
 // answer per gather.
 type host struct {
-	name  string
-	log   *[]string
-	mu    *sync.Mutex
-	facts []string
-	files map[string]string // what `cat` prints
+	name    string
+	log     *[]string
+	mu      *sync.Mutex
+	facts   []string
+	files   map[string]string // what `cat` prints
+	scripts []string          // every facts command, as sent
 }
 
 func isFacts(cmd string) bool { return strings.HasPrefix(cmd, "set -u\nLC_ALL=C") }
@@ -96,6 +106,7 @@ func (h *host) Exec(_ context.Context, cmd string) (string, error) {
 	defer h.mu.Unlock()
 	if isFacts(cmd) {
 		*h.log = append(*h.log, h.name+": facts")
+		h.scripts = append(h.scripts, cmd)
 		if len(h.facts) == 0 {
 			return "", errors.New("no facts left")
 		}

@@ -161,8 +161,12 @@ func (r Row) cells() (state, uptime, version, config, detail string) {
 	if r.WantVersion != "" && r.Version != r.WantVersion {
 		version += " (want " + r.WantVersion + ")"
 	}
-	config = "in sync"
-	if !r.ConfigOK {
+	switch {
+	case r.Config == "":
+		config = "-" // not compared
+	case r.ConfigOK:
+		config = "in sync"
+	default:
 		config = "DIFFERS"
 	}
 	parts := make([]string, 0, len(r.Details))
