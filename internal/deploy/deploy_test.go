@@ -64,9 +64,9 @@ func (r svcRole) Desired(in role.Input) (desired.Host, error) {
 			file(secretCfg, "token = "+r.secret+"\n", desired.Reload, true),
 		},
 		Units: []desired.Unit{{
-			Name:   svcUnit,
-			Ready:  &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
-			Reload: &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error { return nil }},
+			Name:    svcUnit,
+			Ready:   &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
+			Reload:  &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error { return nil }},
 			Version: r.want, VersionCmd: versionCmd(r.want),
 		}},
 		Ports: []desired.Port{{Number: 1, Key: "svc.port"}},

@@ -49,8 +49,8 @@ func TestStatus(t *testing.T) {
 	}
 	type want struct {
 		host, unit, state, version, config string
-		reachable                         bool
-		problems                          []string // each must be in one of the row's problems, in order
+		reachable                          bool
+		problems                           []string // each must be in one of the row's problems, in order
 	}
 	tests := []struct {
 		name        string
