@@ -78,6 +78,20 @@ func newApp(out io.Writer) *cli.App {
 				Action: verifyCmd,
 			},
 			{
+				Name:      "status",
+				Usage:     "show every service on every host now: state, uptime, version, config in sync, and each role's view (peers, leader, use); changes nothing",
+				ArgsUsage: "INVENTORY.toml",
+				Description: "One row per service of every role on every host, and one for a host that cannot be reached.\n" +
+					"Takes no lock and writes nothing, on the hosts or here: the secrets file is read, never written, and\n" +
+					"a host key not yet in known_hosts is not recorded (that host shows as unreachable until apply).\n\n" +
+					"Exit status: 0 when every host is reached and every service is up and in sync with the inventory,\n" +
+					"1 otherwise (the problems are listed), 2 for a bad inventory or usage.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
+				},
+				Action: statusCmd,
+			},
+			{
 				Name:      "contexts",
 				Usage:     "write a natscli context for every user of the inventory",
 				ArgsUsage: "INVENTORY.toml",
@@ -182,6 +196,31 @@ func verifyCmd(c *cli.Context) error {
 	}
 	defer r.Close()
 	return runVerify(c, r, c.Bool("json"))
+}
+
+func statusCmd(c *cli.Context) error {
+	inv, err := load(c)
+	if err != nil {
+		return err
+	}
+	r, err := deploy.Reach(c.Context, inv, roles.All, c.App.Writer)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rep := r.Status(c.Context)
+	if c.Bool("json") {
+		err = rep.WriteJSON(c.App.Writer)
+	} else {
+		err = rep.WriteText(c.App.Writer)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return cli.Exit(fmt.Sprintf("status: %d problem(s)", rep.Problems()), 1)
+	}
+	return nil
 }
 
 // runVerify checks the live hosts and prints the report; any failure is a

@@ -32,7 +32,7 @@ func (s *Session) Status(ctx context.Context) status.Report {
 	// Without the secrets the configs cannot be rendered as apply would
 	// render them; everything else can still be shown.
 	var secErr error
-	if s.Secrets == nil {
+	if s.Secrets == nil && len(s.Conns) > 0 {
 		s.Secrets, secErr = OpenSecrets(s.Inv, s.Roles)
 	}
 
