@@ -48,8 +48,12 @@ type Session struct {
 
 	me     lock.Holder
 	locked []string
-	close  func()
-	mu     sync.Mutex // serialises Out
+	// keepEvery is how often the locks are refreshed while held, well
+	// within lock.TTL so a long apply is never taken over.
+	keepEvery time.Duration
+	stopKeep  func()
+	close     func()
+	mu        sync.Mutex // serialises Out
 }
 
 // Connect opens the secrets file and one SSH connection per host. If any
@@ -143,7 +147,7 @@ func OpenSecrets(inv *inventory.Inventory, rs []role.Role) (*secrets.Store, erro
 
 // New makes a session over connections the caller opened.
 func New(inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, conns map[string]apply.Conn, out io.Writer) *Session {
-	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Out: out, me: lock.Me(time.Now())}
+	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Out: out, me: lock.Me(time.Now()), keepEvery: lock.TTL / 3}
 }
 
 // Close releases locks this session holds and closes every connection.
@@ -184,7 +188,8 @@ func (s *Session) Logf(host, format string, args ...any) {
 	fmt.Fprintf(s.Out, format+"\n", args...)
 }
 
-// Lock takes the run lock on every host, or on none.
+// Lock takes the run lock on every host, or on none, and keeps it fresh
+// until Unlock: a run longer than lock.TTL must not be taken over.
 func (s *Session) Lock(ctx context.Context) error {
 	for _, h := range s.Inv.Hosts {
 		if err := lock.Acquire(ctx, h.Name, s.Conns[h.Name], s.me); err != nil {
@@ -193,11 +198,22 @@ func (s *Session) Lock(ctx context.Context) error {
 		}
 		s.locked = append(s.locked, h.Name)
 	}
+	held := make([]lock.Held, len(s.locked))
+	for i, h := range s.locked {
+		held[i] = lock.Held{Host: h, Conn: s.Conns[h]}
+	}
+	ticker := time.NewTicker(s.keepEvery)
+	stop := lock.Keep(held, s.me, ticker.C, time.Now, func(host string, err error) { s.Logf(host, "warning: %v", err) })
+	s.stopKeep = func() { stop(); ticker.Stop() }
 	return nil
 }
 
-// Unlock releases the locks this session took.
+// Unlock stops refreshing the locks this session took and releases them.
 func (s *Session) Unlock(ctx context.Context) {
+	if s.stopKeep != nil {
+		s.stopKeep()
+		s.stopKeep = nil
+	}
 	for _, h := range s.locked {
 		if err := lock.Release(ctx, h, s.Conns[h], s.me); err != nil {
 			s.Logf(h, "warning: %v", err)

@@ -120,6 +120,9 @@ func (h *host) Exec(_ context.Context, cmd string) (string, error) {
 	if path, ok := strings.CutPrefix(cmd, "cat "); ok {
 		return h.files[strings.Trim(path, "'")], nil
 	}
+	if strings.Contains(cmd, "echo refreshed") {
+		return "refreshed\n", nil // the lock is still this run's
+	}
 	return "", nil
 }
 
@@ -333,4 +336,60 @@ func TestVerifyHostChecks(t *testing.T) {
 	if rep.Failed() != 2 {
 		t.Errorf("Failed() = %d, want 2", rep.Failed())
 	}
+}
+
+// While a session holds its locks it refreshes them on every host, and
+// stops before it releases them: a long apply is never taken over, and no
+// refresh can bring back a lock just released.
+func TestLockIsKeptFreshUntilUnlock(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	s, log := newSession(t, r, nil)
+	var out bytes.Buffer
+	s.Out = &out
+	s.keepEvery = time.Millisecond
+	ctx := context.Background()
+	if err := s.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refreshes := func(host string) int {
+		n := 0
+		for _, l := range snapshot(s, log) {
+			if strings.HasPrefix(l, host+": ") && strings.Contains(l, "echo refreshed") && strings.Contains(l, "expires=") {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for refreshes("h1") < 2 || refreshes("h2") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("locks not refreshed twice on every host within 10s: %q", snapshot(s, log))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.Unlock(ctx)
+	l := snapshot(s, log)
+	firstRelease, lastRefresh := -1, -1
+	for i, c := range l {
+		if strings.Contains(c, "rm -f") && firstRelease < 0 {
+			firstRelease = i
+		}
+		if strings.Contains(c, "echo refreshed") {
+			lastRefresh = i
+		}
+	}
+	if firstRelease < 0 || lastRefresh > firstRelease {
+		t.Errorf("release at %d, last refresh at %d: want every refresh before the release\n%s", firstRelease, lastRefresh, strings.Join(l, "\n"))
+	}
+	if strings.Contains(out.String(), "warning") {
+		t.Errorf("warnings while the lock was ours:\n%s", out.String())
+	}
+}
+
+// snapshot copies the command log under the fake hosts' lock.
+func snapshot(s *Session, log *[]string) []string {
+	h := s.Conns["h1"].(*host)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), *log...)
 }
