@@ -249,3 +249,24 @@ func TestStatusHelpSaysExitStatus(t *testing.T) {
 		t.Errorf("status --help (exit %d):\n%s", code, out)
 	}
 }
+
+// unlock with no host reachable says so for each host and exits 1: their
+// locks, if any, are still there.
+func TestUnlockUnreachableHosts(t *testing.T) {
+	out, err := runSplit("unlock", offlineLab(t))
+	if code := exitCode(err); code != 1 || !strings.Contains(err.Error(), "unlock: 3 host(s) may still be locked") {
+		t.Errorf("exit %d (%v), want 1 saying how many hosts", code, err)
+	}
+	for _, h := range []string{"nats-1", "nats-2", "nats-3"} {
+		if !regexp.MustCompile(`(?m)^` + h + `: cannot connect: host ` + h + `: cannot reach .*connection refused; its lock, if any, is left$`).MatchString(out) {
+			t.Errorf("no line saying %s was not reached:\n%s", h, out)
+		}
+	}
+}
+
+func TestUnlockHelp(t *testing.T) {
+	out, code := run("unlock", "--help")
+	if code != 0 || !strings.Contains(out, "--force") || !strings.Contains(out, "still runs on this machine") || !strings.Contains(out, "Exit status: 0 when no host is locked") {
+		t.Errorf("unlock --help (exit %d):\n%s", code, out)
+	}
+}
