@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,6 +162,7 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("plan:\n%s", plan)
 		}
 		before := pids(t)
+		leader := metaLeader(t, hosts)
 		stop := watchHealth(t, hosts)
 		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
 		if most, seen, worst := stop(); most > 1 {
@@ -181,18 +183,7 @@ func TestLifecycle(t *testing.T) {
 				t.Errorf("%s: max_storage %d after the roll, want 5GB", h.Name, v.JetStream.Config.MaxStorage)
 			}
 		}
-		order := []int{
-			strings.Index(out, "[nats-1] restart nats-server.service (1 of rolling restart)"),
-			strings.Index(out, "[nats-1] nats-server.service restarted and healthy"),
-			strings.Index(out, "[nats-2] restart nats-server.service (2 of rolling restart)"),
-			strings.Index(out, "[nats-2] nats-server.service restarted and healthy"),
-			strings.Index(out, "[nats-3] restart nats-server.service (3 of rolling restart)"),
-		}
-		for i := range order {
-			if order[i] < 0 || i > 0 && order[i] < order[i-1] {
-				t.Fatalf("restarts not one at a time, each after the previous was healthy:\n%s", out)
-			}
-		}
+		checkRollOrder(t, out, len(hosts), leader)
 		after := pids(t)
 		for h, p := range before {
 			if after[h] == p {
@@ -213,7 +204,7 @@ func TestLifecycle(t *testing.T) {
 			replace(`max_file_store = "4GB"`, `max_file_store = "7GB"`))
 		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
 		reloaded := strings.LastIndex(out, "reload confirmed")
-		rolled := strings.Index(out, "(1 of rolling restart)")
+		rolled := strings.Index(out, "(1 of 3, one host at a time")
 		if !strings.Contains(out, "reloadable changes go first") || reloaded < 0 || rolled < reloaded ||
 			!strings.Contains(out, "update /etc/nats/routes.conf") {
 			t.Errorf("route password not reloaded everywhere before the restarts:\n%s", out)
@@ -259,17 +250,28 @@ func TestLifecycle(t *testing.T) {
 			replace(`max_streams = 1000`, `max_streams = 500`),
 			replace(`max_file_store = "4GB"`, `max_file_store = "6GB"`))
 		before := pids(t)
-		// Killed while nats-1 is down in the middle of its restart: its
-		// MainPID has changed or its /healthz is not 200. The worst moment.
+		// Killed while the first host of the roll is down in the middle of
+		// its restart: its MainPID has changed or its /healthz is not
+		// 200. The worst moment.
+		first := ""
 		killWhen(t, changed, func(out string) bool {
-			if !strings.Contains(out, "[nats-1] restart nats-server.service (1 of rolling restart)") {
+			order := rollOrder(out)
+			if len(order) == 0 {
 				return false
 			}
-			pid := hostExec(t, hosts[0], "systemctl show -p MainPID --value nats-server.service")
-			return pid != strconv.Itoa(before["nats-1"]) || healthz(hosts[0]) != 200
+			first = order[0]
+			h, err := lab.Lookup(first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid := hostExec(t, h, "systemctl show -p MainPID --value nats-server.service")
+			return pid != strconv.Itoa(before[first]) || healthz(h) != 200
 		})
-		// nats-2 and nats-3 were never restarted: each still owes it.
-		for _, h := range hosts[1:] {
+		// The other two were never restarted: each still owes it.
+		for _, h := range hosts {
+			if h.Name == first {
+				continue
+			}
 			if got := hostExec(t, h, "cat /var/lib/natsdeploy/pending-nats-server.service 2>/dev/null || echo none"); got != "restart" {
 				t.Errorf("%s: pending handler %q after the kill, want restart", h.Name, got)
 			}
@@ -374,7 +376,7 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("an upgrade should change the binary only:\n%s", plan)
 		}
 		out := mustNatsdeploy(t, "apply", upgraded) // and verify: version 2.15.2 everywhere
-		if !strings.Contains(out, "(3 of rolling restart)") || !strings.Contains(out, "verify passed") {
+		if len(rollOrder(out)) != 3 || !strings.Contains(out, "verify passed") {
 			t.Errorf("upgrade did not roll and verify:\n%s", out)
 		}
 		for _, h := range hosts {
@@ -388,6 +390,67 @@ func TestLifecycle(t *testing.T) {
 		}
 		checkStream(t, hosts, adminPw, 21)
 	})
+}
+
+// restartLine is apply's (and restart's) line for one step of a roll.
+var restartLine = regexp.MustCompile(`\[(\S+)\] restart nats-server\.service \((\d+) of (\d+), one host at a time`)
+
+// rollOrder returns the hosts the output says were restarted, in order.
+func rollOrder(out string) []string {
+	var order []string
+	for _, m := range restartLine.FindAllStringSubmatch(out, -1) {
+		order = append(order, m[1])
+	}
+	return order
+}
+
+// checkRollOrder asserts a roll of n hosts in the output: each host once,
+// each healthy again before the next went down, and the meta leader from
+// before the roll last, said so.
+func checkRollOrder(t *testing.T, out string, n int, leader string) {
+	t.Helper()
+	order := rollOrder(out)
+	seen := map[string]bool{}
+	for _, h := range order {
+		seen[h] = true
+	}
+	if len(order) != n || len(seen) != n {
+		t.Fatalf("roll restarted %v, want each of %d hosts once:\n%s", order, n, out)
+	}
+	for i := 0; i+1 < n; i++ {
+		healthy := strings.Index(out, "["+order[i]+"] nats-server.service restarted and healthy")
+		next := strings.Index(out, "["+order[i+1]+"] restart nats-server.service")
+		if healthy < 0 || next < healthy {
+			t.Fatalf("%s went down before %s was healthy again:\n%s", order[i+1], order[i], out)
+		}
+	}
+	if order[n-1] != leader || !strings.Contains(out, fmt.Sprintf("[%s] restart nats-server.service (%d of %d, one host at a time; the JetStream meta leader, so last)", leader, n, n)) {
+		t.Errorf("the meta leader before the roll was %s; the roll went %v:\n%s", leader, order, out)
+	}
+}
+
+// metaLeader returns the JetStream meta leader every node names.
+func metaLeader(t *testing.T, hosts []lab.Host) string {
+	t.Helper()
+	var leader string
+	eventually(t, time.Minute, "one meta leader", func() error {
+		seen := map[string]bool{}
+		for _, h := range hosts {
+			var jz struct {
+				Meta struct {
+					Leader string `json:"leader"`
+				} `json:"meta_cluster"`
+			}
+			monitor(t, h, "/jsz", &jz)
+			seen[jz.Meta.Leader] = true
+			leader = jz.Meta.Leader
+		}
+		if len(seen) != 1 || leader == "" {
+			return fmt.Errorf("nodes name %v", seen)
+		}
+		return nil
+	})
+	return leader
 }
 
 // killWhen starts an apply and kills it (SIGKILL, no cleanup) as soon as

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -115,6 +116,19 @@ func newApp(out io.Writer) *cli.App {
 				},
 				Action: contextsCmd,
 			},
+			{
+				Name:      "restart",
+				Usage:     "restart services one host at a time with apply's health gates, changing no file (after OS patching, say)",
+				ArgsUsage: "INVENTORY.toml",
+				Description: "Restarts the clustered services (nats-server) on every host, one host at a time, the JetStream meta leader last,\n" +
+					"each healthy again before the next goes. Refuses before touching anything while any node is not healthy.",
+				Flags: []cli.Flag{
+					&cli.StringSliceFlag{Name: "host", Usage: "restart only on this host (repeat for more; default: every host)"},
+					&cli.StringSliceFlag{Name: "role", Usage: "restart every unit of this role instead (repeat for more; default: the clustered services)"},
+				},
+				Action: restartCmd,
+			},
+			destroyCommand,
 			dashboardsCommand,
 		},
 	}
@@ -125,6 +139,12 @@ func newApp(out io.Writer) *cli.App {
 // traffic.
 func load(c *cli.Context) (*inventory.Inventory, error) {
 	if c.NArg() != 1 {
+		for _, a := range c.Args().Tail() {
+			if strings.HasPrefix(a, "-") {
+				// cli stops reading flags at the first argument.
+				return nil, cli.Exit(fmt.Sprintf("usage: natsdeploy %s [flags] INVENTORY.toml: %s comes after the inventory; put flags before it", c.Command.Name, a), 2)
+			}
+		}
 		return nil, cli.Exit(fmt.Sprintf("usage: natsdeploy %s INVENTORY.toml", c.Command.Name), 2)
 	}
 	inv, err := inventory.Load(c.Args().First())
@@ -150,6 +170,12 @@ func open(c *cli.Context, s session) (*deploy.Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	return connect(c, inv, s)
+}
+
+// connect connects to every host of a loaded inventory and goes as far as
+// s asks.
+func connect(c *cli.Context, inv *inventory.Inventory, s session) (*deploy.Session, error) {
 	r, err := deploy.Connect(c.Context, inv, roles.All, c.App.Writer)
 	if err != nil {
 		return nil, err
@@ -282,4 +308,32 @@ func runVerify(c *cli.Context, r *deploy.Session, asJSON bool) error {
 		return cli.Exit(fmt.Sprintf("verify: %d check(s) failed", n), 1)
 	}
 	return nil
+}
+
+// restartCmd resolves what to restart before connecting (a wrong --host or
+// --role is a usage error), then rolls it with the run lock held.
+func restartCmd(c *cli.Context) error {
+	start := time.Now()
+	inv, err := load(c)
+	if err != nil {
+		return err
+	}
+	choice, err := deploy.ChooseRestart(inv, roles.All, c.StringSlice("role"), c.StringSlice("host"))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%v\nnothing was restarted", err), 2)
+	}
+	r, err := connect(c, inv, session{lock: true})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	done, err := r.Restart(c.Context, choice, deploy.DefaultTimeouts)
+	out := c.App.Writer
+	if len(done) > 0 || err == nil {
+		fmt.Fprintf(out, "restart summary (%s):\n", time.Since(start).Round(10*time.Millisecond))
+		for _, line := range deploy.RestartSummary(choice, done) {
+			fmt.Fprintf(out, "  %s\n", line)
+		}
+	}
+	return err
 }

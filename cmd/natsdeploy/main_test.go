@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -84,6 +85,15 @@ func TestBadInputExitsTwoBeforeConnecting(t *testing.T) {
 		{"lame duck below the server's minimum", func(t *testing.T) []string {
 			return []string{"apply", labWith(t, `[nats]`, "[nats]\nlame_duck_duration = \"10s\"\nlame_duck_grace_period = \"5s\"")}
 		}, []string{"inv.toml:", "nats.lame_duck_duration", "30s", "nothing was changed"}},
+		{"restart on a host the inventory lacks", func(t *testing.T) []string {
+			return []string{"restart", "--host", "nats-9", labWith(t, "", "")}
+		}, []string{"--host nats-9: no such host", "nats-1, nats-2, nats-3", "nothing was restarted"}},
+		{"restart of a role the inventory does not run", func(t *testing.T) []string {
+			return []string{"restart", "--role", "grafana", labWith(t, "", "")}
+		}, []string{"--role grafana: the inventory does not run it", "nothing was restarted"}},
+		{"restart with a flag after the inventory", func(t *testing.T) []string {
+			return []string{"restart", labWith(t, "", ""), "--host", "nats-1"}
+		}, []string{"--host comes after the inventory; put flags before it"}},
 		{"unknown key", func(t *testing.T) []string {
 			return []string{"plan", labWith(t, `cluster_name = "nats-cluster"`, `cluster_nam = "nats-cluster"`)}
 		}, []string{"inv.toml:", "cluster_nam", "did you mean", "nothing was changed"}},
@@ -268,5 +278,69 @@ func TestUnlockHelp(t *testing.T) {
 	out, code := run("unlock", "--help")
 	if code != 0 || !strings.Contains(out, "--force") || !strings.Contains(out, "still runs on this machine") || !strings.Contains(out, "Exit status: 0 when no host is locked") {
 		t.Errorf("unlock --help (exit %d):\n%s", code, out)
+	}
+}
+
+// Without a terminal to ask on, destroy refuses unless told --yes, before
+// it connects to anything: exit 2, saying what to do.
+func TestDestroyWithoutTerminalNeedsYes(t *testing.T) {
+	tty := console.tty
+	t.Cleanup(func() { console.tty = tty })
+	console.tty = func() bool { return false }
+	inv := labWith(t, "", "")
+	for _, args := range [][]string{
+		{"destroy", inv},
+		{"destroy", "--purge-data", inv},
+	} {
+		out, code := run(args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2:\n%s", args, code, out)
+		}
+		for _, w := range []string{"no terminal to ask on", "pass --yes", "nothing was changed"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", args, w, out)
+			}
+		}
+	}
+	// --yes typed after the inventory is not read: refused as usage,
+	// not taken for a missing --yes.
+	out, code := run("destroy", inv, "--yes")
+	if code != 2 || !strings.Contains(out, "--yes comes after the inventory; put flags before it") {
+		t.Errorf("flag after the inventory: exit %d\n%s", code, out)
+	}
+}
+
+func TestConfirm(t *testing.T) {
+	tests := []struct {
+		answer string
+		want   bool
+	}{
+		{"yes\n", true},
+		{"  yes \n", true},
+		{"prod-cluster\n", true},
+		{"prod-cluster", true}, // no newline before the end of input
+		{"y\n", false},
+		{"YES\n", false},
+		{"no\n", false},
+		{"\n", false},
+		{"", false},
+		{"prod\n", false},
+	}
+	for _, tc := range tests {
+		var out strings.Builder
+		if got := confirm(context.Background(), strings.NewReader(tc.answer), &out, "prod-cluster", 3); got != tc.want {
+			t.Errorf("answer %q: confirmed %v, want %v", tc.answer, got, tc.want)
+		}
+		if !strings.Contains(out.String(), "Destroy cluster prod-cluster on 3 host(s) as shown? Type yes or the cluster name") {
+			t.Errorf("prompt %q", out.String())
+		}
+	}
+	// Ctrl-C while it waits: a no, at once, though no line ever comes.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	if confirm(ctx, pr, io.Discard, "prod-cluster", 3) {
+		t.Error("an interrupt confirmed the destroy")
 	}
 }

@@ -28,6 +28,7 @@ type fakeConn struct {
 	digest  *atomic.Value // what /varz reports as the running config's digest
 	srv     *httptest.Server
 	fail    string // a command containing this fails
+	state   string // what systemctl is-active prints; "" for active
 }
 
 func (c *fakeConn) Exec(ctx context.Context, cmd string) (string, error) {
@@ -41,6 +42,12 @@ func (c *fakeConn) Exec(ctx context.Context, cmd string) (string, error) {
 	}
 	if c.fail != "" && strings.Contains(cmd, c.fail) {
 		return "config error on line 3", fmt.Errorf("exit status 1")
+	}
+	if strings.HasPrefix(cmd, "systemctl is-active ") {
+		if c.state == "" {
+			return "active\n", nil
+		}
+		return c.state + "\n", nil
 	}
 	if strings.Contains(cmd, "journalctl") {
 		return "nats-server[77]: [FTL] Error listening on port: 0.0.0.0:4222", nil
@@ -271,8 +278,73 @@ func TestReloadNotConfirmedKeepsPending(t *testing.T) {
 	if got := filter(*log, "n2: rm -f /var/lib/natsdeploy/pending-"); len(got) != 0 {
 		t.Errorf("n2's pending record was cleared though its reload is unconfirmed: %v", got)
 	}
-	if got := filter(*log, "n1: rm -f /var/lib/natsdeploy/pending-nats-server.service"); len(got) != 1 {
-		t.Errorf("n1's confirmed reload did not clear its pending record: %v", *log)
+	// n1's reload took, but the cluster never got to settle: the next
+	// apply owes n1's reload (harmless) and the settling after it.
+	if got := filter(*log, "rm -f /var/lib/natsdeploy/pending-"); len(got) != 0 {
+		t.Errorf("a pending record was cleared before the reloads were all confirmed: %v", got)
+	}
+}
+
+// After a reload the unit's cluster gate must hold before apply clears the
+// pending records and reports success; a member the gate names as lagging
+// for longer than the reload timeout is restarted, alone, and no other.
+func TestReloadSettlesAndRepairsLaggingMember(t *testing.T) {
+	cases := []struct {
+		name      string
+		heals     string // the member whose restart heals the cluster; "" heals by itself
+		never     bool   // the gate never passes
+		restarts  []string
+		wantErr   string
+		wantClear int
+	}{
+		{name: "links come back by themselves", heals: "", restarts: nil, wantClear: 3},
+		{name: "one member cut off", heals: "n3", restarts: []string{"n3: systemctl restart nats-server.service"}, wantClear: 3},
+		{name: "never settles", never: true, wantErr: "not settled after the reload: nats-server.service: after 300ms: n2 has no route to n1",
+			restarts: []string{"n2: systemctl restart nats-server.service", "n2: systemctl restart nats-server.service", "n2: systemctl restart nats-server.service"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			targets, log, _ := newCluster(t, 3)
+			var polls atomic.Int32
+			gate := &desired.ClusterGate{Desc: "all linked", Check: func(context.Context, []desired.Node) error {
+				n := polls.Add(1)
+				switch {
+				case tc.never:
+					return &desired.Lagging{Nodes: []string{"n2", "n1"}, Err: fmt.Errorf("n2 has no route to n1")}
+				case tc.heals == "" && n < 3:
+					return &desired.Lagging{Nodes: []string{"n1"}, Err: fmt.Errorf("n1 has no route to n2")}
+				case tc.heals != "" && len(filter(*log, tc.heals+": systemctl restart")) == 0:
+					return &desired.Lagging{Nodes: []string{tc.heals, "n1"}, Err: fmt.Errorf("%s has no route to n1", tc.heals)}
+				}
+				return nil
+			}}
+			for i := range targets {
+				targets[i].Desired.Units[0].Settled = gate
+				targets[i].Plan.Handlers["nats-server.service"] = desired.Reload
+			}
+			var l logs
+			err := Handlers(context.Background(), targets, Timeouts{Health: 2 * time.Second, Reload: 300 * time.Millisecond}, l.f)
+			if tc.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error = %v, want %q", err, tc.wantErr)
+			}
+			if got := filter(*log, "systemctl restart"); strings.Join(got, "\n") != strings.Join(tc.restarts, "\n") {
+				t.Errorf("restarts %v, want %v", got, tc.restarts)
+			}
+			if got := filter(*log, "rm -f /var/lib/natsdeploy/pending-nats-server.service"); len(got) != tc.wantClear {
+				t.Errorf("pending records cleared %d times, want %d", len(got), tc.wantClear)
+			}
+			if tc.wantErr == "" && !strings.Contains(l.text(), "nats-server.service settled after the reload: all linked") {
+				t.Errorf("no settled line:\n%s", l.text())
+			}
+			// Clearing a record before the gate held would let an
+			// interrupted apply forget the settling it owed.
+			if clr := strings.Index(strings.Join(*log, "\n"), "rm -f /var/lib/natsdeploy/pending-"); clr >= 0 && polls.Load() == 0 {
+				t.Errorf("records cleared without asking the gate")
+			}
+		})
 	}
 }
 
@@ -354,7 +426,7 @@ func TestHandlersSayWhatTheyDo(t *testing.T) {
 	if err := Handlers(context.Background(), targets, fast, l.f); err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []string{"[n1] restart nats-server.service (1 of rolling restart)", "[n2] restart nats-server.service (2 of rolling restart)", "[n3] restart nats-server.service (3 of rolling restart)"} {
+	for i, want := range []string{"[n1] restart nats-server.service (1 of 3, one host at a time)", "[n2] restart nats-server.service (2 of 3, one host at a time)", "[n3] restart nats-server.service (3 of 3, one host at a time)"} {
 		if !strings.Contains(l.text(), want) {
 			t.Errorf("restart %d: no %q in\n%s", i+1, want, l.text())
 		}
@@ -438,5 +510,261 @@ func TestCommitMovesFromWhereStagePut(t *testing.T) {
 	Abort(context.Background(), tg)
 	if len(*log) != 0 {
 		t.Errorf("abort with nothing staged sent %v", *log)
+	}
+}
+
+// leaderGate is an order gate that names whatever leader says, and
+// records the nodes it was shown.
+func leaderGate(leader *atomic.Value, shown *atomic.Int32) *desired.OrderGate {
+	return &desired.OrderGate{Desc: "the leader", Last: func(_ context.Context, nodes []desired.Node) (string, error) {
+		shown.Store(int32(len(nodes)))
+		l, _ := leader.Load().(string)
+		if l == "?" {
+			return "", fmt.Errorf("no node answers")
+		}
+		return l, nil
+	}}
+}
+
+// The host the order gate names goes last, asked again before every
+// step: leadership that moves during the roll moves the host kept for
+// last with it. Without an answer the roll goes on in inventory order.
+func TestRollingRestartLeaderLast(t *testing.T) {
+	tests := []struct {
+		name   string
+		leader []string // what the gate says before each restart
+		want   []string
+		note   string // in the log of the last restart
+	}{
+		{"leader first in inventory", []string{"n1", "n1", "n1"}, []string{"n2", "n3", "n1"}, "[n1] restart nats-server.service (3 of 3, one host at a time; the leader, so last)"},
+		{"leader in the middle", []string{"n2", "n2", "n2"}, []string{"n1", "n3", "n2"}, "[n2] restart nats-server.service (3 of 3, one host at a time; the leader, so last)"},
+		{"leader already last", []string{"n3", "n3", "n3"}, []string{"n1", "n2", "n3"}, "; the leader, so last)"},
+		// n1 restarted; leadership moves to n2, which now waits.
+		{"leadership moves during the roll", []string{"n3", "n2", "n2"}, []string{"n1", "n3", "n2"}, "[n2] restart nats-server.service (3 of 3, one host at a time; the leader, so last)"},
+		// Moved to a host already restarted: nothing to keep for last.
+		{"leadership moves to a restarted host", []string{"n2", "n1", "n1"}, []string{"n1", "n2", "n3"}, ""},
+		{"no leader", []string{"", "", ""}, []string{"n1", "n2", "n3"}, ""},
+		{"gate cannot answer", []string{"?", "?", "?"}, []string{"n1", "n2", "n3"}, "warning: cannot tell which host nats-server.service should restart last (the leader): no node answers; going in inventory order"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			targets, log, _ := newCluster(t, 3)
+			var leader atomic.Value
+			var shown atomic.Int32
+			leader.Store(tc.leader[0])
+			gate := leaderGate(&leader, &shown)
+			for i := range targets {
+				targets[i].Desired.Units[0].Order = gate
+				targets[i].Plan.Handlers["nats-server.service"] = desired.Restart
+			}
+			step := 0
+			var l logs
+			logf := func(host, format string, args ...any) {
+				l.f(host, format, args...)
+				if strings.HasSuffix(format, "restarted and healthy") && step+1 < len(tc.leader) {
+					step++
+					leader.Store(tc.leader[step])
+				}
+			}
+			done, err := rollingRestart(context.Background(), targets, targets[0].Desired.Units[0], fast, logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range filter(*log, "systemctl restart") {
+				got = append(got, strings.SplitN(c, ":", 2)[0])
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") || strings.Join(done, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("restarted %v (reported %v), want %v", got, done, tc.want)
+			}
+			if shown.Load() != 3 {
+				t.Errorf("order gate shown %d nodes, want all 3", shown.Load())
+			}
+			if tc.note != "" && !strings.Contains(l.text(), tc.note) {
+				t.Errorf("log lacks %q:\n%s", tc.note, l.text())
+			}
+			if tc.note == "" && strings.Contains(l.text(), "so last") {
+				t.Errorf("log claims a host went last for the leader:\n%s", l.text())
+			}
+		})
+	}
+}
+
+// Only the hosts that owe a restart are restarted, with the leader among
+// them last; a host that owes nothing is still asked to be ready, and
+// still shown to the order gate.
+func TestRollingRestartSubsetLeaderLast(t *testing.T) {
+	targets, log, conns := newCluster(t, 3)
+	var leader atomic.Value
+	var shown atomic.Int32
+	leader.Store("n1")
+	for i := range targets {
+		targets[i].Desired.Units[0].Order = leaderGate(&leader, &shown)
+	}
+	targets[0].Plan.Handlers["nats-server.service"] = desired.Restart
+	targets[2].Plan.Handlers["nats-server.service"] = desired.Restart
+	if err := Handlers(context.Background(), targets, fast, nolog); err != nil {
+		t.Fatal(err)
+	}
+	if got := filter(*log, "systemctl restart"); strings.Join(got, "|") != "n3: systemctl restart nats-server.service|n1: systemctl restart nats-server.service" {
+		t.Errorf("restarts %v, want n3 then n1 (the leader)", got)
+	}
+	if shown.Load() != 3 {
+		t.Errorf("order gate shown %d nodes, want 3", shown.Load())
+	}
+	*log = nil
+	conns[1].healthy.Store(false)
+	err := Handlers(context.Background(), targets, Timeouts{Health: 300 * time.Millisecond}, nolog)
+	if err == nil || !strings.Contains(err.Error(), "not restarting nats-server.service on n3: host n2 is not ready") {
+		t.Fatalf("error = %v, want n2 named", err)
+	}
+	if got := filter(*log, "systemctl restart"); len(got) != 0 {
+		t.Errorf("restarted with n2 not ready: %v", got)
+	}
+}
+
+// restartPlan marks unit for a restart on the hosts named, as the restart
+// command does for its --host selection.
+func restartPlan(targets []Target, unit string, hosts ...string) {
+	for i := range targets {
+		targets[i].Plan.Handlers = map[string]desired.Handler{}
+		for _, h := range hosts {
+			if targets[i].Name == h {
+				targets[i].Plan.Handlers[unit] = desired.Restart
+			}
+		}
+	}
+}
+
+func hostsOf(done []Restarted) string {
+	var out []string
+	for _, r := range done {
+		out = append(out, r.Host+":"+r.Unit)
+	}
+	return strings.Join(out, " ")
+}
+
+// A restart on demand is apply's roll over the chosen hosts: one at a
+// time, the leader last, every other host ready first, pending records
+// cleared; it says what it restarted, in order.
+func TestRestartOnDemand(t *testing.T) {
+	const unit = "nats-server.service"
+	tests := []struct {
+		name  string
+		hosts []string // --host; every host when empty
+		want  string
+	}{
+		{"every host, leader last", []string{"n1", "n2", "n3"}, "n1:" + unit + " n3:" + unit + " n2:" + unit},
+		{"one host", []string{"n1"}, "n1:" + unit},
+		{"the leader alone", []string{"n2"}, "n2:" + unit},
+		{"two hosts, the leader among them", []string{"n3", "n2"}, "n3:" + unit + " n2:" + unit},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			targets, log, _ := newCluster(t, 3)
+			var leader atomic.Value
+			var shown atomic.Int32
+			leader.Store("n2")
+			for i := range targets {
+				targets[i].Desired.Units[0].Order = leaderGate(&leader, &shown)
+			}
+			restartPlan(targets, unit, tc.hosts...)
+			var l logs
+			done, err := Restart(context.Background(), targets, fast, l.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hostsOf(done); got != tc.want {
+				t.Errorf("restarted %s, want %s", got, tc.want)
+			}
+			var sent []string
+			for _, c := range filter(*log, "systemctl restart") {
+				sent = append(sent, strings.SplitN(c, ":", 2)[0]+":"+unit)
+			}
+			if strings.Join(sent, " ") != tc.want {
+				t.Errorf("systemctl restart sent to %v, want %s", sent, tc.want)
+			}
+			if n := len(filter(*log, "rm -f /var/lib/natsdeploy/pending-"+unit)); n != len(tc.hosts) {
+				t.Errorf("pending records cleared %d times, want %d", n, len(tc.hosts))
+			}
+			if !strings.Contains(l.text(), "[] "+unit+" is ready on n1, n2, n3") {
+				t.Errorf("no preflight line:\n%s", l.text())
+			}
+		})
+	}
+}
+
+// Restart refuses before touching anything when any host that runs the
+// unit is not ready, chosen or not, or the cluster is not settled, and
+// names every host in the way.
+func TestRestartRefusesBeforeTouchingAnything(t *testing.T) {
+	const unit = "nats-server.service"
+	tests := []struct {
+		name  string
+		spoil func(targets []Target, conns []*fakeConn)
+		want  []string
+	}{
+		{"a chosen host unhealthy", func(_ []Target, c []*fakeConn) { c[0].healthy.Store(false) },
+			[]string{"host n1: nats-server.service is not ready", "503"}},
+		{"a host not chosen unhealthy", func(_ []Target, c []*fakeConn) { c[2].healthy.Store(false) },
+			[]string{"host n3: nats-server.service is not ready"}},
+		{"two hosts unhealthy, both named", func(_ []Target, c []*fakeConn) { c[1].healthy.Store(false); c[2].healthy.Store(false) },
+			[]string{"host n2: nats-server.service is not ready", "host n3: nats-server.service is not ready"}},
+		{"cluster not settled", func(ts []Target, _ []*fakeConn) {
+			for i := range ts {
+				ts[i].Desired.Units[0].Settled = &desired.ClusterGate{Desc: "members current", Check: func(context.Context, []desired.Node) error {
+					return fmt.Errorf("leader sees n3 behind")
+				}}
+			}
+		}, []string{"nats-server.service", "leader sees n3 behind"}},
+		// Without a ready gate, an active unit is a ready one.
+		{"no ready gate, unit failed", func(ts []Target, c []*fakeConn) {
+			for i := range ts {
+				ts[i].Desired.Units[0].Ready = nil
+			}
+			c[1].state = "failed"
+		}, []string{"host n2: nats-server.service is not ready", "systemd says failed"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			targets, log, conns := newCluster(t, 3)
+			restartPlan(targets, unit, "n1", "n2")
+			tc.spoil(targets, conns)
+			done, err := Restart(context.Background(), targets, Timeouts{Health: 300 * time.Millisecond, Preflight: 300 * time.Millisecond}, nolog)
+			if err == nil {
+				t.Fatalf("restart went ahead: %v", done)
+			}
+			for _, w := range append(tc.want, "not restarting anything", "nothing was restarted") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+			if len(done) != 0 {
+				t.Errorf("reported restarts %v", done)
+			}
+			for _, l := range *log {
+				if strings.Contains(l, "systemctl restart") || strings.Contains(l, "rm -f") {
+					t.Errorf("touched a host: %s", l)
+				}
+			}
+		})
+	}
+	targets, _, _ := newCluster(t, 3)
+	if _, err := Restart(context.Background(), targets, fast, nolog); err == nil || err.Error() != "nothing to restart" {
+		t.Errorf("restart with nothing chosen: %v", err)
+	}
+}
+
+// A restart that fails midway reports what it did before the failure.
+func TestRestartFailureSaysWhatWasDone(t *testing.T) {
+	targets, _, conns := newCluster(t, 3)
+	restartPlan(targets, "nats-server.service", "n1", "n2", "n3")
+	conns[1].fail = "systemctl restart"
+	done, err := Restart(context.Background(), targets, fast, nolog)
+	if err == nil || !strings.Contains(err.Error(), "host n2: restart nats-server.service") {
+		t.Fatalf("error = %v", err)
+	}
+	if got := hostsOf(done); got != "n1:nats-server.service" {
+		t.Errorf("done = %s, want n1 only", got)
 	}
 }

@@ -19,11 +19,15 @@ type Timeouts struct {
 	Start  time.Duration // a cold start: all hosts of a cluster must find each other
 	Health time.Duration // a restarted host to be ready again
 	Reload time.Duration // a reload to be confirmed
+	// Preflight is how long a restart on demand gives a host that is not
+	// ready before refusing: enough to ride out a blip, short enough to
+	// report a real problem at once.
+	Preflight time.Duration
 }
 
 // DefaultTimeouts suit a VM fleet; a cluster that must catch up on a lot
 // of data after a restart may need more.
-var DefaultTimeouts = Timeouts{Start: 2 * time.Minute, Health: 2 * time.Minute, Reload: 20 * time.Second}
+var DefaultTimeouts = Timeouts{Start: 2 * time.Minute, Health: 2 * time.Minute, Reload: 20 * time.Second, Preflight: 10 * time.Second}
 
 // Logf reports progress for a host.
 type Logf func(host, format string, args ...any)
@@ -36,7 +40,8 @@ type Logf func(host, format string, args ...any)
 //   - reloads run in parallel, each confirmed by the unit's reload gate;
 //   - restarts roll one host at a time, each only while every other host
 //     is ready, each waiting for its own host to be ready and then for
-//     the unit's cluster gate.
+//     the unit's cluster gate; the host the unit's order gate names goes
+//     last.
 func Handlers(ctx context.Context, targets []Target, to Timeouts, logf Logf) error {
 	units := unitsOf(targets)
 	for _, u := range units {
@@ -46,11 +51,114 @@ func Handlers(ctx context.Context, targets []Target, to Timeouts, logf Logf) err
 		if err := reloadAll(ctx, targets, u, to, logf); err != nil {
 			return err
 		}
-		if err := rollingRestart(ctx, targets, u, to, logf); err != nil {
+		if _, err := rollingRestart(ctx, targets, u, to, logf); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Restarted is one host's restart of a unit, done by Restart.
+type Restarted struct{ Host, Unit string }
+
+// Restart restarts on demand, with apply's own roll, the units each
+// target's plan marks Restart, unit by unit, on those targets only. The
+// other targets take part as apply's roll has them do: each must be
+// ready before a host goes down. Before touching anything it checks that
+// every host running one of those units is ready now, and each unit's
+// cluster settled; if not, it refuses and names every host in the way.
+// It returns the restarts done, in order, also when it fails midway.
+func Restart(ctx context.Context, targets []Target, to Timeouts, logf Logf) ([]Restarted, error) {
+	var units []desired.Unit
+	for _, u := range unitsOf(targets) {
+		for _, t := range targets {
+			if t.Plan.Handlers[u.Name] == desired.Restart {
+				units = append(units, u)
+				break
+			}
+		}
+	}
+	if len(units) == 0 {
+		return nil, errors.New("nothing to restart")
+	}
+	var problems []string
+	for _, u := range units {
+		var running []Target
+		var hosts []string
+		for _, t := range targets {
+			if _, ok := unitOf(t, u.Name); ok {
+				running = append(running, t)
+				hosts = append(hosts, t.Name)
+			}
+		}
+		// All at once: with several hosts down, the refusal comes after
+		// one wait, not one per host.
+		notReady := make([]string, len(running))
+		var wg sync.WaitGroup
+		for i, t := range running {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tu, _ := unitOf(t, u.Name)
+				if err := health.Poll(ctx, to.Preflight, func() error { return checkReady(ctx, t, tu) }); err != nil {
+					notReady[i] = fmt.Sprintf("host %s: %s is not ready: %v", t.Name, u.Name, err)
+				}
+			}()
+		}
+		wg.Wait()
+		before := len(problems)
+		for _, p := range notReady {
+			if p != "" {
+				problems = append(problems, p)
+			}
+		}
+		if len(problems) > before {
+			continue
+		}
+		if err := waitSettled(ctx, targets, u, to.Preflight); err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		logf("", "%s is ready on %s", u.Name, strings.Join(hosts, ", "))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("not restarting anything: taking a host down while another is not ready could stop the cluster:\n  %s\nnothing was restarted; fix that first, then run restart again",
+			strings.Join(problems, "\n  "))
+	}
+	var done []Restarted
+	for _, u := range units {
+		hosts, err := rollingRestart(ctx, targets, u, to, logf)
+		for _, h := range hosts {
+			done = append(done, Restarted{Host: h, Unit: u.Name})
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// checkReady asks a unit's ready gate once; a unit without one is ready
+// when systemd says it is active.
+func checkReady(ctx context.Context, t Target, u desired.Unit) error {
+	if u.Ready != nil {
+		return u.Ready.Check(ctx, node(t))
+	}
+	out, err := t.Conn.Exec(ctx, "systemctl is-active "+shell.Quote(u.Name)+" || true")
+	if err != nil {
+		return err
+	}
+	if state := strings.TrimSpace(out); state != "active" {
+		return fmt.Errorf("systemd says %s", orUnknown(state))
+	}
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func unitsOf(targets []Target) []desired.Unit {
@@ -158,7 +266,10 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 			reloading = append(reloading, t)
 		}
 	}
-	return Each(reloading, func(t Target) error {
+	if len(reloading) == 0 {
+		return nil
+	}
+	err := Each(reloading, func(t Target) error {
 		tu, _ := unitOf(t, u.Name)
 		logf(t.Name, "reload %s", u.Name)
 		want := ""
@@ -179,48 +290,157 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 			}
 			logf(t.Name, "reload confirmed: %s %s", g.Desc, want)
 		}
-		if err := waitReady(ctx, t, tu, to.Health); err != nil {
-			return err
-		}
-		return clearPending(ctx, t, u.Name)
+		return waitReady(ctx, t, tu, to.Health)
 	})
+	if err != nil {
+		return err
+	}
+	// The pending records stay until the cluster has settled: an apply
+	// stopped before that owes the reload, and its repair, again.
+	if err := settleAfterReload(ctx, targets, u, to, logf); err != nil {
+		return err
+	}
+	return Each(reloading, func(t Target) error { return clearPending(ctx, t, u.Name) })
 }
 
-func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
-	for i, t := range targets {
-		if t.Plan.Handlers[u.Name] != desired.Restart || slices.Contains(t.Plan.Start, u.Name) {
-			continue
+// settleAfterReload waits for the unit's cluster gate after a reload. A
+// reload can make members drop and re-form their links to each other (new
+// route credentials do); they normally come back within seconds. If they
+// have not within the reload timeout, the members the gate names as
+// lagging are restarted one at a time, worst first, until it passes: a
+// restarted member makes every link afresh. The others keep working
+// meanwhile, which is why no two are restarted at once.
+func settleAfterReload(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
+	if u.Settled == nil {
+		return nil
+	}
+	err := waitSettled(ctx, targets, u, to.Reload)
+	for tries := 0; err != nil && tries < len(targets); tries++ {
+		var lag *desired.Lagging
+		if !errors.As(err, &lag) || len(lag.Nodes) == 0 {
+			break
 		}
-		// Taking a host down while another is not ready could leave a
-		// cluster too few members to work; refuse and say which host is
-		// the problem.
-		for j, o := range targets {
-			if j == i {
-				continue
-			}
-			ou, ok := unitOf(o, u.Name)
-			if !ok || ou.Ready == nil {
-				continue
-			}
-			err := health.Poll(ctx, to.Health, func() error { return ou.Ready.Check(ctx, node(o)) })
-			if err != nil {
-				return fmt.Errorf("not restarting %s on %s: host %s is not ready (%v); taking a second member down now could stop the cluster; fix %s and run apply again", u.Name, t.Name, o.Name, err, o.Name)
-			}
+		t, ok := targetNamed(targets, lag.Nodes[0])
+		if !ok {
+			break
 		}
 		tu, _ := unitOf(t, u.Name)
-		logf(t.Name, "restart %s (%d of rolling restart)", u.Name, i+1)
+		logf(t.Name, "%s has not settled %s after the reload (%v); restarting %s to make its links afresh", u.Name, to.Reload, err, u.Name)
+		if _, rerr := t.Conn.Exec(ctx, "systemctl restart "+shell.Quote(u.Name)); rerr != nil {
+			return fmt.Errorf("host %s: restart %s to repair the cluster after a reload: %w%s", t.Name, u.Name, rerr, diagnose(ctx, t, tu))
+		}
+		if rerr := waitReady(ctx, t, tu, to.Health); rerr != nil {
+			return rerr
+		}
+		err = waitSettled(ctx, targets, u, to.Reload)
+	}
+	if err != nil {
+		return fmt.Errorf("not settled after the reload: %w; run apply again (it owes the reload and the settling), or look at each member's routes", err)
+	}
+	logf("", "%s settled after the reload: %s", u.Name, u.Settled.Desc)
+	return nil
+}
+
+func targetNamed(targets []Target, name string) (Target, bool) {
+	for _, t := range targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+// rollingRestart restarts u, one host at a time, on every target whose
+// plan owes it a restart, and returns the hosts restarted, in order. The
+// unit's order gate, asked before each step, names a host to keep for
+// last; the others go in inventory order.
+func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) ([]string, error) {
+	var todo []Target
+	for _, t := range targets {
+		if t.Plan.Handlers[u.Name] == desired.Restart && !slices.Contains(t.Plan.Start, u.Name) {
+			todo = append(todo, t)
+		}
+	}
+	total := len(todo)
+	var done []string
+	warned := false
+	for len(todo) > 0 {
+		i, last, err := nextToRestart(ctx, targets, todo, u)
+		if err != nil && !warned {
+			// The order only spares the cluster extra leader changes;
+			// not knowing it is no reason to stop.
+			logf("", "warning: cannot tell which host %s should restart last (%s): %v; going in inventory order", u.Name, u.Order.Desc, err)
+			warned = true
+		}
+		t := todo[i]
+		todo = slices.Delete(todo, i, i+1)
+		if err := othersReady(ctx, targets, t, u, to); err != nil {
+			return done, err
+		}
+		tu, _ := unitOf(t, u.Name)
+		note := ""
+		if last {
+			note = "; " + u.Order.Desc + ", so last"
+		}
+		logf(t.Name, "restart %s (%d of %d, one host at a time%s)", u.Name, len(done)+1, total, note)
 		if _, err := t.Conn.Exec(ctx, "systemctl restart "+shell.Quote(u.Name)); err != nil {
-			return fmt.Errorf("host %s: restart %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
+			return done, fmt.Errorf("host %s: restart %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
 		}
 		if err := waitReady(ctx, t, tu, to.Health); err != nil {
-			return err
+			return done, err
 		}
 		if err := waitSettled(ctx, targets, tu, to.Health); err != nil {
-			return fmt.Errorf("host %s restarted, but %w", t.Name, err)
+			return done, fmt.Errorf("host %s restarted, but %w", t.Name, err)
 		}
 		logf(t.Name, "%s restarted and healthy", u.Name)
+		done = append(done, t.Name)
 		if err := clearPending(ctx, t, u.Name); err != nil {
-			return err
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// nextToRestart picks the index in todo of the next host to restart: the
+// first one the unit's order gate does not keep for last. last reports
+// that the pick is the host the gate named, left alone until now.
+func nextToRestart(ctx context.Context, targets, todo []Target, u desired.Unit) (i int, last bool, err error) {
+	if u.Order == nil {
+		return 0, false, nil
+	}
+	var nodes []desired.Node
+	for _, t := range targets {
+		if _, ok := unitOf(t, u.Name); ok {
+			nodes = append(nodes, node(t))
+		}
+	}
+	keep, err := u.Order.Last(ctx, nodes)
+	if err != nil {
+		return 0, false, err
+	}
+	for i, t := range todo {
+		if t.Name != keep {
+			return i, false, nil
+		}
+	}
+	return 0, keep != "", nil
+}
+
+// othersReady refuses to take t down while another host of the unit is not
+// ready: that could leave a cluster too few members to work. It says which
+// host is the problem.
+func othersReady(ctx context.Context, targets []Target, t Target, u desired.Unit, to Timeouts) error {
+	for _, o := range targets {
+		if o.Name == t.Name {
+			continue
+		}
+		ou, ok := unitOf(o, u.Name)
+		if !ok || ou.Ready == nil {
+			continue
+		}
+		err := health.Poll(ctx, to.Health, func() error { return ou.Ready.Check(ctx, node(o)) })
+		if err != nil {
+			return fmt.Errorf("not restarting %s on %s: host %s is not ready (%v); taking a second member down now could stop the cluster; fix %s and run again", u.Name, t.Name, o.Name, err, o.Name)
 		}
 	}
 	return nil

@@ -41,7 +41,9 @@ type Session struct {
 	Secrets *secrets.Store
 	Conns   map[string]apply.Conn // by host name
 	Targets []apply.Target        // in inventory order, after Gather
-	Out     io.Writer
+	// Teardowns are destroy's plans, in inventory order, after PlanDestroy.
+	Teardowns []plan.Teardown
+	Out       io.Writer
 	// Unreachable holds, by host name, why a host could not be connected
 	// to; only Reach leaves hosts out.
 	Unreachable map[string]error
@@ -227,22 +229,24 @@ func (s *Session) Unlock(ctx context.Context) {
 // there, only the binaries' hashes are not. Facts probing, config checks
 // and verify need no more, so they work without an artifact cache.
 func (s *Session) render(h inventory.Host, arts map[string]artifact.Binary) (desired.Host, error) {
-	d, _, err := s.renderParts(h, arts)
-	return d, err
+	parts, err := s.renderParts(h, arts)
+	if err != nil {
+		return desired.Host{}, err
+	}
+	return desired.Merge(h.Name, parts...)
 }
 
-// renderParts is render that also returns each role's own part.
-func (s *Session) renderParts(h inventory.Host, arts map[string]artifact.Binary) (desired.Host, []desired.Part, error) {
+// renderParts is each role's desired state of h, in the roles' order.
+func (s *Session) renderParts(h inventory.Host, arts map[string]artifact.Binary) ([]desired.Part, error) {
 	var parts []desired.Part
 	for _, r := range role.On(s.Roles, s.Inv, h.Name) {
 		d, err := r.Desired(role.Input{Inv: s.Inv, Host: h, Secrets: s.Secrets, Artifacts: arts})
 		if err != nil {
-			return desired.Host{}, nil, fmt.Errorf("role %s on host %s: %w", r.Name(), h.Name, err)
+			return nil, fmt.Errorf("role %s on host %s: %w", r.Name(), h.Name, err)
 		}
 		parts = append(parts, desired.Part{Role: r.Name(), Host: d})
 	}
-	d, err := desired.Merge(h.Name, parts...)
-	return d, parts, err
+	return parts, nil
 }
 
 // artifacts fetches and verifies release archives once per run, whatever

@@ -99,7 +99,11 @@ func (s *Session) statusHost(ctx context.Context, h inventory.Host, secErr error
 	hostRow := func(problem string) []*statusRow {
 		return []*statusRow{{Row: status.Row{Host: h.Name, Reachable: true}, own: []string{problem}}}
 	}
-	d, parts, err := s.renderParts(h, nil)
+	parts, err := s.renderParts(h, nil)
+	if err != nil {
+		return hostRow(err.Error())
+	}
+	d, err := desired.Merge(h.Name, parts...)
 	if err != nil {
 		return hostRow(err.Error())
 	}

@@ -37,13 +37,45 @@ type User struct {
 	Shell string // /usr/sbin/nologin for services
 }
 
-// Dir is a directory with an owner and mode. Directories are created and
-// their owner and mode corrected, never removed or emptied.
+// Dir is a directory with an owner and mode. Apply creates directories
+// and corrects their owner and mode, never removes or empties them; only
+// destroy removes them, as Holds allows.
 type Dir struct {
 	Path  string
 	Owner string
 	Group string
 	Mode  fs.FileMode
+	Holds Contents
+}
+
+// Contents is what a directory holds besides the files a role renders into
+// it. Destroy decides by it alone what it may remove: a role that leaves
+// it unset gets the careful default.
+type Contents int
+
+const (
+	// Rendered: the role's rendered files, and whatever a person put
+	// there. Destroy removes the rendered files, then the directory only
+	// if nothing else is left in it.
+	Rendered Contents = iota
+	// Runtime: what the service or its unit makes for itself and needs
+	// no more once it is gone (an unpacked release, a working
+	// directory). Destroy removes it with everything in it.
+	Runtime
+	// Data: what the service keeps and its operator wants back after a
+	// reinstall (a message store, a database, its logs). Destroy keeps
+	// it, with its owner, unless asked to purge data.
+	Data
+)
+
+func (c Contents) String() string {
+	switch c {
+	case Runtime:
+		return "runtime"
+	case Data:
+		return "data"
+	}
+	return "rendered"
 }
 
 // Handler says what must happen to a service after a file changes.
@@ -110,9 +142,15 @@ type Unit struct {
 	// reload it refused). Nil: a reload is confirmed by Ready alone.
 	Reload *ReloadGate
 	// Settled is polled across every host that runs the unit after a
-	// start or a restart, before the next host is touched: what a cluster
-	// needs beyond each member being ready. Nil: nothing to wait for.
+	// start, a reload or a restart, before the next host is touched (and
+	// before apply reports success): what a cluster needs beyond each
+	// member being ready. Nil: nothing to wait for.
 	Settled *ClusterGate
+	// Order names the host a rolling restart takes last (a cluster's
+	// leader: restarted last, its role moves once instead of at every
+	// step). Asked again before each restart, since the answer can
+	// change during a roll. Nil: inventory order.
+	Order *OrderGate
 	// DiagnoseCmd prints what explains a failed start (journal and log
 	// tail); its output is shown with the error. Default: the unit's
 	// journal.
@@ -156,10 +194,29 @@ type ReloadGate struct {
 }
 
 // ClusterGate is a check across all hosts that run a unit, in inventory
-// order.
+// order. When Check can tell which members keep the cluster from settling
+// it returns a *Lagging, so the engine can repair those and no other.
 type ClusterGate struct {
 	Desc  string
 	Check func(ctx context.Context, nodes []Node) error
+}
+
+// Lagging is a ClusterGate's error that names the members at fault, the
+// one to repair first first.
+type Lagging struct {
+	Nodes []string
+	Err   error
+}
+
+func (l *Lagging) Error() string { return l.Err.Error() }
+func (l *Lagging) Unwrap() error { return l.Err }
+
+// OrderGate picks, of all hosts that run a unit (in inventory order), the
+// one to restart last. Desc names it for a person ("the meta leader");
+// Last returns its host name, or "" when no host needs to go last.
+type OrderGate struct {
+	Desc string
+	Last func(ctx context.Context, nodes []Node) (string, error)
 }
 
 // Clash is one conflict found by Merge. Key is the inventory key to fix

@@ -265,7 +265,8 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 		Name:  in.Host.Name,
 		Users: []desired.User{{Name: User, Home: DataDir, Shell: "/usr/sbin/nologin"}},
 		Dirs: []desired.Dir{
-			{Path: InstallDir, Owner: "root", Group: "root", Mode: fs.ModeDir | 0o755},
+			// Also the release trees the unit unpacks: nothing to keep.
+			{Path: InstallDir, Owner: "root", Group: "root", Mode: fs.ModeDir | 0o755, Holds: desired.Runtime},
 			readable(ConfigDir),
 			readable(ProvisioningDir),
 			readable(path.Dir(DatasourceFile)),
@@ -275,7 +276,8 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 			readable(ProvisioningDir + "/alerting"),
 			readable(ProvisioningDir + "/plugins"),
 			readable(DashboardsDir),
-			{Path: DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
+			// Its database: users, sessions, anything made in the UI.
+			{Path: DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750, Holds: desired.Data},
 		},
 	}
 	file := func(p string, content []byte, mode fs.FileMode, group string, onChange desired.Handler) desired.File {

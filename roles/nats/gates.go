@@ -56,18 +56,41 @@ func reloadGate(port int, config string) *desired.ReloadGate {
 
 // metaGate: a node that answers /healthz is not yet counted back in by the
 // JetStream meta leader; R3 placement and the next restart wait for that.
-// It relies on the host name being the node's server_name, as Render makes
-// it.
+// Routes come first: after a reload of route credentials each node drops
+// and re-solicits its routes, and the meta leader's "current" view lags a
+// lost route by seconds. It relies on the host name being the node's
+// server_name, as Render makes it.
 func metaGate(port int) *desired.ClusterGate {
 	return &desired.ClusterGate{
-		Desc: "JetStream meta leader sees every node current",
+		Desc: "every node routes to every other; the JetStream meta leader sees every node current",
 		Check: func(ctx context.Context, nodes []desired.Node) error {
 			gets := make([]monitor.Get, len(nodes))
 			names := make([]string, len(nodes))
 			for i, n := range nodes {
 				gets[i], names[i] = monitorOf(n, port), n.Name
 			}
+			if err := monitor.RoutesWhole(ctx, gets, names); err != nil {
+				return err
+			}
 			return monitor.MetaSettled(ctx, gets, names)
+		},
+	}
+}
+
+// leaderGate: the JetStream meta leader restarts last. Restarted first, it
+// would hand leadership to a node the roll takes down later, which hands
+// it on again: an election, and a moment without a meta leader, per step
+// instead of once. Like metaGate it relies on host name == server_name.
+func leaderGate(port int) *desired.OrderGate {
+	return &desired.OrderGate{
+		Desc: "the JetStream meta leader",
+		Last: func(ctx context.Context, nodes []desired.Node) (string, error) {
+			gets := make([]monitor.Get, len(nodes))
+			names := make([]string, len(nodes))
+			for i, n := range nodes {
+				gets[i], names[i] = monitorOf(n, port), n.Name
+			}
+			return monitor.MetaLeader(ctx, gets, names)
 		},
 	}
 }

@@ -140,7 +140,26 @@ func TestSettledGate(t *testing.T) {
 		nodes = append(nodes, desired.Node{Name: name, Remote: fn})
 		fn.set("/jsz", `{"meta_cluster":{"leader":"nats-2","cluster_size":3}}`)
 	}
+	routes := func(names ...string) string {
+		var rs []string
+		for _, n := range names {
+			rs = append(rs, `{"remote_name":"`+n+`"}`)
+		}
+		return `{"routes":[` + strings.Join(rs, ",") + `]}`
+	}
+	fakes[0].set("/routez", routes("nats-2", "nats-2")) // a pool: one peer, many routes
+	fakes[1].set("/routez", routes("nats-1"))
+	fakes[2].set("/routez", routes())
 	ctx := context.Background()
+	// nats-3 lost every route: it is named first, the one to repair.
+	err := u.Settled.Check(ctx, nodes)
+	var lag *desired.Lagging
+	if !errors.As(err, &lag) || strings.Join(lag.Nodes, " ") != "nats-3 nats-1 nats-2" || !strings.Contains(err.Error(), "nats-3 has no route to nats-1, nats-2") {
+		t.Fatalf("with nats-3 cut off: %v (%#v)", err, lag)
+	}
+	for i, names := range [][]string{{"nats-2", "nats-3"}, {"nats-1", "nats-3"}, {"nats-1", "nats-2"}} {
+		fakes[i].set("/routez", routes(names...))
+	}
 	fakes[1].set("/jsz", `{"meta_cluster":{"leader":"nats-2","cluster_size":3,"replicas":[{"name":"nats-1","current":true},{"name":"nats-3","current":false}]}}`)
 	if err := u.Settled.Check(ctx, nodes); err == nil || !strings.Contains(err.Error(), "nats-3") {
 		t.Fatalf("settled with nats-3 behind: %v", err)
@@ -148,5 +167,28 @@ func TestSettledGate(t *testing.T) {
 	fakes[1].set("/jsz", `{"meta_cluster":{"leader":"nats-2","cluster_size":3,"replicas":[{"name":"nats-1","current":true},{"name":"nats-3","current":true}]}}`)
 	if err := u.Settled.Check(ctx, nodes); err != nil {
 		t.Fatalf("not settled: %v", err)
+	}
+}
+
+// The order gate names the node that reports itself meta leader, through
+// each node's own monitoring port on loopback.
+func TestOrderGate(t *testing.T) {
+	u := natsUnit(t)
+	if u.Order == nil {
+		t.Fatal("nats-server.service has no order gate: a roll would restart the meta leader whenever its turn came")
+	}
+	var nodes []desired.Node
+	var fakes []*fakeNode
+	for _, name := range []string{"nats-1", "nats-2", "nats-3"} {
+		fn := newFakeNode(t)
+		fakes = append(fakes, fn)
+		nodes = append(nodes, desired.Node{Name: name, Remote: fn})
+		fn.set("/jsz", `{"meta_cluster":{"leader":"nats-1","cluster_size":3}}`)
+	}
+	fakes[0].set("/jsz", `{"meta_cluster":{"leader":"nats-2","cluster_size":3}}`) // stale
+	fakes[1].set("/jsz", `{"meta_cluster":{"leader":"nats-2","cluster_size":3}}`)
+	got, err := u.Order.Last(context.Background(), nodes)
+	if err != nil || got != "nats-2" {
+		t.Fatalf("Last = %q, %v; want nats-2", got, err)
 	}
 }

@@ -129,8 +129,10 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		Dirs: []desired.Dir{
 			// The service reads its config but must not change it.
 			{Path: n.ConfigDir, Owner: "root", Group: User, Mode: fs.ModeDir | 0o750},
-			{Path: n.DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
-			{Path: n.LogDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
+			// The JetStream store, and the log that explains its history:
+			// destroy keeps both unless told to purge data.
+			{Path: n.DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750, Holds: desired.Data},
+			{Path: n.LogDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750, Holds: desired.Data},
 		},
 	}
 
@@ -190,6 +192,7 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 			Ready:    readyGate(n.HTTPPort),
 			Reload:   reloadGate(n.HTTPPort, path.Join(n.ConfigDir, ConfigFile)),
 			Settled:  metaGate(n.HTTPPort),
+			Order:    leaderGate(n.HTTPPort),
 			// systemd's messages and errors from before the log file
 			// opens are in the journal; the rest is in the log file, read
 			// directly in case the copier is not running.

@@ -329,8 +329,9 @@ func TestDesired(t *testing.T) {
 	}
 	wantDirs := []desired.Dir{
 		{Path: "/etc/nats", Owner: "root", Group: "nats", Mode: fs.ModeDir | 0o750},
-		{Path: "/var/lib/nats", Owner: "nats", Group: "nats", Mode: fs.ModeDir | 0o750},
-		{Path: "/var/log/nats", Owner: "nats", Group: "nats", Mode: fs.ModeDir | 0o750},
+		// Kept by destroy unless it purges data.
+		{Path: "/var/lib/nats", Owner: "nats", Group: "nats", Mode: fs.ModeDir | 0o750, Holds: desired.Data},
+		{Path: "/var/log/nats", Owner: "nats", Group: "nats", Mode: fs.ModeDir | 0o750, Holds: desired.Data},
 	}
 	if len(h.Dirs) != len(wantDirs) {
 		t.Fatalf("dirs %+v", h.Dirs)

@@ -22,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	natsclient "github.com/nats-io/nats.go"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/testbin"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
@@ -254,6 +257,87 @@ func TestRealCluster(t *testing.T) {
 		return nil
 	})
 
+	// The unit's order gate names the meta leader every node agrees on,
+	// reading each node's monitoring port as the SSH tunnel reaches it
+	// (127.0.0.1 on the host); after the leader steps down, it names the
+	// new one.
+	d, err := Desired(base, base.Hosts[0], sec, testBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order *desired.OrderGate
+	for _, u := range d.Units {
+		if u.Name == Service {
+			order = u.Order
+		}
+	}
+	var gateNodes []desired.Node
+	for i, h := range base.Hosts {
+		gateNodes = append(gateNodes, desired.Node{Name: h.Name, Remote: loopbackOn(addrs[i])})
+	}
+	agreed := func() (string, error) {
+		leaders := map[string]bool{}
+		for _, n := range nodes {
+			var jsz struct {
+				Meta struct {
+					Leader string `json:"leader"`
+				} `json:"meta_cluster"`
+			}
+			if err := getJSON(n.mon+"/jsz", &jsz); err != nil {
+				return "", err
+			}
+			leaders[jsz.Meta.Leader] = true
+		}
+		if len(leaders) != 1 || leaders[""] {
+			return "", fmt.Errorf("no agreed meta leader: %v", leaders)
+		}
+		for l := range leaders {
+			return l, nil
+		}
+		return "", nil
+	}
+	first, err := agreed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := order.Last(context.Background(), gateNodes); err != nil || got != first {
+		t.Fatalf("order gate names %q (%v), want the meta leader %s", got, err, first)
+	}
+	preferred := base.Hosts[0].Name
+	if preferred == first {
+		preferred = base.Hosts[1].Name
+	}
+	nc, err := natsclient.Connect("nats://"+net.JoinHostPort(addrs[0], strconv.Itoa(ports[0])),
+		natsclient.UserInfo("sys-user", testPassword("sys-user")), natsclient.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := nc.Request("$JS.API.META.LEADER.STEPDOWN", []byte(`{"placement":{"preferred":"`+preferred+`"}}`), 10*time.Second)
+	nc.Close()
+	if err != nil || !bytes.Contains(resp.Data, []byte(`"success":true`)) {
+		t.Fatalf("meta leader step down: %v %s", err, respData(resp))
+	}
+	var second string
+	waitFor(t, 30*time.Second, "a new meta leader", func() error {
+		l, err := agreed()
+		if err == nil && l == first {
+			err = fmt.Errorf("%s still leads", l)
+		}
+		second = l
+		return err
+	})
+	if got, err := order.Last(context.Background(), gateNodes); err != nil || got != second {
+		t.Fatalf("after the step down the order gate names %q (%v), want the new meta leader %s", got, err, second)
+	}
+	waitFor(t, 30*time.Second, "every node healthy again", func() error {
+		for i, n := range nodes {
+			if code, body := get(n.mon + "/healthz"); code != http.StatusOK {
+				return fmt.Errorf("%s /healthz: %d %s", base.Hosts[i].Name, code, body)
+			}
+		}
+		return nil
+	})
+
 	// The running servers took the settings from the rendered files.
 	var varz struct {
 		ServerName    string `json:"server_name"`
@@ -397,6 +481,8 @@ func startRealCluster(t *testing.T) *realCluster {
 	for i := range c.base.Hosts {
 		c.base.Hosts[i].Address = c.addrs[i]
 	}
+	// TestRealCluster's system user asks the meta leader to step down.
+	c.base.Accounts[0].Users[0].Allow = append(c.base.Accounts[0].Users[0].Allow, "$JS.API.META.LEADER.STEPDOWN")
 	c.sec = fakeSecrets{awkwardRoute, awkwardRouteHash}
 
 	root := t.TempDir()
@@ -430,6 +516,35 @@ func startRealCluster(t *testing.T) *realCluster {
 		c.nodes = append(c.nodes, n)
 	}
 	return c
+}
+
+// respData is a reply's body, or nothing when there is no reply.
+func respData(m *natsclient.Msg) string {
+	if m == nil {
+		return ""
+	}
+	return string(m.Data)
+}
+
+// loopbackOn is a host whose loopback is addr: what the SSH tunnel gives
+// the gates, for nodes that share one machine on 127.0.0.1-3.
+type loopbackOn string
+
+func (loopbackOn) Exec(context.Context, string) (string, error) {
+	return "", fmt.Errorf("no commands on a loopback stand-in")
+}
+
+func (a loopbackOn) HTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, hostport string) (net.Conn, error) {
+			host, port, err := net.SplitHostPort(hostport)
+			if err != nil || host != "127.0.0.1" {
+				return nil, fmt.Errorf("gate asked %s, not the host's loopback", hostport)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, net.JoinHostPort(string(a), port))
+		},
+	}}
 }
 
 func varzDigest(t *testing.T, mon string) string {

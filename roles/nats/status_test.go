@@ -2,10 +2,7 @@ package nats
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -21,34 +18,11 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/testbin"
 )
 
-// loopback stands in for a host's SSH connection: its HTTP client reaches
-// the node's own address where the role asks for the host's loopback, as
-// the tunnel does. It runs no commands; Status needs none.
-type loopback struct{ addr string }
-
-func (loopback) Exec(context.Context, string) (string, error) {
-	return "", errors.New("no commands here")
-}
-
-func (l loopback) HTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		if !strings.HasPrefix(addr, "127.0.0.1:") {
-			return nil, fmt.Errorf("asked for %s, not the host's loopback", addr)
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, network, net.JoinHostPort(l.addr, port))
-	}}}
-}
-
 func (c *realCluster) env(reached ...string) role.Env {
 	return role.Env{Inv: c.base, Remote: func(host string) desired.Remote {
 		for _, h := range c.base.Hosts {
 			if h.Name == host && slices.Contains(reached, host) {
-				return loopback{h.Address}
+				return loopbackOn(h.Address)
 			}
 		}
 		return nil

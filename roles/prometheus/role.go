@@ -185,7 +185,8 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 		Users: []desired.User{{Name: User, Home: DataDir, Shell: "/usr/sbin/nologin"}},
 		Dirs: []desired.Dir{
 			{Path: ConfigDir, Owner: "root", Group: User, Mode: fs.ModeDir | 0o750},
-			{Path: DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
+			// The time series database.
+			{Path: DataDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750, Holds: desired.Data},
 		},
 		Files: []desired.File{
 			{Path: BinaryPath, Source: prom.Path, SHA256: prom.SHA256, Mode: 0o755, Owner: "root", Group: "root",

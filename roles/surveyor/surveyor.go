@@ -154,7 +154,8 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 		Users: []desired.User{{Name: User, Home: WorkDir, Shell: "/usr/sbin/nologin"}},
 		Dirs: []desired.Dir{
 			{Path: ConfigDir, Owner: "root", Group: User, Mode: fs.ModeDir | 0o750},
-			{Path: WorkDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750},
+			// Whatever it writes there is of no use once it is gone.
+			{Path: WorkDir, Owner: User, Group: User, Mode: fs.ModeDir | 0o750, Holds: desired.Runtime},
 		},
 		Files: []desired.File{
 			{

@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 	"strings"
 
+	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/health"
 )
 
@@ -180,4 +182,84 @@ func MetaSettled(ctx context.Context, gets []Get, names []string) error {
 		last = "no node reports itself meta leader"
 	}
 	return fmt.Errorf("JetStream meta group not settled: %s", last)
+}
+
+// RoutesWhole returns nil when every node routes to every other, or a
+// *desired.Lagging naming the nodes that lack a route, the node missing
+// the most routes first: it is the one to restart if they do not come
+// back by themselves (both ends of a missing route are named; either may
+// be the one that will not reconnect). names[i] is the server name of the node gets[i] reads.
+func RoutesWhole(ctx context.Context, gets []Get, names []string) error {
+	var problems []string
+	missingOf := map[string]int{} // worst first is the order of repair
+	for i, get := range gets {
+		var rz Routez
+		if err := JSON(ctx, get, "/routez", &rz); err != nil {
+			missingOf[names[i]] = len(names)
+			problems = append(problems, names[i]+": "+err.Error())
+			continue
+		}
+		peers := map[string]bool{}
+		for _, r := range rz.Routes {
+			peers[r.RemoteName] = true
+		}
+		var missing []string
+		for j, other := range names {
+			if j != i && !peers[other] {
+				missing = append(missing, other)
+			}
+		}
+		if len(missing) > 0 {
+			missingOf[names[i]] = len(missing)
+			problems = append(problems, fmt.Sprintf("%s has no route to %s", names[i], strings.Join(missing, ", ")))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	var lagging []string
+	for _, n := range names {
+		if missingOf[n] > 0 {
+			lagging = append(lagging, n)
+		}
+	}
+	// Stable: among equals, inventory order.
+	sort.SliceStable(lagging, func(a, b int) bool { return missingOf[lagging[a]] > missingOf[lagging[b]] })
+	return &desired.Lagging{Nodes: lagging, Err: errors.New(strings.Join(problems, "; "))}
+}
+
+// MetaLeader returns the server name of the JetStream meta leader. names[i]
+// is the server name of the node gets[i] reads. A node that reports itself
+// leader is believed first; otherwise the leader the answering followers
+// name (the leader itself may be the one not answering). "" when there is
+// no meta group (a single node) or no leader now. An error only when no
+// node answers at all.
+func MetaLeader(ctx context.Context, gets []Get, names []string) (string, error) {
+	var failed []string
+	named := map[string]int{}
+	for i, get := range gets {
+		var j Jsz
+		if err := JSON(ctx, get, "/jsz", &j); err != nil {
+			failed = append(failed, names[i]+": "+err.Error())
+			continue
+		}
+		if j.Meta == nil || j.Meta.Leader == "" {
+			continue
+		}
+		if j.Meta.Leader == names[i] {
+			return names[i], nil
+		}
+		named[j.Meta.Leader]++
+	}
+	if len(failed) == len(gets) && len(gets) > 0 {
+		return "", fmt.Errorf("no node answers /jsz: %s", strings.Join(failed, "; "))
+	}
+	best, votes := "", 0
+	// In names' order, so a tie has one answer.
+	for _, n := range names {
+		if named[n] > votes {
+			best, votes = n, named[n]
+		}
+	}
+	return best, nil
 }

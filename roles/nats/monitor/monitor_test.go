@@ -99,6 +99,73 @@ func TestMetaSettled(t *testing.T) {
 	}
 }
 
+func TestMetaLeader(t *testing.T) {
+	const down = "" // the node does not answer /jsz
+	tests := []struct {
+		name    string
+		jsz     [3]string // what nats-1..3 answer
+		want    string
+		wantErr string
+	}{
+		{"leader says so", [3]string{
+			`{"meta_cluster":{"leader":"nats-3"}}`,
+			`{"meta_cluster":{"leader":"nats-3"}}`,
+			`{"meta_cluster":{"leader":"nats-3"}}`,
+		}, "nats-3", ""},
+		// Followers' stale views lose to the leader's own word.
+		{"leader's own word wins", [3]string{
+			`{"meta_cluster":{"leader":"nats-3"}}`,
+			`{"meta_cluster":{"leader":"nats-2"}}`,
+			`{"meta_cluster":{"leader":"nats-1"}}`,
+		}, "nats-2", ""},
+		{"leader not answering, followers name it", [3]string{
+			`{"meta_cluster":{"leader":"nats-2"}}`,
+			down,
+			`{"meta_cluster":{"leader":"nats-2"}}`,
+		}, "nats-2", ""},
+		// Mid-election: one answer, whatever the order of the replies.
+		{"followers disagree: a tie goes to inventory order", [3]string{
+			down,
+			`{"meta_cluster":{"leader":"nats-3"}}`,
+			`{"meta_cluster":{"leader":"nats-1"}}`,
+		}, "nats-1", ""},
+		{"no leader elected", [3]string{
+			`{"meta_cluster":{"leader":""}}`,
+			`{"meta_cluster":{}}`,
+			`{"meta_cluster":{"leader":""}}`,
+		}, "", ""},
+		{"not clustered", [3]string{`{}`, `{}`, `{}`}, "", ""},
+		{"nobody answers", [3]string{down, down, down}, "", "no node answers /jsz: nats-1: /jsz answered 503"},
+	}
+	names := []string{"nats-1", "nats-2", "nats-3"}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var gets []Get
+			for _, body := range tc.jsz {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path != "/jsz" || body == down {
+						w.WriteHeader(http.StatusServiceUnavailable)
+						return
+					}
+					w.Write([]byte(body))
+				}))
+				t.Cleanup(srv.Close)
+				gets = append(gets, Over(srv.Client(), srv.URL))
+			}
+			got, err := MetaLeader(context.Background(), gets, names)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("MetaLeader = %q, %v; want error %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("MetaLeader = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestRoutezPeers(t *testing.T) {
 	for _, tc := range []struct {
 		body string

@@ -36,14 +36,14 @@ func TestConnectSlowServerIsCouldNotCheck(t *testing.T) {
 		}
 	}()
 	inv := testInventory("2.14.9", 1, 2, 3)
-	v := newVerifier(Options{Inventory: inv, Passwords: mapPasswords{}, ConnectTimeout: 100 * time.Millisecond,
+	v := newVerifier(Options{Inventory: inv, Passwords: mapPasswords{}, ConnectTimeout: 100 * time.Millisecond, ConnectBackoff: 10 * time.Millisecond,
 		NATSURL: func(inventory.Host) string { return "nats://" + ln.Addr().String() }})
 	start := time.Now()
 	_, err = v.connect(inv.Hosts[0], "dev-user", "x")
 	if !couldNotCheck(err) || refused(err) {
 		t.Fatalf("err = %v, want a could-not-check connection error", err)
 	}
-	if !strings.HasPrefix(err.Error(), "could not check: connect to n1 as dev-user failed 3 times") {
+	if !strings.HasPrefix(err.Error(), "could not check: connect to n1 as dev-user failed 5 times") {
 		t.Errorf("message %q", err)
 	}
 	if n := len(accepted); n != connectTries {
@@ -66,5 +66,55 @@ func TestRefusedIsNotRetried(t *testing.T) {
 		if got := refused(tc.err); got != tc.want {
 			t.Errorf("refused(%v) = %v", tc.err, got)
 		}
+	}
+}
+
+// A node whose client port accepts connections but never completes a
+// login (CPUs saturated) must cost the report no failure: every check that
+// needed that node says "could not check" and proves what it can on the
+// others; nothing is reported as a refused permission or a leak.
+func TestVerifySlowNodeIsNeverAFailure(t *testing.T) {
+	c := startCluster(t)
+	opts := c.options()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // open, silent
+		}
+	}()
+	opts.NATSURL = func(h inventory.Host) string {
+		if h.Name == "n3" {
+			return "nats://" + ln.Addr().String()
+		}
+		return fmt.Sprintf("nats://%s:%d", h.Address, opts.Inventory.NATS.ClientPort)
+	}
+	opts.ConnectTimeout, opts.ConnectBackoff = 200*time.Millisecond, 10*time.Millisecond
+
+	rep := runVerify(t, opts)
+	skipped := 0
+	for _, r := range rep.Results {
+		if !r.OK && !r.Skipped && strings.Contains(r.Detail(), "n3") {
+			t.Errorf("a slow n3 is reported as a failure: %s %s: %s", r.Check, r.Target, r.Detail())
+		}
+		if strings.Contains(r.Detail(), "could not check: connect to n3") {
+			skipped++
+		}
+	}
+	if skipped == 0 {
+		t.Error("no row says it could not check n3: the slow node went unnoticed")
 	}
 }

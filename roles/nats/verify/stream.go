@@ -151,12 +151,17 @@ func (v *verifier) checkStream(ctx context.Context) (out []Result) {
 		return []Result{fail(check, target, fmt.Sprintf("%d current replicas of %s", replicas, name), err.Error())}
 	}
 
-	var read []string
+	var read, unread []string
 	for _, h := range up {
 		if h.Name == via.Name {
 			continue
 		}
-		if err := v.readBack(ctx, h, acc, user, name, ack.Sequence, payload); err != nil {
+		err := v.readBack(ctx, h, acc, user, name, ack.Sequence, payload)
+		if couldNotCheck(err) {
+			unread = append(unread, err.Error())
+			continue
+		}
+		if err != nil {
 			out = append(out, fail(check, target, fmt.Sprintf("message %d of %s read via %s", ack.Sequence, name, h.Name), err.Error()))
 			continue
 		}
@@ -164,6 +169,12 @@ func (v *verifier) checkStream(ctx context.Context) (out []Result) {
 	}
 	if len(out) > 0 {
 		return out
+	}
+	if len(unread) > 0 {
+		note += " (" + strings.Join(unread, "; ") + ")"
+	}
+	if len(read) == 0 && len(unread) > 0 {
+		return []Result{skip(check, target, fmt.Sprintf("R%d stream written via %s (leader %s), but %s", replicas, via.Name, info.Cluster.Leader, strings.Join(unread, "; ")))}
 	}
 	return []Result{pass(check, target, fmt.Sprintf("R%d stream written via %s (leader %s), read back via %s%s, deleted",
 		replicas, via.Name, info.Cluster.Leader, list(read), note))}

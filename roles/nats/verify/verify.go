@@ -65,6 +65,9 @@ type Options struct {
 	CheckTimeout time.Duration
 	// ConnectTimeout bounds each NATS connection attempt. Default 5s.
 	ConnectTimeout time.Duration
+	// ConnectBackoff is the pause after a first failed connection attempt;
+	// it doubles after each one. Default 500ms.
+	ConnectBackoff time.Duration
 	// QuietWindow is how long the isolation check waits for a message that
 	// must not arrive, after the same message has reached a subscriber that
 	// must get it. Default 300ms.
@@ -187,6 +190,9 @@ func newVerifier(opts Options) *verifier {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 5 * time.Second
 	}
+	if opts.ConnectBackoff <= 0 {
+		opts.ConnectBackoff = 500 * time.Millisecond
+	}
 	if opts.QuietWindow <= 0 {
 		opts.QuietWindow = 300 * time.Millisecond
 	}
@@ -292,8 +298,11 @@ func (v *verifier) password(a *inventory.Account, u *inventory.User) (string, er
 // than the server's refusal is tried. A server busy with other logins
 // (each costs it a bcrypt comparison) can be slow enough to send its first
 // PING before it answers CONNECT, which nats.go reports as "expected
-// 'PONG', got 'PING'": that is a slow server, not a refused user.
-const connectTries = 3
+// 'PONG', got 'PING'": that is a slow server, not a refused user. Five
+// tries with the pause doubling from ConnectBackoff (7.5s of pauses by
+// default) outlast a control machine or a node whose CPUs are saturated
+// for a few seconds.
+const connectTries = 5
 
 // connect opens a connection to exactly one node: no reconnects, no other
 // servers from the cluster's gossip, so a check through node X really goes
@@ -304,8 +313,7 @@ func (v *verifier) connect(h inventory.Host, user, password string) (*nats.Conn,
 	var err error
 	for try := 1; try <= connectTries; try++ {
 		var nc *nats.Conn
-		v.logins <- struct{}{}
-		nc, err = nats.Connect(v.opts.NATSURL(h),
+		nc, err = v.login(v.opts.NATSURL(h),
 			nats.Name("natsdeploy-verify"),
 			nats.UserInfo(user, password),
 			nats.Timeout(v.opts.ConnectTimeout),
@@ -318,16 +326,26 @@ func (v *verifier) connect(h inventory.Host, user, password string) (*nats.Conn,
 			// keeps nats.go from printing them.
 			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
 		)
-		<-v.logins
 		if err == nil {
 			return nc, nil
 		}
 		if refused(err) {
 			return nil, fmt.Errorf("connect to %s as %s: %w", h.Name, user, err)
 		}
-		time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+		if try < connectTries {
+			time.Sleep(v.opts.ConnectBackoff << (try - 1))
+		}
 	}
 	return nil, &ConnectError{Host: h.Name, User: user, Tries: connectTries, Err: err}
+}
+
+// login is nats.Connect within a login slot. The slot is released
+// however Connect ends: a check's panic is turned into a result by
+// runJob, and a slot it kept would block every later login.
+func (v *verifier) login(url string, opts ...nats.Option) (*nats.Conn, error) {
+	v.logins <- struct{}{}
+	defer func() { <-v.logins }()
+	return nats.Connect(url, opts...)
 }
 
 // refused reports whether the server itself turned the login down.
