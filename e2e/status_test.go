@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -73,7 +74,9 @@ func natsRow(rows []statusRow, host string) (statusRow, bool) {
 
 // TestStatus: after apply, status shows every node up and in sync, routed
 // to the other two, all naming one meta leader, and changes nothing on the
-// hosts; with nats stopped on one node it exits 1 and names that node.
+// hosts; with nats stopped on one node it exits 1 and names that node; with
+// a node cut off the network, that node is a row saying it cannot be
+// reached and the others are shown.
 func TestStatus(t *testing.T) {
 	hosts := lab.Hosts()
 	inv := writeInventory(t, "status")
@@ -157,6 +160,52 @@ func TestStatus(t *testing.T) {
 		}
 		mustNatsdeploy(t, "apply", "--no-verify", inv)
 		eventually(t, time.Minute, "status exits 0 after the repair", func() error {
+			if code, r := statusJSON(t, inv); code != 0 {
+				return fmt.Errorf("exit %d: %+v", code, r)
+			}
+			return nil
+		})
+	})
+
+	// A host cut off the network is a row saying so, after the connect
+	// timeout, and the others are shown anyway.
+	t.Run("node cut off", func(t *testing.T) {
+		cut := hosts[2]
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := lab.Disconnect(ctx, cut.Container); err != nil {
+			t.Fatal(err)
+		}
+		reconnected := false
+		defer func() {
+			if !reconnected {
+				_ = lab.Connect(context.Background(), cut.Container)
+			}
+		}()
+		start := time.Now()
+		code, rows := statusJSON(t, inv)
+		if took := time.Since(start); took > 20*time.Second {
+			t.Errorf("status with a host cut off took %s", took)
+		}
+		var cutRows []statusRow
+		for _, r := range rows {
+			if r.Host == cut.Name {
+				cutRows = append(cutRows, r)
+			}
+		}
+		if code != 1 || len(cutRows) != 1 || cutRows[0].Reachable || len(cutRows[0].Problems) != 1 || !strings.Contains(cutRows[0].Problems[0], "cannot connect") {
+			t.Errorf("exit %d, %s's rows %+v; want 1 and one unreachable row saying why", code, cut.Name, cutRows)
+		}
+		for _, h := range hosts[:2] {
+			if r, ok := natsRow(rows, h.Name); !ok || !r.Reachable || r.State != "active" {
+				t.Errorf("%s not shown while %s is cut off: %+v", h.Name, cut.Name, r)
+			}
+		}
+		if err := lab.Connect(ctx, cut.Container); err != nil {
+			t.Fatal(err)
+		}
+		reconnected = true
+		eventually(t, 2*time.Minute, "status exits 0 once the node is back", func() error {
 			if code, r := statusJSON(t, inv); code != 0 {
 				return fmt.Errorf("exit %d: %+v", code, r)
 			}
