@@ -419,7 +419,8 @@ func checkRollOrder(t *testing.T, out string, n int, leader string) {
 	}
 	for i := 0; i+1 < n; i++ {
 		healthy := strings.Index(out, "["+order[i]+"] nats-server.service restarted and healthy")
-		next := strings.Index(out, "["+order[i+1]+"] restart nats-server.service")
+		// The roll's own line, not the plan's "restart ... (rolling".
+		next := strings.Index(out, fmt.Sprintf("[%s] restart nats-server.service (%d of %d", order[i+1], i+2, n))
 		if healthy < 0 || next < healthy {
 			t.Fatalf("%s went down before %s was healthy again:\n%s", order[i+1], order[i], out)
 		}

@@ -80,6 +80,35 @@ func newApp(out io.Writer) *cli.App {
 				Action: verifyCmd,
 			},
 			{
+				Name:      "status",
+				Usage:     "show every service on every host now: state, uptime, version, config in sync, and each role's view (peers, leader, use); changes nothing",
+				ArgsUsage: "INVENTORY.toml",
+				Description: "One row per service of every role on every host, and one for a host that cannot be reached.\n" +
+					"Takes no lock and writes nothing, on the hosts or here: the secrets file is read, never written, and\n" +
+					"a host key not yet in known_hosts is not recorded (that host shows as unreachable until apply).\n\n" +
+					"Exit status: 0 when every host is reached and every service is up and in sync with the inventory,\n" +
+					"1 otherwise (the problems are listed), 2 for a bad inventory or usage.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON document"},
+				},
+				Action: statusCmd,
+			},
+			{
+				Name:      "unlock",
+				Usage:     "show who holds the run lock on each host and remove it",
+				ArgsUsage: "INVENTORY.toml",
+				Description: "For a run that is gone but whose lock has not expired yet (a lock left by a process of this\n" +
+					"machine that no longer runs is taken over by the next apply anyway). A lock whose holder still\n" +
+					"runs on this machine, most likely an apply in progress (it keeps its lock fresh), is left unless\n" +
+					"--force. A lock held from another machine cannot be checked from here: its holder is shown, then\n" +
+					"it is removed.\n\n" +
+					"Exit status: 0 when no host is locked any more, 1 otherwise (a host not reached included).",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "force", Usage: "also remove a lock whose holder still runs on this machine"},
+				},
+				Action: unlockCmd,
+			},
+			{
 				Name:      "contexts",
 				Usage:     "write a natscli context for every user of the inventory",
 				ArgsUsage: "INVENTORY.toml",
@@ -231,6 +260,54 @@ func verifyCmd(c *cli.Context) error {
 	}
 	defer r.Close()
 	return runVerify(c, r, c.Bool("json"))
+}
+
+func statusCmd(c *cli.Context) error {
+	inv, err := load(c)
+	if err != nil {
+		return err
+	}
+	r, err := deploy.Reach(c.Context, inv, roles.All, c.App.Writer)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rep := r.Status(c.Context)
+	if c.Bool("json") {
+		err = rep.WriteJSON(c.App.Writer)
+	} else {
+		err = rep.WriteText(c.App.Writer)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return cli.Exit(fmt.Sprintf("status: %d problem(s)", rep.Problems()), 1)
+	}
+	return nil
+}
+
+func unlockCmd(c *cli.Context) error {
+	inv, err := load(c)
+	if err != nil {
+		return err
+	}
+	r, err := deploy.Reach(c.Context, inv, roles.All, c.App.Writer)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	left := 0
+	for _, res := range r.ClearLocks(c.Context, c.Bool("force")) {
+		fmt.Fprintln(c.App.Writer, res)
+		if !res.Done() {
+			left++
+		}
+	}
+	if left > 0 {
+		return cli.Exit(fmt.Sprintf("unlock: %d host(s) may still be locked", left), 1)
+	}
+	return nil
 }
 
 // runVerify checks the live hosts and prints the report; any failure is a

@@ -3,14 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/ssh"
 )
 
 // labWith writes the lab inventory with one line replaced into a temp dir
@@ -37,6 +45,18 @@ func labWith(t *testing.T, old, new string) string {
 	os.MkdirAll(filepath.Join(dir, "artifacts"), 0o755)
 	p := filepath.Join(dir, "inv.toml")
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A real key, so the connection is what fails, not the key file.
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -99,6 +119,165 @@ func TestExitCode(t *testing.T) {
 	}
 	if c := exitCode(cli.Exit("bad", 2)); c != 2 {
 		t.Errorf("usage exits %d, want 2", c)
+	}
+}
+
+// offlineLab is the lab inventory with its hosts on 127.0.0.1-3 at an SSH
+// port where nothing listens: every connection is refused at once, and no
+// machine but this one is touched.
+func offlineLab(t *testing.T) string {
+	t.Helper()
+	port := 0
+	for tries := 0; port == 0 && tries < 50; tries++ {
+		var held []net.Listener
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		free := true
+		for _, a := range []string{"127.0.0.2", "127.0.0.3"} {
+			o, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(p)))
+			if err != nil {
+				free = false
+				break
+			}
+			held = append(held, o)
+		}
+		for _, h := range held {
+			h.Close()
+		}
+		if free {
+			port = p
+		}
+	}
+	if port == 0 {
+		t.Skip("no port free on 127.0.0.1-3")
+	}
+	p := labWith(t, "[ssh]", fmt.Sprintf("[ssh]\nport = %d", port))
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer(`"172.31.253.11"`, `"127.0.0.1"`, `"172.31.253.12"`, `"127.0.0.2"`, `"172.31.253.13"`, `"127.0.0.3"`).Replace(string(data))
+	if strings.Contains(text, "172.31.253.") {
+		t.Fatal("a lab address is left in the inventory")
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A real key, so the connection is what fails, not the key file.
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runSplit runs the CLI and returns what it printed and its error apart,
+// as a shell sees stdout apart from the message main prints on stderr.
+func runSplit(args ...string) (string, error) {
+	var out bytes.Buffer
+	err := newApp(&out).RunContext(context.Background(), append([]string{"natsdeploy"}, args...))
+	return out.String(), err
+}
+
+// status with no host reachable: a row per host saying so, the problems
+// listed, exit 1; with --json, one JSON document on stdout saying the
+// same. Neither writes the secrets file or known_hosts.
+func TestStatusUnreachableHosts(t *testing.T) {
+	inv := offlineLab(t)
+	dir := filepath.Dir(inv)
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, out string)
+	}{
+		{"text", []string{"status", inv}, func(t *testing.T, out string) {
+			for _, h := range []string{"nats-1", "nats-2", "nats-3"} {
+				if !regexp.MustCompile(`(?m)^` + h + `\s+-\s+unreachable\s`).MatchString(out) {
+					t.Errorf("no unreachable row for %s:\n%s", h, out)
+				}
+				if !regexp.MustCompile(`  ` + h + `: cannot connect: host ` + h + `: cannot reach 127\.0\.0\.\d:\d+: .*connection refused`).MatchString(out) {
+					t.Errorf("the problems do not say why %s was not reached:\n%s", h, out)
+				}
+			}
+			if !strings.Contains(out, "status: 3 problem(s) on nats-1, nats-2, nats-3") {
+				t.Errorf("no verdict line:\n%s", out)
+			}
+		}},
+		{"json", []string{"status", "--json", inv}, func(t *testing.T, out string) {
+			var doc struct {
+				OK       bool `json:"ok"`
+				Services []struct {
+					Host      string   `json:"host"`
+					Reachable bool     `json:"reachable"`
+					Problems  []string `json:"problems"`
+				} `json:"services"`
+			}
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatalf("stdout is not one JSON document: %v\n%s", err, out)
+			}
+			if doc.OK || len(doc.Services) != 3 {
+				t.Fatalf("JSON %+v, want 3 services and ok false", doc)
+			}
+			for _, s := range doc.Services {
+				if s.Reachable || len(s.Problems) != 1 || !strings.Contains(s.Problems[0], "cannot connect") {
+					t.Errorf("service %+v, want unreachable with why", s)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runSplit(tc.args...)
+			if code := exitCode(err); err == nil || code != 1 || !strings.Contains(err.Error(), "status: 3 problem(s)") {
+				t.Errorf("exit %d (%v), want 1 saying how many problems", code, err)
+			}
+			tc.check(t, out)
+			if _, err := os.Stat(filepath.Join(dir, "inv.secrets.toml")); !os.IsNotExist(err) {
+				t.Errorf("status created the secrets file: %v", err)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "known_hosts")); err != nil || len(b) != 0 {
+				t.Errorf("status wrote known_hosts: %q %v", b, err)
+			}
+		})
+	}
+}
+
+func TestStatusHelpSaysExitStatus(t *testing.T) {
+	out, code := run("status", "--help")
+	if code != 0 || !strings.Contains(out, "Exit status: 0 when every host is reached and every service is up and in sync") ||
+		!strings.Contains(out, "1 otherwise") || !strings.Contains(out, "--json") {
+		t.Errorf("status --help (exit %d):\n%s", code, out)
+	}
+}
+
+// unlock with no host reachable says so for each host and exits 1: their
+// locks, if any, are still there.
+func TestUnlockUnreachableHosts(t *testing.T) {
+	out, err := runSplit("unlock", offlineLab(t))
+	if code := exitCode(err); code != 1 || !strings.Contains(err.Error(), "unlock: 3 host(s) may still be locked") {
+		t.Errorf("exit %d (%v), want 1 saying how many hosts", code, err)
+	}
+	for _, h := range []string{"nats-1", "nats-2", "nats-3"} {
+		if !regexp.MustCompile(`(?m)^` + h + `: cannot connect: host ` + h + `: cannot reach .*connection refused; its lock, if any, is left$`).MatchString(out) {
+			t.Errorf("no line saying %s was not reached:\n%s", h, out)
+		}
+	}
+}
+
+func TestUnlockHelp(t *testing.T) {
+	out, code := run("unlock", "--help")
+	if code != 0 || !strings.Contains(out, "--force") || !strings.Contains(out, "still runs on this machine") || !strings.Contains(out, "Exit status: 0 when no host is locked") {
+		t.Errorf("unlock --help (exit %d):\n%s", code, out)
 	}
 }
 

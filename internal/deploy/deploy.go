@@ -44,11 +44,18 @@ type Session struct {
 	// Teardowns are destroy's plans, in inventory order, after PlanDestroy.
 	Teardowns []plan.Teardown
 	Out       io.Writer
+	// Unreachable holds, by host name, why a host could not be connected
+	// to; only Reach leaves hosts out.
+	Unreachable map[string]error
 
 	me     lock.Holder
 	locked []string
-	close  func()
-	mu     sync.Mutex // serialises Out
+	// keepEvery is how often the locks are refreshed while held, well
+	// within lock.TTL so a long apply is never taken over.
+	keepEvery time.Duration
+	stopKeep  func()
+	close     func()
+	mu        sync.Mutex // serialises Out
 }
 
 // Connect opens the secrets file and one SSH connection per host. If any
@@ -64,10 +71,7 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	if err := sec.Save(); err != nil {
 		return nil, err
 	}
-	cfgs := make([]remote.Config, 0, len(inv.Hosts))
-	for _, h := range inv.Hosts {
-		cfgs = append(cfgs, sshConfig(inv, h))
-	}
+	cfgs := sshConfigs(inv)
 	clients, err := remote.DialAll(ctx, cfgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
@@ -79,6 +83,39 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	s := New(inv, rs, sec, conns, out)
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
+}
+
+// Reach connects to every host it can, for the commands that only look or
+// only clear a lock (status, unlock). Unlike Connect it does not open the
+// secrets file, records no new host key (a host never seen before has
+// nothing of ours to show), and keeps going without the hosts it cannot
+// reach: they are in Session.Unreachable, for the caller to report.
+func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
+	cfgs := sshConfigs(inv)
+	for i := range cfgs {
+		cfgs[i].AcceptNew = false
+	}
+	clients, failed, err := remote.DialSome(ctx, cfgs)
+	if err != nil {
+		return nil, err
+	}
+	conns := make(map[string]apply.Conn, len(clients))
+	for name, c := range clients {
+		conns[name] = Conn{c}
+	}
+	s := New(inv, rs, nil, conns, out)
+	s.Unreachable = failed
+	s.close = func() { remote.CloseAll(clients) }
+	return s, nil
+}
+
+// sshConfigs says how to reach each host of the inventory, in its order.
+func sshConfigs(inv *inventory.Inventory) []remote.Config {
+	cfgs := make([]remote.Config, 0, len(inv.Hosts))
+	for _, h := range inv.Hosts {
+		cfgs = append(cfgs, sshConfig(inv, h))
+	}
+	return cfgs
 }
 
 // sshConfig is how natsdeploy reaches h: the inventory's [ssh] section
@@ -118,7 +155,7 @@ func OpenSecrets(inv *inventory.Inventory, rs []role.Role) (*secrets.Store, erro
 
 // New makes a session over connections the caller opened.
 func New(inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, conns map[string]apply.Conn, out io.Writer) *Session {
-	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Out: out, me: lock.Me(time.Now())}
+	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Out: out, me: lock.Me(time.Now()), keepEvery: lock.TTL / 3}
 }
 
 // Close releases locks this session holds and closes every connection.
@@ -159,7 +196,8 @@ func (s *Session) Logf(host, format string, args ...any) {
 	fmt.Fprintf(s.Out, format+"\n", args...)
 }
 
-// Lock takes the run lock on every host, or on none.
+// Lock takes the run lock on every host, or on none, and keeps it fresh
+// until Unlock: a run longer than lock.TTL must not be taken over.
 func (s *Session) Lock(ctx context.Context) error {
 	for _, h := range s.Inv.Hosts {
 		if err := lock.Acquire(ctx, h.Name, s.Conns[h.Name], s.me); err != nil {
@@ -168,11 +206,22 @@ func (s *Session) Lock(ctx context.Context) error {
 		}
 		s.locked = append(s.locked, h.Name)
 	}
+	held := make([]lock.Held, len(s.locked))
+	for i, h := range s.locked {
+		held[i] = lock.Held{Host: h, Conn: s.Conns[h]}
+	}
+	ticker := time.NewTicker(s.keepEvery)
+	stop := lock.Keep(held, s.me, ticker.C, time.Now, func(host string, err error) { s.Logf(host, "warning: %v", err) })
+	s.stopKeep = func() { stop(); ticker.Stop() }
 	return nil
 }
 
-// Unlock releases the locks this session took.
+// Unlock stops refreshing the locks this session took and releases them.
 func (s *Session) Unlock(ctx context.Context) {
+	if s.stopKeep != nil {
+		s.stopKeep()
+		s.stopKeep = nil
+	}
 	for _, h := range s.locked {
 		if err := lock.Release(ctx, h, s.Conns[h], s.me); err != nil {
 			s.Logf(h, "warning: %v", err)

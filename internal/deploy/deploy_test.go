@@ -39,6 +39,7 @@ type svcRole struct {
 	version string // rendered into the files: change it to change them
 	secret  string // the content of the sensitive file
 	verify  []report.Result
+	want    string // the unit's program version, for status; "" not checked
 }
 
 func (svcRole) Name() string                                    { return "svc" }
@@ -63,15 +64,23 @@ func (r svcRole) Desired(in role.Input) (desired.Host, error) {
 			file(secretCfg, "token = "+r.secret+"\n", desired.Reload, true),
 		},
 		Units: []desired.Unit{{
-			Name:   svcUnit,
-			Ready:  &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
-			Reload: &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error { return nil }},
+			Name:    svcUnit,
+			Ready:   &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
+			Reload:  &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error { return nil }},
+			Version: r.want, VersionCmd: versionCmd(r.want),
 		}},
 		Ports: []desired.Port{{Number: 1, Key: "svc.port"}},
 	}, nil
 }
 
 func (r svcRole) Verify(context.Context, role.Env) []report.Result { return r.verify }
+
+func versionCmd(want string) string {
+	if want == "" {
+		return ""
+	}
+	return "/usr/bin/svc --version"
+}
 
 func sum(s string) string {
 	h := sha256.Sum256([]byte(s))
@@ -82,11 +91,12 @@ func sum(s string) string {
 // shared by all hosts; the facts command is answered from a queue, one
 // answer per gather.
 type host struct {
-	name  string
-	log   *[]string
-	mu    *sync.Mutex
-	facts []string
-	files map[string]string // what `cat` prints
+	name    string
+	log     *[]string
+	mu      *sync.Mutex
+	facts   []string
+	files   map[string]string // what `cat` prints
+	scripts []string          // every facts command, as sent
 }
 
 func isFacts(cmd string) bool { return strings.HasPrefix(cmd, "set -u\nLC_ALL=C") }
@@ -96,6 +106,7 @@ func (h *host) Exec(_ context.Context, cmd string) (string, error) {
 	defer h.mu.Unlock()
 	if isFacts(cmd) {
 		*h.log = append(*h.log, h.name+": facts")
+		h.scripts = append(h.scripts, cmd)
 		if len(h.facts) == 0 {
 			return "", errors.New("no facts left")
 		}
@@ -108,6 +119,9 @@ func (h *host) Exec(_ context.Context, cmd string) (string, error) {
 	*h.log = append(*h.log, h.name+": "+cmd)
 	if path, ok := strings.CutPrefix(cmd, "cat "); ok {
 		return h.files[strings.Trim(path, "'")], nil
+	}
+	if strings.Contains(cmd, "echo refreshed") {
+		return "refreshed\n", nil // the lock is still this run's
 	}
 	return "", nil
 }
@@ -322,4 +336,60 @@ func TestVerifyHostChecks(t *testing.T) {
 	if rep.Failed() != 2 {
 		t.Errorf("Failed() = %d, want 2", rep.Failed())
 	}
+}
+
+// While a session holds its locks it refreshes them on every host, and
+// stops before it releases them: a long apply is never taken over, and no
+// refresh can bring back a lock just released.
+func TestLockIsKeptFreshUntilUnlock(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	s, log := newSession(t, r, nil)
+	var out bytes.Buffer
+	s.Out = &out
+	s.keepEvery = time.Millisecond
+	ctx := context.Background()
+	if err := s.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refreshes := func(host string) int {
+		n := 0
+		for _, l := range snapshot(s, log) {
+			if strings.HasPrefix(l, host+": ") && strings.Contains(l, "echo refreshed") && strings.Contains(l, "expires=") {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for refreshes("h1") < 2 || refreshes("h2") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("locks not refreshed twice on every host within 10s: %q", snapshot(s, log))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.Unlock(ctx)
+	l := snapshot(s, log)
+	firstRelease, lastRefresh := -1, -1
+	for i, c := range l {
+		if strings.Contains(c, "rm -f") && firstRelease < 0 {
+			firstRelease = i
+		}
+		if strings.Contains(c, "echo refreshed") {
+			lastRefresh = i
+		}
+	}
+	if firstRelease < 0 || lastRefresh > firstRelease {
+		t.Errorf("release at %d, last refresh at %d: want every refresh before the release\n%s", firstRelease, lastRefresh, strings.Join(l, "\n"))
+	}
+	if strings.Contains(out.String(), "warning") {
+		t.Errorf("warnings while the lock was ours:\n%s", out.String())
+	}
+}
+
+// snapshot copies the command log under the fake hosts' lock.
+func snapshot(s *Session, log *[]string) []string {
+	h := s.Conns["h1"].(*host)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), *log...)
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/natsdeploy/natsdeploy/internal/apply"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/report"
@@ -59,17 +60,7 @@ func (s *Session) hostChecks(ctx context.Context) []report.Result {
 				cfg.Seen = err.Error()
 				return
 			}
-			var files []desired.File
-			var paths, names []string
-			for _, f := range d.Files {
-				if f.Content != nil {
-					files = append(files, f)
-					paths = append(paths, f.Path)
-				}
-			}
-			for _, u := range d.Units {
-				names = append(names, u.Name)
-			}
+			files, names := rendered(d)
 			if len(names) > 0 {
 				units.Expected = strings.Join(names, ", ") + " enabled and active"
 			}
@@ -78,12 +69,7 @@ func (s *Session) hostChecks(ctx context.Context) []report.Result {
 				cfg.Seen, units.Seen = "not connected", "not connected"
 				return
 			}
-			out, err := conn.Exec(ctx, facts.Script(facts.Paths{Files: paths, Units: names}))
-			if err != nil {
-				cfg.Seen, units.Seen = err.Error(), err.Error()
-				return
-			}
-			fh, err := facts.Parse([]byte(out))
+			fh, err := look(ctx, conn, facts.Paths{Files: pathsOf(files), Units: names})
 			if err != nil {
 				cfg.Seen, units.Seen = err.Error(), err.Error()
 				return
@@ -98,6 +84,38 @@ func (s *Session) hostChecks(ctx context.Context) []report.Result {
 		out = append(out, rs...)
 	}
 	return out
+}
+
+// rendered returns the files of d that are rendered (configs and units,
+// not binaries, whose hashes need the artifacts) and the names of its
+// units: what verify and status compare with a host.
+func rendered(d desired.Host) (files []desired.File, units []string) {
+	for _, f := range d.Files {
+		if f.Content != nil {
+			files = append(files, f)
+		}
+	}
+	for _, u := range d.Units {
+		units = append(units, u.Name)
+	}
+	return files, units
+}
+
+func pathsOf(files []desired.File) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
+}
+
+// look reads the facts p asks for, in one command.
+func look(ctx context.Context, conn apply.Conn, p facts.Paths) (facts.Host, error) {
+	out, err := conn.Exec(ctx, facts.Script(p))
+	if err != nil {
+		return facts.Host{}, err
+	}
+	return facts.Parse([]byte(out))
 }
 
 func compareFiles(files []desired.File, fh facts.Host) (bool, string) {

@@ -155,6 +155,12 @@ type Unit struct {
 	// tail); its output is shown with the error. Default: the unit's
 	// journal.
 	DiagnoseCmd string
+	// Version is the version of the unit's program the inventory asks
+	// for, and VersionCmd prints the installed program's version (the
+	// first x.y.z in its first line is taken); status compares the two.
+	// Empty: the unit's version is not shown nor checked.
+	Version    string
+	VersionCmd string
 }
 
 // Remote is what a gate may use of a host: commands as root, and an HTTP

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/shell"
@@ -51,6 +52,12 @@ type Unit struct {
 	Active  bool
 	State   string // is-active output: active, inactive, failed, activating...
 	MainPID int
+	// Uptime is how long ago the unit last became active, when
+	// Paths.Uptime asked for it and systemd knew (UptimeKnown).
+	Uptime      time.Duration
+	UptimeKnown bool
+	// Version is the first line its Paths.Versions command printed.
+	Version string
 }
 
 // Paths is what the facts script must look at.
@@ -59,6 +66,17 @@ type Paths struct {
 	Files []string
 	Dirs  []string
 	Units []string
+
+	// ReadOnly keeps the script from writing anything on the host: the
+	// sums cache is read but not rewritten. For the commands that promise
+	// to change nothing (status), which may run beside an apply.
+	ReadOnly bool
+	// Uptime also asks how long each unit has been active.
+	Uptime bool
+	// Versions maps a unit to a command that prints its program's
+	// version; the first line of what it prints (stdout and stderr) is
+	// reported as Unit.Version.
+	Versions map[string]string
 }
 
 // PathsOf lists what desired state d manages.
@@ -94,11 +112,15 @@ var sumsDir = StateDir
 // replaces the old one at the end, so entries of files no longer managed
 // drop out. Nothing is kept when the state directory does not exist yet
 // (a host natsdeploy has not changed).
-func sumFunc() string {
+func sumFunc(readOnly bool) string {
 	dir := shell.Quote(sumsDir)
+	keep := `if [ -d ` + dir + ` ]; then new=$(mktemp ` + dir + `/.sums.XXXXXX 2>/dev/null) || new=; fi
+`
+	if readOnly {
+		keep = ""
+	}
 	return `sums=` + dir + `/sums; new=
-if [ -d ` + dir + ` ]; then new=$(mktemp ` + dir + `/.sums.XXXXXX 2>/dev/null) || new=; fi
-sum() {
+` + keep + `sum() {
 	st=$(stat -c '%s %.9Y %i' "$1" 2>/dev/null) || st=
 	s=
 	if [ -n "$st" ] && [ -r "$sums" ]; then s=$(awk -v p="$1" -v st="$st" 'BEGIN { FS = "\t" } $1 == p && $2 == st { print $3; exit }' "$sums"); fi
@@ -124,7 +146,7 @@ if command -v systemctl >/dev/null 2>&1; then echo "systemd $(systemctl --versio
 		fmt.Fprintf(&b, "if id -u %s >/dev/null 2>&1; then echo 'user '%s; fi\n", shell.Quote(u), shell.Quote(u))
 	}
 	if len(p.Files) > 0 {
-		b.WriteString(sumFunc())
+		b.WriteString(sumFunc(p.ReadOnly))
 	}
 	for _, f := range p.Files {
 		q := shell.Quote(f)
@@ -137,6 +159,17 @@ if command -v systemctl >/dev/null 2>&1; then echo "systemd $(systemctl --versio
 	for _, u := range p.Units {
 		q := shell.Quote(u)
 		fmt.Fprintf(&b, "echo \"unit $(systemctl is-enabled %s 2>/dev/null || true) $(systemctl is-active %s 2>/dev/null || true) $(systemctl show -p MainPID --value %s 2>/dev/null || echo 0) \"%s\n", q, q, q, q)
+		if p.Uptime {
+			// Both clocks are the host's and count from boot, so no
+			// local time is parsed and clock skew with the control
+			// machine does not matter. /proc/uptime also counts time
+			// suspended, which servers are not.
+			fmt.Fprintf(&b, "m=$(systemctl show -p ActiveEnterTimestampMonotonic --value %s 2>/dev/null) || m=\n", q)
+			fmt.Fprintf(&b, "case \"$m\" in ''|0|*[!0-9]*) ;; *) echo \"uptime $(awk -v m=\"$m\" '{ printf \"%%d\", $1 - m / 1000000 }' /proc/uptime) \"%s ;; esac\n", q)
+		}
+		if cmd, ok := p.Versions[u]; ok {
+			fmt.Fprintf(&b, "v=$( (%s) </dev/null 2>&1 | head -n 1)\nprintf 'version %%s %%s\\n' %s \"$v\"\n", cmd, q)
+		}
 	}
 	fmt.Fprintf(&b, "for f in %s/pending-*; do [ -f \"$f\" ] && echo \"pending $(cat \"$f\") ${f##*/pending-}\"; done\n", StateDir)
 	if len(p.Files) > 0 {
@@ -187,12 +220,28 @@ func Parse(out []byte) (Host, error) {
 				break
 			}
 			pid, _ := strconv.Atoi(parts[2])
-			h.Units[parts[3]] = Unit{
-				Enabled: parts[0] == "enabled",
-				Active:  parts[1] == "active" || parts[1] == "reloading",
-				State:   parts[1],
-				MainPID: pid,
+			// Merged into what the uptime and version records said.
+			u := h.Units[parts[3]]
+			u.Enabled = parts[0] == "enabled"
+			u.Active = parts[1] == "active" || parts[1] == "reloading"
+			u.State = parts[1]
+			u.MainPID = pid
+			h.Units[parts[3]] = u
+		case "uptime":
+			secs, name, ok := strings.Cut(rest, " ")
+			n, perr := strconv.Atoi(secs)
+			if !ok || perr != nil || n < 0 {
+				err = fmt.Errorf("want SECONDS UNIT")
+				break
 			}
+			u := h.Units[name]
+			u.Uptime, u.UptimeKnown = time.Duration(n)*time.Second, true
+			h.Units[name] = u
+		case "version":
+			name, text, _ := strings.Cut(rest, " ")
+			u := h.Units[name]
+			u.Version = strings.TrimSpace(text)
+			h.Units[name] = u
 		case "pending":
 			handler, svc, ok := strings.Cut(rest, " ")
 			if !ok {

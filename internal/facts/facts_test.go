@@ -1,11 +1,13 @@
 package facts
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 )
@@ -87,6 +89,17 @@ func TestParse(t *testing.T) {
 				t.Errorf("PendingServices = %v", got)
 			}
 		}, false},
+		{"uptime and version, before or after the unit", "uptime 90 a.service\nunit enabled active 7 a.service\nversion a.service prog: v1.2.3 (x)\nunit disabled inactive 0 b.service\nversion b.service \n", func(t *testing.T, h Host) {
+			a, b := h.Units["a.service"], h.Units["b.service"]
+			if !a.Active || !a.UptimeKnown || a.Uptime != 90*time.Second || a.Version != "prog: v1.2.3 (x)" || a.MainPID != 7 {
+				t.Errorf("a = %+v", a)
+			}
+			if b.UptimeKnown || b.Version != "" || b.Active {
+				t.Errorf("b = %+v", b)
+			}
+		}, false},
+		{"bad uptime", "uptime soon a.service\n", nil, true},
+		{"negative uptime", "uptime -5 a.service\n", nil, true},
 		{"bad mode", "file 9z9 root root abc /x\n", nil, true},
 		{"short file", "file 644 root\n", nil, true},
 		{"unknown record", "surprise x\n", nil, true},
@@ -160,4 +173,126 @@ func TestScriptSumsCache(t *testing.T) {
 	if len(leftovers) != 0 {
 		t.Errorf("temporary sums files left: %v", leftovers)
 	}
+}
+
+// fakeSystemctl puts a systemctl on PATH that answers for one active unit
+// which became active `ago` before now (on the boot clock /proc/uptime
+// reads) and knows no other unit, as systemd does.
+func fakeSystemctl(t *testing.T, unit string, ago time.Duration) {
+	t.Helper()
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Skipf("no /proc/uptime: %v", err)
+	}
+	var secs float64
+	if _, err := fmt.Sscanf(string(up), "%f", &secs); err != nil {
+		t.Fatal(err)
+	}
+	mono := int64((secs - ago.Seconds()) * 1e6)
+	dir := t.TempDir()
+	script := fmt.Sprintf(`#!/bin/sh
+case "$*" in
+*"is-enabled %[1]s") echo enabled ;;
+*"is-active %[1]s") echo active ;;
+*"MainPID --value %[1]s") echo 42 ;;
+*"ActiveEnterTimestampMonotonic --value %[1]s") echo %[2]d ;;
+*"ActiveEnterTimestampMonotonic --value "*) echo 0 ;;
+*"is-active "*) echo inactive; exit 3 ;;
+*"is-enabled "*) echo disabled; exit 1 ;;
+*) echo 0 ;;
+esac
+`, unit, mono)
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+}
+
+// Uptime and version records, from a fake systemctl and real commands run
+// by the local shell: an active unit reports how long it has been up, a
+// never-started one reports no uptime, and each version command's first
+// line comes back whatever quotes it holds or however it fails.
+func TestScriptUptimeAndVersions(t *testing.T) {
+	fakeSystemctl(t, "up.service", 90*time.Minute)
+	out, err := exec.Command("sh", "-c", Script(Paths{
+		Units:  []string{"up.service", "down.service"},
+		Uptime: true,
+		Versions: map[string]string{
+			"up.service":   `printf '%s\n' "prog: v1.2.3" "second line"`,
+			"down.service": "/nonexistent/prog --version",
+		},
+	})).CombinedOutput()
+	if err != nil {
+		t.Fatalf("script: %v\n%s", err, out)
+	}
+	h, err := Parse(out)
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, out)
+	}
+	up, down := h.Units["up.service"], h.Units["down.service"]
+	if !up.Active || !up.UptimeKnown || up.Uptime < 90*time.Minute-2*time.Second || up.Uptime > 90*time.Minute+2*time.Second {
+		t.Errorf("up.service = %+v, want active for 90m", up)
+	}
+	if up.Version != "prog: v1.2.3" {
+		t.Errorf("up.service version %q, want the first line", up.Version)
+	}
+	if down.Active || down.UptimeKnown {
+		t.Errorf("down.service = %+v, want inactive with no uptime", down)
+	}
+	if !strings.Contains(down.Version, "/nonexistent/prog") {
+		t.Errorf("down.service version %q, want the shell's complaint", down.Version)
+	}
+}
+
+// A read-only script uses the sums cache but never writes it, nor anything
+// else in the state directory.
+func TestScriptReadOnlyWritesNothing(t *testing.T) {
+	state := t.TempDir()
+	defer func(d string) { sumsDir = d }(sumsDir)
+	sumsDir = state
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.conf")
+	os.WriteFile(a, []byte("hello\n"), 0o640)
+	run := func(readOnly bool) Host {
+		t.Helper()
+		out, err := exec.Command("sh", "-c", Script(Paths{Files: []string{a}, ReadOnly: readOnly})).CombinedOutput()
+		if err != nil {
+			t.Fatalf("script: %v\n%s", err, out)
+		}
+		h, err := Parse(out)
+		if err != nil {
+			t.Fatalf("parse: %v\n%s", err, out)
+		}
+		return h
+	}
+	hello := "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+	if h := run(true); h.Files[a].SHA256 != hello {
+		t.Fatalf("read-only run without a cache: %+v", h.Files)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Fatalf("read-only run wrote %v", entries)
+	}
+	run(false)
+	sums := filepath.Join(state, "sums")
+	planted := strings.Replace(mustRead(t, sums), hello, strings.Repeat("0", 64), 1)
+	os.WriteFile(sums, []byte(planted), 0o600)
+	fi, _ := os.Stat(sums)
+	if h := run(true); h.Files[a].SHA256 != strings.Repeat("0", 64) {
+		t.Errorf("read-only run did not use the cache: %s", h.Files[a].SHA256)
+	}
+	if after, _ := os.Stat(sums); !os.SameFile(fi, after) || mustRead(t, sums) != planted {
+		t.Errorf("read-only run rewrote the sums file")
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 1 {
+		t.Errorf("read-only run left files: %v", entries)
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

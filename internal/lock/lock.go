@@ -87,11 +87,25 @@ func stale(h Holder, me Holder, now time.Time) bool {
 		return true
 	}
 	if h.Machine == me.Machine && h.PID != me.PID {
-		// Signal 0 checks existence only; ESRCH means the holder is gone.
-		err := syscall.Kill(h.PID, 0)
-		return errors.Is(err, syscall.ESRCH)
+		return !running(h.PID)
 	}
 	return false
+}
+
+// running reports whether process pid exists on this machine. Signal 0
+// checks existence only; ESRCH means it is gone (EPERM: it runs as
+// someone else).
+func running(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return !errors.Is(err, syscall.ESRCH)
+}
+
+// LiveHere reports whether h is held by a process of this machine that
+// still runs: most likely an apply in progress (it refreshes its lock), or
+// one stuck. Clearing its lock would let another run change the hosts
+// under it.
+func LiveHere(h, me Holder) bool {
+	return h.PID > 0 && h.Machine == me.Machine && h.PID != me.PID && running(h.PID)
 }
 
 // Acquire takes the lock on one host. Creation is atomic (noclobber), so of
@@ -114,9 +128,7 @@ func Acquire(ctx context.Context, host string, e Execer, me Holder) error {
 		}
 		// Remove only the exact stale lock we read, so a lock a third run
 		// took in between is left alone.
-		rm := fmt.Sprintf("grep -qxF %s %s && grep -qxF %s %s && rm -f %s; true",
-			shell.Quote(fmt.Sprintf("pid=%d", h.PID)), shell.Quote(Path), shell.Quote(fmt.Sprintf("since=%d", h.Since.Unix())), shell.Quote(Path), shell.Quote(Path))
-		if _, err := e.Exec(ctx, rm); err != nil {
+		if _, err := Remove(ctx, host, e, h); err != nil {
 			return fmt.Errorf("host %s: remove stale lock: %w", host, err)
 		}
 	}
@@ -131,4 +143,100 @@ func Release(ctx context.Context, host string, e Execer, me Holder) error {
 		return fmt.Errorf("host %s: release lock: %w", host, err)
 	}
 	return nil
+}
+
+// held is a shell condition: the lock file is h's (same machine, pid and
+// start), not another's taken since.
+func held(h Holder) string {
+	q := shell.Quote(Path)
+	return fmt.Sprintf("grep -qxF %s %s && grep -qxF %s %s && grep -qxF %s %s",
+		shell.Quote("machine="+h.Machine), q, shell.Quote(fmt.Sprintf("pid=%d", h.PID)), q, shell.Quote(fmt.Sprintf("since=%d", h.Since.Unix())), q)
+}
+
+// Read returns the holder of the lock on host, and whether there is one.
+func Read(ctx context.Context, host string, e Execer) (Holder, bool, error) {
+	q := shell.Quote(Path)
+	out, err := e.Exec(ctx, fmt.Sprintf("if [ -f %s ]; then echo LOCKED; cat %s; fi", q, q))
+	if err != nil {
+		return Holder{}, false, fmt.Errorf("host %s: read lock %s: %w", host, Path, err)
+	}
+	rest, ok := strings.CutPrefix(out, "LOCKED\n")
+	if !ok {
+		return Holder{}, false, nil
+	}
+	return decode(rest), true, nil
+}
+
+// Remove deletes the lock on host if it is still exactly h's, so a lock
+// another run took in between is left alone; it reports whether it did.
+func Remove(ctx context.Context, host string, e Execer, h Holder) (bool, error) {
+	out, err := e.Exec(ctx, fmt.Sprintf("if %s; then rm -f %s && echo removed; fi", held(h), shell.Quote(Path)))
+	if err != nil {
+		return false, fmt.Errorf("host %s: remove lock %s: %w", host, Path, err)
+	}
+	return strings.TrimSpace(out) == "removed", nil
+}
+
+// ErrLost is returned by Refresh when the lock is no longer the caller's:
+// it expired and another run took it over, or someone cleared it.
+var ErrLost = errors.New("lock lost")
+
+// Refresh rewrites the lock me holds on host with me.Expires, so a run
+// longer than TTL keeps it. It writes nothing unless the lock is still
+// me's (ErrLost otherwise), and replaces the file by a rename, so a reader
+// never sees half a lock.
+func Refresh(ctx context.Context, host string, e Execer, me Holder) error {
+	tmp := shell.Quote(fmt.Sprintf("%s.%d", Path, me.PID))
+	cmd := fmt.Sprintf("if %s; then printf %%s %s > %s && mv -f %s %s && echo refreshed; fi",
+		held(me), shell.Quote(me.encode()), tmp, tmp, shell.Quote(Path))
+	out, err := e.Exec(ctx, cmd)
+	if err != nil {
+		return fmt.Errorf("host %s: refresh lock %s: %w", host, Path, err)
+	}
+	if strings.TrimSpace(out) != "refreshed" {
+		return fmt.Errorf("host %s: %w: %s is no longer this run's (it expired and another run took it, or it was cleared); another run may change this host now", host, ErrLost, Path)
+	}
+	return nil
+}
+
+// Held is one host whose lock a run holds.
+type Held struct {
+	Host string
+	Conn Execer
+}
+
+// RefreshTimeout bounds one refresh command.
+const RefreshTimeout = 30 * time.Second
+
+// Keep refreshes the lock me holds on every host at each tick, to expire
+// TTL after now(), until stop is called; stop returns once no refresh is
+// under way. A refresh that fails is passed to warn and tried again at the
+// next tick: the run goes on, as the lock only keeps other runs out. The
+// caller owns tick (a time.Ticker's channel; a test's own).
+func Keep(hosts []Held, me Holder, tick <-chan time.Time, now func() time.Time, warn func(host string, err error)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick:
+			}
+			me.Expires = now().Add(TTL)
+			for _, h := range hosts {
+				rctx, rcancel := context.WithTimeout(ctx, RefreshTimeout)
+				err := Refresh(rctx, h.Host, h.Conn, me)
+				rcancel()
+				if err != nil && ctx.Err() == nil {
+					warn(h.Host, err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

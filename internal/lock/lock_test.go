@@ -3,10 +3,12 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -85,4 +87,173 @@ func deadPID(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return cmd.Process.Pid
+}
+
+// Read names the holder; Remove takes away only the exact lock read, so a
+// lock another run took since is left alone.
+func TestReadAndRemove(t *testing.T) {
+	Path = filepath.Join(t.TempDir(), "state", "lock")
+	ctx := context.Background()
+	if _, ok, err := Read(ctx, "h1", local{}); ok || err != nil {
+		t.Fatalf("Read with no lock = %v, %v", ok, err)
+	}
+	me := Me(time.Now())
+	if err := Acquire(ctx, "h1", local{}, me); err != nil {
+		t.Fatal(err)
+	}
+	h, ok, err := Read(ctx, "h1", local{})
+	if err != nil || !ok || h.PID != me.PID || h.Machine != me.Machine || h.User != me.User || h.Since.Unix() != me.Since.Unix() || h.Expires.Unix() != me.Expires.Unix() {
+		t.Fatalf("Read = %+v, %v, %v; want %+v", h, ok, err, me)
+	}
+	for name, other := range map[string]Holder{
+		"another start": {Machine: h.Machine, PID: h.PID, Since: h.Since.Add(time.Second)},
+		"another pid":   {Machine: h.Machine, PID: h.PID + 1, Since: h.Since},
+		"another host":  {Machine: h.Machine + "-x", PID: h.PID, Since: h.Since},
+	} {
+		if removed, err := Remove(ctx, "h1", local{}, other); removed || err != nil {
+			t.Errorf("Remove of %s = %v, %v; want the lock left", name, removed, err)
+		}
+	}
+	if _, err := os.Stat(Path); err != nil {
+		t.Fatalf("lock gone after removes that should not match: %v", err)
+	}
+	if removed, err := Remove(ctx, "h1", local{}, h); !removed || err != nil {
+		t.Fatalf("Remove of the lock read = %v, %v", removed, err)
+	}
+	if _, ok, _ := Read(ctx, "h1", local{}); ok {
+		t.Fatal("lock still there after Remove")
+	}
+}
+
+func TestLiveHere(t *testing.T) {
+	me := Me(time.Now())
+	live := os.Getppid() // the go tool, running as long as this test
+	for _, tc := range []struct {
+		name string
+		h    Holder
+		want bool
+	}{
+		{"live process here", Holder{Machine: me.Machine, PID: live}, true},
+		{"gone process here", Holder{Machine: me.Machine, PID: deadPID(t)}, false},
+		{"another machine", Holder{Machine: me.Machine + "-elsewhere", PID: live}, false},
+		{"this very process", Holder{Machine: me.Machine, PID: me.PID}, false},
+		{"no pid", Holder{Machine: me.Machine}, false},
+	} {
+		if got := LiveHere(tc.h, me); got != tc.want {
+			t.Errorf("%s: LiveHere = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Refresh moves the expiry of the caller's own lock, keeping who and
+// since, and touches nothing that is not its own any more.
+func TestRefresh(t *testing.T) {
+	Path = filepath.Join(t.TempDir(), "state", "lock")
+	ctx := context.Background()
+	me := Me(time.Now())
+	if err := Acquire(ctx, "h1", local{}, me); err != nil {
+		t.Fatal(err)
+	}
+	later := me
+	later.Expires = me.Expires.Add(time.Hour)
+	if err := Refresh(ctx, "h1", local{}, later); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := Read(ctx, "h1", local{})
+	if h.Expires.Unix() != later.Expires.Unix() || h.Since.Unix() != me.Since.Unix() || h.PID != me.PID {
+		t.Fatalf("after Refresh the lock is %+v, want %+v", h, later)
+	}
+	if leftovers, _ := filepath.Glob(Path + ".*"); len(leftovers) != 0 {
+		t.Errorf("refresh left %v", leftovers)
+	}
+
+	other := later
+	other.PID++
+	other.Expires = later.Expires.Add(time.Hour)
+	if err := Refresh(ctx, "h1", local{}, other); !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "host h1") {
+		t.Errorf("Refresh of another's lock = %v, want ErrLost naming the host", err)
+	}
+	if h, _, _ := Read(ctx, "h1", local{}); h.Expires.Unix() != later.Expires.Unix() {
+		t.Errorf("another's refresh changed the lock: %+v", h)
+	}
+
+	if err := Release(ctx, "h1", local{}, me); err != nil {
+		t.Fatal(err)
+	}
+	if err := Refresh(ctx, "h1", local{}, later); !errors.Is(err, ErrLost) {
+		t.Errorf("Refresh after release = %v, want ErrLost", err)
+	}
+	if _, ok, _ := Read(ctx, "h1", local{}); ok {
+		t.Error("Refresh after release made a lock")
+	}
+}
+
+// recorder is a host that records every command and answers refreshes
+// as a host still holding the lock would, or fails when told to.
+type recorder struct {
+	name string
+	cmds chan<- string
+	fail error
+}
+
+func (r recorder) Exec(_ context.Context, cmd string) (string, error) {
+	r.cmds <- r.name + ": " + cmd
+	if r.fail != nil {
+		return "", r.fail
+	}
+	return "refreshed\n", nil
+}
+
+// Keep refreshes every host at each tick, with the expiry the clock says
+// then, warns about a host it cannot refresh and goes on, and does
+// nothing once stopped.
+func TestKeep(t *testing.T) {
+	cmds := make(chan string, 10)
+	tick := make(chan time.Time)
+	clock := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	var warned []string
+	me := Holder{Machine: "ctl", User: "ops", PID: 4242, Since: clock, Expires: clock.Add(TTL)}
+	stop := Keep([]Held{
+		{Host: "h1", Conn: recorder{name: "h1", cmds: cmds}},
+		{Host: "h2", Conn: recorder{name: "h2", cmds: cmds, fail: errors.New("connection lost")}},
+	}, me, tick, func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }, func(host string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		warned = append(warned, host+": "+err.Error())
+	})
+
+	for round, now := range []time.Time{clock.Add(10 * time.Minute), clock.Add(20 * time.Minute)} {
+		mu.Lock()
+		clock = now
+		mu.Unlock()
+		tick <- now
+		want := fmt.Sprintf("expires=%d", now.Add(TTL).Unix())
+		for _, host := range []string{"h1", "h2"} {
+			select {
+			case c := <-cmds:
+				if !strings.HasPrefix(c, host+": ") || !strings.Contains(c, want) || !strings.Contains(c, fmt.Sprintf("since=%d", me.Since.Unix())) {
+					t.Errorf("round %d: command %q, want %s's refresh to %s keeping since", round, c, host, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: no refresh of %s", round, host)
+			}
+		}
+	}
+	stop()
+	mu.Lock()
+	if len(warned) != 2 || !strings.HasPrefix(warned[0], "h2: host h2: refresh lock") || !strings.Contains(warned[0], "connection lost") {
+		t.Errorf("warnings %q, want one per round about h2", warned)
+	}
+	mu.Unlock()
+	select {
+	case tick <- time.Now():
+		t.Error("still refreshing after stop")
+	default:
+	}
+	select {
+	case c := <-cmds:
+		t.Errorf("command after stop: %q", c)
+	default:
+	}
 }

@@ -382,15 +382,38 @@ const maxParallelDials = 32
 // that failed and why. This is what lets a run stop before changing
 // anything when any host is unreachable.
 func DialAll(ctx context.Context, cfgs []Config) (map[string]*Client, error) {
+	clients, failed, err := DialSome(ctx, cfgs)
+	if err != nil {
+		return nil, err
+	}
+	if len(failed) > 0 {
+		CloseAll(clients)
+		errs := make([]error, 0, len(failed))
+		for _, cfg := range cfgs {
+			if e, ok := failed[cfg.Host]; ok {
+				errs = append(errs, e)
+			}
+		}
+		return nil, &DialError{Total: len(cfgs), Errs: errs}
+	}
+	return clients, nil
+}
+
+// DialSome connects to every host in parallel and keeps what it reached:
+// clients holds the hosts that answered, failed the others with why (both
+// keyed by Config.Host). For commands that only look (status): one host
+// down is something to report, not a reason to show nothing. err is only
+// for a list that cannot be dialled at all (a host listed twice).
+func DialSome(ctx context.Context, cfgs []Config) (clients map[string]*Client, failed map[string]error, err error) {
 	seen := make(map[string]bool, len(cfgs))
 	for _, cfg := range cfgs {
 		if seen[cfg.Host] {
-			return nil, fmt.Errorf("host %s: listed twice", cfg.Host)
+			return nil, nil, fmt.Errorf("host %s: listed twice", cfg.Host)
 		}
 		seen[cfg.Host] = true
 	}
 
-	clients := make([]*Client, len(cfgs))
+	got := make([]*Client, len(cfgs))
 	errs := make([]error, len(cfgs))
 	sem := make(chan struct{}, maxParallelDials)
 	var wg sync.WaitGroup
@@ -405,30 +428,21 @@ func DialAll(ctx context.Context, cfgs []Config) (map[string]*Client, error) {
 				errs[i] = fmt.Errorf("host %s: connect: %w", cfg.Host, ctx.Err())
 				return
 			}
-			clients[i], errs[i] = Dial(ctx, cfg)
+			got[i], errs[i] = Dial(ctx, cfg)
 		}()
 	}
 	wg.Wait()
 
-	var failed []error
-	for _, err := range errs {
-		if err != nil {
-			failed = append(failed, err)
+	clients = make(map[string]*Client, len(cfgs))
+	failed = map[string]error{}
+	for i, cfg := range cfgs {
+		if errs[i] != nil {
+			failed[cfg.Host] = errs[i]
+			continue
 		}
+		clients[cfg.Host] = got[i]
 	}
-	if len(failed) > 0 {
-		for _, c := range clients {
-			if c != nil {
-				c.Close()
-			}
-		}
-		return nil, &DialError{Total: len(cfgs), Errs: failed}
-	}
-	out := make(map[string]*Client, len(cfgs))
-	for _, c := range clients {
-		out[c.cfg.Host] = c
-	}
-	return out, nil
+	return clients, failed, nil
 }
 
 // CloseAll closes every client of a DialAll result, returning the errors

@@ -1046,6 +1046,37 @@ func TestDialAll(t *testing.T) {
 	wantContains(t, err, "host nats-1: listed twice")
 }
 
+// DialSome keeps the hosts it reached and says why each other one failed,
+// instead of closing everything as DialAll does.
+func TestDialSome(t *testing.T) {
+	a := newFixture(t)
+	a.cfg.Host = "nats-1"
+	bad := a.cfg
+	bad.Host = "nats-2"
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	bad.Port = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	clients, failed, err := DialSome(context.Background(), []Config{a.cfg, bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer CloseAll(clients)
+	if len(clients) != 1 || clients["nats-1"] == nil {
+		t.Fatalf("clients %v, want nats-1 only", clients)
+	}
+	if _, err := clients["nats-1"].Run(context.Background(), "true", nil); err != nil {
+		t.Errorf("the reached host's connection does not work: %v", err)
+	}
+	if len(failed) != 1 {
+		t.Fatalf("failed %v, want nats-2 only", failed)
+	}
+	wantContains(t, failed["nats-2"], "host nats-2: cannot reach 127.0.0.1:")
+
+	_, _, err = DialSome(context.Background(), []Config{a.cfg, a.cfg})
+	wantContains(t, err, "host nats-1: listed twice")
+}
+
 // A host that stops answering (stopped, network cut) fails pending and new
 // commands instead of hanging: the keepalive closes the connection.
 func TestKeepAliveDetectsDeadPeer(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
+	"github.com/natsdeploy/natsdeploy/internal/status"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -38,6 +39,16 @@ type Role interface {
 	// Verify adds the role's own checks to the report; the engine has
 	// already checked every host's files and units.
 	Verify(ctx context.Context, env Env) []report.Result
+}
+
+// Statuser is a role that adds its own view of its services to `natsdeploy
+// status` (peers, leaders, use against limits): the engine already shows
+// every unit's state, uptime, version and whether its files are as
+// rendered. Optional. Status must change nothing and answer within
+// seconds; a host for which Env.Remote is nil was not reached and gets no
+// rows. A Service for a unit the role renders joins that unit's row.
+type Statuser interface {
+	Status(ctx context.Context, env Env) []status.Service
 }
 
 // Input is what a role renders a host from.

@@ -213,6 +213,9 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 			// directly in case the copier is not running.
 			DiagnoseCmd: "journalctl --no-pager -n 30 -u " + Service +
 				"; tail -n 30 " + path.Join(n.LogDir, LogFile),
+			// Prints "nats-server: v2.14.9".
+			Version:    strings.TrimPrefix(n.Version, "v"),
+			VersionCmd: BinaryPath + " --version",
 		},
 	}
 	h.Ports = []desired.Port{

@@ -208,62 +208,8 @@ func TestRealCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	bin := testbin.NATSServer(t)
-	addrs := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	ports := freePorts(t, addrs, 3)
-
-	base := fixture()
-	base.NATS.ClientPort, base.NATS.ClusterPort, base.NATS.HTTPPort = ports[0], ports[1], ports[2]
-	base.NATS.MaxMemoryStore = 64 << 20
-	base.NATS.MaxFileStore = 256 << 20
-	for i := range base.Hosts {
-		base.Hosts[i].Address = addrs[i]
-	}
-	// The system account asks the meta leader to step down, below.
-	base.Accounts[0].Users[0].Allow = append(base.Accounts[0].Users[0].Allow, "$JS.API.META.LEADER.STEPDOWN")
-	sec := fakeSecrets{awkwardRoute, awkwardRouteHash}
-
-	type node struct {
-		inv  *inventory.Inventory
-		conf string
-		cmd  *exec.Cmd
-		mon  string
-	}
-	nodes := make([]*node, len(addrs))
-	root := t.TempDir()
-	for i := range nodes {
-		inv := fixture()
-		*inv = *base
-		localize(inv, filepath.Join(root, base.Hosts[i].Name))
-		r, err := Render(inv, inv.Hosts[i], sec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &node{inv: inv, conf: writeConfig(t, inv, r, addrs[i])}
-		n.mon = fmt.Sprintf("http://%s:%d", addrs[i], ports[2])
-		checkConfig(t, bin, n.conf)
-		n.cmd = exec.Command(bin, "-c", n.conf)
-		var stderr bytes.Buffer
-		n.cmd.Stdout, n.cmd.Stderr = &stderr, &stderr
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			n.cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { n.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				n.cmd.Process.Kill()
-			}
-			if t.Failed() {
-				logf, _ := os.ReadFile(filepath.Join(n.inv.NATS.LogDir, LogFile))
-				t.Logf("%s stderr:\n%s\nlog:\n%s", n.inv.Hosts[i].Name, stderr.Bytes(), lastLines(logf, 40))
-			}
-		})
-		nodes[i] = n
-	}
+	c := startRealCluster(t)
+	bin, addrs, ports, base, sec, nodes := c.bin, c.addrs, c.ports, c.base, c.sec, c.nodes
 
 	// Formed: every node healthy, routes to both others (by remote_name:
 	// route pooling opens several connections per peer), one meta leader
@@ -488,6 +434,88 @@ func TestRealCluster(t *testing.T) {
 	if got := varzDigest(t, n1.mon); got != want {
 		t.Errorf("digest changed to %s after a refused reload", got)
 	}
+}
+
+// realCluster is three nodes started from rendered configs on 127.0.0.1-3,
+// with the same ports on each, as the lab has them on three hosts.
+type realCluster struct {
+	bin   string
+	base  *inventory.Inventory // the inventory every node was rendered from
+	sec   fakeSecrets
+	addrs []string
+	ports []int // client, cluster, monitoring
+	nodes []*realNode
+}
+
+type realNode struct {
+	inv    *inventory.Inventory // base with this node's directories
+	conf   string
+	cmd    *exec.Cmd
+	mon    string // monitoring base URL
+	exited chan struct{}
+}
+
+// stop ends the node (SIGTERM, then SIGKILL if it lingers) and waits for it.
+func (n *realNode) stop() {
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(10 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.exited
+	}
+}
+
+// startRealCluster starts the nodes and returns at once; tests wait for
+// what they need. The nodes stop at the end of the test, with their logs
+// shown if it failed.
+func startRealCluster(t *testing.T) *realCluster {
+	t.Helper()
+	c := &realCluster{bin: testbin.NATSServer(t), addrs: []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}}
+	c.ports = freePorts(t, c.addrs, 3)
+
+	c.base = fixture()
+	c.base.NATS.ClientPort, c.base.NATS.ClusterPort, c.base.NATS.HTTPPort = c.ports[0], c.ports[1], c.ports[2]
+	c.base.NATS.MaxMemoryStore = 64 << 20
+	c.base.NATS.MaxFileStore = 256 << 20
+	for i := range c.base.Hosts {
+		c.base.Hosts[i].Address = c.addrs[i]
+	}
+	// TestRealCluster's system user asks the meta leader to step down.
+	c.base.Accounts[0].Users[0].Allow = append(c.base.Accounts[0].Users[0].Allow, "$JS.API.META.LEADER.STEPDOWN")
+	c.sec = fakeSecrets{awkwardRoute, awkwardRouteHash}
+
+	root := t.TempDir()
+	for i := range c.addrs {
+		inv := fixture()
+		*inv = *c.base
+		localize(inv, filepath.Join(root, c.base.Hosts[i].Name))
+		r, err := Render(inv, inv.Hosts[i], c.sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &realNode{inv: inv, conf: writeConfig(t, inv, r, c.addrs[i]), exited: make(chan struct{})}
+		n.mon = fmt.Sprintf("http://%s:%d", c.addrs[i], c.ports[2])
+		checkConfig(t, c.bin, n.conf)
+		n.cmd = exec.Command(c.bin, "-c", n.conf)
+		// If the test binary dies, its servers must not outlive it.
+		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		var stderr bytes.Buffer
+		n.cmd.Stdout, n.cmd.Stderr = &stderr, &stderr
+		if err := n.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { n.cmd.Wait(); close(n.exited) }()
+		t.Cleanup(func() {
+			n.stop()
+			if t.Failed() {
+				logf, _ := os.ReadFile(filepath.Join(n.inv.NATS.LogDir, LogFile))
+				t.Logf("%s stderr:\n%s\nlog:\n%s", n.inv.Hosts[i].Name, stderr.Bytes(), lastLines(logf, 40))
+			}
+		})
+		c.nodes = append(c.nodes, n)
+	}
+	return c
 }
 
 // respData is a reply's body, or nothing when there is no reply.

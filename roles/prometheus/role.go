@@ -220,6 +220,9 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 		Ready:       readyGate(p.Port),
 		Reload:      reloadGate(p.Port),
 		DiagnoseCmd: "journalctl --no-pager -n 30 -u " + Service,
+		// Prints "prometheus, version 3.16.0 (branch: ...)" first.
+		Version:    p.Version,
+		VersionCmd: BinaryPath + " --version",
 	}}
 	h.Ports = []desired.Port{{Number: p.Port, Key: "monitoring.prometheus.port"}}
 	return h, nil

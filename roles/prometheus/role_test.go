@@ -18,6 +18,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/promtest"
 	"github.com/natsdeploy/natsdeploy/internal/role"
+	"github.com/natsdeploy/natsdeploy/internal/status"
 	"github.com/natsdeploy/natsdeploy/internal/testbin"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
@@ -373,5 +374,30 @@ func TestPromtoolChecksUserRules(t *testing.T) {
 		case !tc.ok && !strings.Contains(string(out), "user-"+tc.file):
 			t.Errorf("promtool's refusal does not name the file:\n%s", out)
 		}
+	}
+}
+
+// The unit's version command prints something the engine finds the
+// inventory's version in, with the real binary (the lab's build of the
+// release the inventory names).
+func TestVersionCmdNamesTheVersion(t *testing.T) {
+	bin := testbin.Find(t, "PROMETHEUS_BIN", "prometheus")
+	inv := labInventory(t, nil)
+	h, _ := inv.MonitoringHost()
+	d, err := Role{}.Desired(role.Input{Inv: inv, Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := d.Units[0]
+	cmd := strings.Replace(u.VersionCmd, BinaryPath, bin, 1)
+	if u.Name != Service || cmd == u.VersionCmd {
+		t.Fatalf("unit %s: version command %q does not run %s", u.Name, u.VersionCmd, BinaryPath)
+	}
+	out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	if got := status.VersionIn(string(out)); got == "" || got != u.Version || u.Version != inv.Monitoring.Prometheus.Version {
+		t.Errorf("%s printed %q: version %q; the unit wants %q, the inventory %q", cmd, out, got, u.Version, inv.Monitoring.Prometheus.Version)
 	}
 }

@@ -1,6 +1,7 @@
 // Package monitor reads a nats-server's HTTP monitoring endpoints (/healthz,
 // /varz, /jsz, /routez, /accountz). It is the one client of that JSON: the
-// nats role's gates use it during apply and the verifier uses it after.
+// nats role's gates use it during apply, the verifier after, and status
+// whenever asked.
 // Endpoints are reached through a Get function, so the same code works over
 // a host's SSH connection and over plain HTTP.
 package monitor
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,6 +74,7 @@ type Varz struct {
 	ServerName   string `json:"server_name"`
 	Version      string `json:"version"`
 	ConfigDigest string `json:"config_digest"`
+	Connections  int    `json:"connections"` // clients connected now
 }
 
 // Routez is the part of /routez natsdeploy reads.
@@ -110,11 +113,33 @@ type StreamDetail struct {
 // StreamsPath is the query for Streamz.
 const StreamsPath = "/jsz?accounts=true&streams=true&config=true"
 
+// Peers are the servers routed to, by name, sorted, each once: route
+// pooling opens several connections per peer.
+func (r Routez) Peers() []string {
+	var out []string
+	for _, rt := range r.Routes {
+		if rt.RemoteName != "" && !slices.Contains(out, rt.RemoteName) {
+			out = append(out, rt.RemoteName)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Jsz is the part of /jsz natsdeploy reads. Meta is nil when JetStream is
 // not clustered.
 type Jsz struct {
-	Meta     *MetaCluster `json:"meta_cluster"`
-	Accounts []struct {
+	Meta *MetaCluster `json:"meta_cluster"`
+	// What this server's JetStream holds (bytes), against its limits.
+	Memory  uint64 `json:"memory"`
+	Storage uint64 `json:"storage"`
+	Config  struct {
+		MaxMemory  int64 `json:"max_memory"`
+		MaxStorage int64 `json:"max_storage"`
+	} `json:"config"`
+	Streams   int `json:"streams"` // stream replicas on this server
+	Consumers int `json:"consumers"`
+	Accounts  []struct {
 		Name            string `json:"name"`
 		ReservedMemory  uint64 `json:"reserved_memory"`
 		ReservedStorage uint64 `json:"reserved_storage"`

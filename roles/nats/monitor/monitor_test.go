@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -162,5 +163,25 @@ func TestMetaLeader(t *testing.T) {
 				t.Fatalf("MetaLeader = %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRoutezPeers(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want string
+	}{
+		{`{"routes":[]}`, ""},
+		// Pooled routes: several connections per peer, and one not yet
+		// named (a route still connecting).
+		{`{"routes":[{"remote_name":"nats-3"},{"remote_name":"nats-2"},{"remote_name":"nats-3"},{"remote_name":""},{"remote_name":"nats-2"}]}`, "nats-2,nats-3"},
+	} {
+		var r Routez
+		if err := json.Unmarshal([]byte(tc.body), &r); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(r.Peers(), ","); got != tc.want {
+			t.Errorf("Peers() of %s = %q, want %q", tc.body, got, tc.want)
+		}
 	}
 }

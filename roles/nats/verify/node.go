@@ -147,13 +147,7 @@ func (v *verifier) checkRoutes(ctx context.Context, h inventory.Host) Result {
 	if err := v.getJSON(ctx, h, "/routez", &rz); err != nil {
 		return fail("cluster/routes", h.Name, expected, err.Error())
 	}
-	var seen []string
-	for _, r := range rz.Routes {
-		if r.RemoteName != "" && !slices.Contains(seen, r.RemoteName) {
-			seen = append(seen, r.RemoteName)
-		}
-	}
-	slices.Sort(seen)
+	seen := rz.Peers()
 	slices.Sort(want)
 	if !slices.Equal(seen, want) {
 		return fail("cluster/routes", h.Name, expected, "routes to "+list(seen))
