@@ -3,10 +3,12 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +210,43 @@ func contextName(t *testing.T, out, user string) string {
 	}
 	t.Fatalf("no context for %s in:\n%s", user, out)
 	return ""
+}
+
+// burnCPUs keeps every CPU of this machine busy (the lab's hosts share
+// them) until stop is called or limit passes.
+func burnCPUs(t *testing.T, limit time.Duration) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	var cmds []*exec.Cmd
+	for i := 0; i < runtime.NumCPU(); i++ {
+		c := exec.CommandContext(ctx, "sh", "-c", "while :; do :; done")
+		if err := c.Start(); err != nil {
+			cancel()
+			t.Fatalf("start CPU burner: %v", err)
+		}
+		cmds = append(cmds, c)
+	}
+	stop = func() {
+		cancel()
+		for _, c := range cmds {
+			_ = c.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// Verify must give the same verdict with the control machine's CPUs
+// saturated: a slow login is retried, never reported as a refused
+// permission, and nothing is skipped on a healthy cluster.
+func TestVerifyUnderCPULoad(t *testing.T) {
+	inv := writeInventory(t, "cpu")
+	mustNatsdeploy(t, "apply", "--no-verify", inv)
+	checkCluster(t, lab.Hosts())
+	expectPass(t, inv)
+	stop := burnCPUs(t, 5*time.Minute)
+	start := time.Now()
+	expectPass(t, inv)
+	t.Logf("verify passed with %d CPU burners in %s", runtime.NumCPU(), time.Since(start).Round(time.Millisecond))
+	stop()
 }
