@@ -175,6 +175,9 @@ bench: docker lab-up lab-artifacts
 	@$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(STEP) "go test -tags e2e -bench ./e2e/  (lab: no-op apply, verify)"
 	@$(GO) test -tags e2e -run '^$$' -bench . -benchtime 5x ./e2e/
+	$(STEP) "zero loss under load (lab): acknowledged publishes, retries, longest pause"
+	@$(GO) test -tags e2e -count=1 -timeout 15m -v -run '^TestZeroLossUnderLoad$$' ./e2e/ | \
+		grep -E 'zero-loss:|^(--- |ok|FAIL)' | sed 's/^ *load_test.go:[0-9]*: //'
 
 clean:
 	$(STEP) "rm -rf bin/"
