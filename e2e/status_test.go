@@ -201,6 +201,22 @@ func TestStatus(t *testing.T) {
 				t.Errorf("%s not shown while %s is cut off: %+v", h.Name, cut.Name, r)
 			}
 		}
+		// verify fails on it, and restart refuses to take anything down.
+		if out, code := natsdeploy(t, "verify", inv); code == 0 || !strings.Contains(out, cut.Name) {
+			t.Errorf("verify with %s cut off: exit %d, want a failure naming it:\n%s", cut.Name, code, out)
+		}
+		before := map[string]string{}
+		for _, h := range hosts[:2] {
+			before[h.Name] = hostExec(t, h, "systemctl show -p MainPID --value nats-server.service")
+		}
+		if out, code := natsdeploy(t, "restart", inv); code == 0 || !strings.Contains(out, cut.Name) {
+			t.Errorf("restart with %s cut off: exit %d, want a refusal naming it:\n%s", cut.Name, code, out)
+		}
+		for _, h := range hosts[:2] {
+			if got := hostExec(t, h, "systemctl show -p MainPID --value nats-server.service"); got != before[h.Name] {
+				t.Errorf("restart with %s cut off restarted %s (PID %s -> %s)", cut.Name, h.Name, before[h.Name], got)
+			}
+		}
 		if err := lab.Connect(ctx, cut.Container); err != nil {
 			t.Fatal(err)
 		}
