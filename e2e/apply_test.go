@@ -669,8 +669,15 @@ func checkCluster(t *testing.T, hosts []lab.Host) {
 // checkStream reads the R3 stream through each given node.
 func checkStream(t *testing.T, hosts []lab.Host, pw string, want uint64) {
 	t.Helper()
+	checkStreamNamed(t, hosts, pw, stream, want)
+}
+
+// checkStreamNamed reads the named stream of ADMIN through each given
+// node.
+func checkStreamNamed(t *testing.T, hosts []lab.Host, pw, stream string, want uint64) {
+	t.Helper()
 	for _, h := range hosts {
-		eventually(t, time.Minute, "stream readable via "+h.Name, func() error {
+		eventually(t, time.Minute, stream+" readable via "+h.Name, func() error {
 			nc, err := nats.Connect("nats://"+h.Address+":4222", nats.UserInfo("admin", pw), nats.Timeout(5*time.Second), nats.NoReconnect())
 			if err != nil {
 				return err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsdeploy/natsdeploy/internal/lab"
@@ -28,19 +29,34 @@ func TestScaleOutAndIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if _, err := lab.Resize(ctx, lab.DefaultHosts); err != nil {
-			t.Errorf("shrink the lab back: %v", err)
-		}
-	})
 	var more strings.Builder
 	for _, h := range five[3:] {
 		fmt.Fprintf(&more, "[[hosts]]\nname = %q\naddress = %q\n\n", h.Name, h.Address)
 	}
 	invThree := writeInventory(t, "scale-3")
 	invFive := writeInventory(t, "scale-5", replace("# ---- Tenants", more.String()+"# ---- Tenants"))
+	t.Cleanup(func() {
+		// Leave a 3-node cluster for the tests after this one, whatever
+		// step failed: without its streams, the two extra members taken
+		// out (a no-op when they already are), then the lab shrunk.
+		if t.Failed() {
+			if nc, err := connectAny(three, sec3(t, invThree)); err == nil {
+				js, _ := jetstream.New(nc)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				for _, s := range []string{"E2E_SCALE", "E2E_SCALE_WIDE"} {
+					_ = js.DeleteStream(ctx, s)
+				}
+				cancel()
+				nc.Close()
+			}
+			natsdeploy(t, "apply", "--no-verify", "--allow-remove", invThree)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if _, err := lab.Resize(ctx, lab.DefaultHosts); err != nil {
+			t.Errorf("shrink the lab back: %v", err)
+		}
+	})
 
 	mustNatsdeploy(t, "apply", "--no-verify", invThree)
 	checkCluster(t, three)
@@ -77,7 +93,7 @@ func TestScaleOutAndIn(t *testing.T) {
 			t.Errorf("PIDs of the existing nodes changed: %v -> %v", before, after)
 		}
 		checkCluster(t, five)
-		checkStream(t, five, pw, 20)
+		checkStreamNamed(t, five, pw, "E2E_SCALE", 20)
 		mustNatsdeploy(t, "verify", invFive)
 	})
 
@@ -144,4 +160,18 @@ func TestScaleOutAndIn(t *testing.T) {
 			t.Errorf("apply's verify did not pass:\n%s", out)
 		}
 	})
+}
+
+func sec3(t *testing.T, inv string) string {
+	_, sec := loadInventory(t, inv)
+	return sec.Password("ADMIN", "admin")
+}
+
+// connectAny connects as admin to the first node that answers.
+func connectAny(hosts []lab.Host, pw string) (*nats.Conn, error) {
+	var urls []string
+	for _, h := range hosts {
+		urls = append(urls, "nats://"+h.Address+":4222")
+	}
+	return nats.Connect(strings.Join(urls, ","), nats.UserInfo("admin", pw), nats.Timeout(5*time.Second))
 }

@@ -105,7 +105,7 @@ func (Role) CheckRemoval(ctx context.Context, env role.Env, ds []role.Departure)
 		}
 	}
 	var problems []string
-	seen := map[string]bool{}
+	seen := map[string]bool{} // one verdict per stream, from the first node that holds it
 	for _, n := range nodes {
 		var sz monitor.Streamz
 		if err := monitor.JSON(ctx, monitorOf(n, port), monitor.StreamsPath, &sz); err != nil {
@@ -126,7 +126,10 @@ func (Role) CheckRemoval(ctx context.Context, env role.Env, ds []role.Departure)
 				if s.Cluster == nil {
 					continue
 				}
-				peers := []string{s.Cluster.Leader}
+				// The node answering holds a copy itself: /jsz lists only
+				// streams it has a replica of, and its replica list leaves
+				// it out.
+				peers := []string{n.Name, s.Cluster.Leader}
 				for _, r := range s.Cluster.Replicas {
 					peers = append(peers, r.Name)
 				}
