@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -149,7 +150,10 @@ func TestValidation(t *testing.T) {
 		// at is text on the line the problem must point to ("" = no line).
 		at string
 		// want is the rest of the message after "t.toml:LINE: ".
-		want       string
+		want string
+		// also are the other problems the inventory has, in line order; the
+		// error must hold these and no more.
+		also       []problemAt
 		fileChecks bool
 	}{
 		{
@@ -267,6 +271,7 @@ func TestValidation(t *testing.T) {
 			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n" + monitoringHost, "\n[[accounts]]\nname = \"SYS\"", otherAccount("1GB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
 			at:   "[nats]",
 			want: "nats.max_memory_store: 1GB is less than the accounts' JetStream max_mem added up (2GB); a single NATS node would not start with that",
+			also: []problemAt{{"[nats]", "nats.max_file_store: 4GB is less than the accounts' JetStream max_file added up (5GB)"}},
 		},
 		{
 			name: "missing host name",
@@ -448,6 +453,7 @@ func TestValidation(t *testing.T) {
 			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", "\n[[accounts]]\nname = \"SYS\"", otherAccount("512MB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
 			at:   "[nats]",
 			want: "nats.max_memory_store: 1GB is less than the accounts' JetStream max_mem added up (1536MB); a single NATS node would not start with that: lower the quotas or raise max_memory_store",
+			also: []problemAt{{"[nats]", "nats.max_file_store: 4GB is less than the accounts' JetStream max_file added up (5GB)"}},
 		},
 		{
 			name: "single host, accounts' max_file above the server's",
@@ -541,6 +547,10 @@ func TestValidation(t *testing.T) {
 			edit: []string{`name = "APP"`, "name = \"APP\"\nsystem = true"},
 			at:   "system = true\njetstream",
 			want: `accounts[1].system: account "APP" is a second system account ("SYS" is one already); mark only one account system = true`,
+			also: []problemAt{
+				{"jetstream = {", `accounts[1].jetstream: the system account "APP" cannot have JetStream; remove its jetstream limits`},
+				{"  jetstream = true", `accounts[1].users[0].jetstream: user "app" is in the system account "APP", which cannot have JetStream; remove jetstream = true`},
+			},
 		},
 		{
 			name: "system account with jetstream",
@@ -631,6 +641,7 @@ func TestValidation(t *testing.T) {
 			edit: []string{appUser, appUser + "  password = \"a-long-enough-password\"\n  password_env = \"TEST_SHORT_PW\"\n"},
 			at:   "password_env",
 			want: `accounts[1].users[0].password_env: user "app" sets both password and password_env; keep one`,
+			also: []problemAt{{"password_env", `accounts[1].users[0].password_env: the password in environment variable TEST_SHORT_PW (for user "app") is shorter than 12 characters`}},
 		},
 		{
 			name: "password_env unset",
@@ -977,21 +988,21 @@ func TestValidation(t *testing.T) {
 		},
 		{
 			name:       "rule file missing, relative to the inventory",
-			edit:       ruleFiles(rules, "alerts/nope.yml"),
+			edit:       append(ruleFiles(rules, "alerts/nope.yml"), trustHosts...),
 			at:         "alerts/nope.yml",
 			want:       "monitoring.prometheus.rule_files[1]: rule file " + filepath.Join(mustAbs(t, "alerts"), "nope.yml") + " does not exist; fix the path",
 			fileChecks: true,
 		},
 		{
 			name:       "rule file is a directory",
-			edit:       ruleFiles(rulesDir),
+			edit:       append(ruleFiles(rulesDir), trustHosts...),
 			at:         rulesDir,
 			want:       "monitoring.prometheus.rule_files[0]: rule file " + rulesDir + " is not a regular file",
 			fileChecks: true,
 		},
 		{
 			name:       "rule file too big",
-			edit:       ruleFiles(bigRules, bigRules+"x.yml"),
+			edit:       append(ruleFiles(bigRules, bigRules+"x.yml"), trustHosts...),
 			at:         bigRules + "x.yml",
 			want:       fmt.Sprintf("monitoring.prometheus.rule_files[1]: rule file %sx.yml is %d bytes, more than the %d", bigRules, MaxRuleFileSize+1, MaxRuleFileSize),
 			fileChecks: true,
@@ -1056,20 +1067,37 @@ func TestValidation(t *testing.T) {
 			if !errors.As(err, &probs) {
 				t.Fatalf("want *Problems, got %T: %v", err, err)
 			}
-			prefix := "t.toml: "
-			if tt.at != "" {
-				line := lineOf(t, text, tt.at)
-				prefix = fmt.Sprintf("t.toml:%d: ", line)
-			}
-			for _, l := range strings.Split(err.Error(), "\n") {
-				if strings.HasPrefix(l, prefix+tt.want) {
-					return
+			// Each wanted problem starts a line of the error of its own, and
+			// no line is left over.
+			wanted := append([]problemAt{{tt.at, tt.want}}, tt.also...)
+			var prefixes []string
+			for _, w := range wanted {
+				prefix := "t.toml: "
+				if w.at != "" {
+					prefix = fmt.Sprintf("t.toml:%d: ", lineOf(t, text, w.at))
 				}
+				prefixes = append(prefixes, prefix+w.want)
 			}
-			t.Fatalf("want a line starting with\n%s%s\ngot:\n%v", prefix, tt.want, err)
+			got := strings.Split(err.Error(), "\n")
+			unmatched := len(got) != len(prefixes)
+			for _, p := range prefixes {
+				i := slices.IndexFunc(got, func(l string) bool { return strings.HasPrefix(l, p) })
+				if i < 0 {
+					unmatched = true
+					break
+				}
+				got = slices.Delete(got, i, i+1)
+			}
+			if unmatched {
+				t.Fatalf("want exactly these problems, each the start of a line:\n%s\ngot:\n%v", strings.Join(prefixes, "\n"), err)
+			}
 		})
 	}
 }
+
+// problemAt is a problem a TestValidation case expects: the text on its
+// line ("" = no line) and the start of the message after "t.toml:LINE: ".
+type problemAt struct{ at, want string }
 
 // otherAccount is a JetStream account with the given quotas, to add to base.
 func otherAccount(maxMem, maxFile string) string {
