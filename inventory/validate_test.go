@@ -181,10 +181,64 @@ func TestValidation(t *testing.T) {
 			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, name, nats, ssh_port, ssh_user`,
 		},
 		{
+			// The first of the closest keys in alphabetical order.
+			name: "unknown key, as close to two keys",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nnams = \"x\""},
+			at:   "nams",
+			want: `hosts[1].nams: unknown key "nams"; did you mean "name"?`,
+		},
+		{
+			// One letter off a key of this table, though "users" is a key of
+			// [[accounts]]: the typo is the likelier mistake.
+			name: "unknown key, a typo that is a key elsewhere",
+			edit: []string{`user = "deploy"`, `user = "deploy"` + "\nusers = \"x\""},
+			at:   "users",
+			want: `ssh.users: unknown key "users"; did you mean "user"?`,
+		},
+		{
+			name: "unknown key, two letters off a short key",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nnmae = \"x\""},
+			at:   "nmae",
+			want: `hosts[1].nmae: unknown key "nmae"; did you mean "name"?`,
+		},
+		{
+			// Two edits of three letters is a different word.
+			name: "unknown key, two letters off a three-letter key",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nnax = 1"},
+			at:   "nax",
+			want: `hosts[1].nax: unknown key "nax"; the keys allowed in hosts[1] are: address, name, nats, ssh_port, ssh_user`,
+		},
+		{
+			// Three edits of ten letters is still a typo.
+			name: "unknown key, a third of a long key off",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nip_address = \"x\""},
+			at:   "ip_address",
+			want: `hosts[1].ip_address: unknown key "ip_address"; did you mean "address"?`,
+		},
+		{
 			name: "wrong type",
 			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = \"4222\""},
 			at:   "client_port",
 			want: `nats.client_port: expected an integer, got the string "4222"; remove the quotes`,
+		},
+		{
+			// Not also "missing" for the "" it leaves.
+			name: "version not in quotes",
+			edit: []string{`version = "2.14.9"`, `version = 2.14`},
+			at:   "version",
+			want: `nats.version: expected a string, got the number 2.14; put the value in double quotes`,
+		},
+		{
+			name: "a value where [[tables]] are expected",
+			edit: []string{threeHosts, "", "[ssh]\n", "hosts = \"n1\"\n\n[ssh]\n"},
+			at:   `hosts = "n1"`,
+			want: `hosts: expected a list of tables ([[hosts]] sections), got the string "n1"`,
+		},
+		{
+			name: "a value where a list is expected",
+			edit: []string{`allow = ["app.>", "logs.app.*"]`, `allow = "app.>"`},
+			at:   `allow = "app.>"`,
+			want: `accounts[1].users[0].allow: expected a list such as ["a", "b"], got the string "app.>"; put the value in [ ]`,
 		},
 		{
 			name: "account jetstream written as a flag",
@@ -334,6 +388,34 @@ func TestValidation(t *testing.T) {
 			want: "ssh.port: port 0 is out of range; use 1 to 65535",
 		},
 		{
+			name: "ssh port shared by the NATS hosts is a NATS port",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 4222"},
+			at:   "port = 4222",
+			want: "ssh.port: SSH port 4222 is also nats.client_port; sshd and nats-server cannot share a port",
+		},
+		{
+			name: "ssh port 1, also a NATS port",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 1", `version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 1"},
+			at:   "port = 1",
+			want: "ssh.port: SSH port 1 is also nats.client_port; sshd and nats-server cannot share a port",
+		},
+		{
+			name: "ssh port 65535, also a NATS port",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 65535", `version = "2.14.9"`, "version = \"2.14.9\"\nhttp_port = 65535"},
+			at:   "port = 65535",
+			want: "ssh.port: SSH port 65535 is also nats.http_port; sshd and nats-server cannot share a port",
+		},
+		{
+			name: "ports 1 and 65535 are in range",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 1\nhttp_port = 65535"},
+		},
+		{
+			name: "connect_timeout zero",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nconnect_timeout = \"0s\""},
+			at:   "connect_timeout",
+			want: `ssh.connect_timeout: must be more than 0; write e.g. connect_timeout = "10s"`,
+		},
+		{
 			name: "missing version",
 			edit: []string{`version = "2.14.9"`, ""},
 			at:   "[nats]",
@@ -350,6 +432,10 @@ func TestValidation(t *testing.T) {
 			edit: []string{`version = "2.14.9"`, `version = "2.9.25"`},
 			at:   "version",
 			want: "nats.version: 2.9.25 is too old: natsdeploy renders settings that need nats-server 2.10 or newer",
+		},
+		{
+			name: "oldest version supported",
+			edit: []string{`version = "2.14.9"`, `version = "2.10.0"`},
 		},
 		{
 			name: "bad size",
@@ -477,6 +563,17 @@ func TestValidation(t *testing.T) {
 			want: "nats.log_max_files: -1 is negative; write how many rotated log files to keep (0 keeps all)",
 		},
 		{
+			name: "log_max_files zero keeps all",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_max_files = 0"},
+		},
+		{
+			// The quota checks see 0 and stay quiet: one mistake, one message.
+			name: "single host, zero max_memory_store",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", `version = "2.14.9"`, "version = \"2.14.9\"\nmax_memory_store = 0"},
+			at:   "max_memory_store",
+			want: `nats.max_memory_store: must be more than 0; write a size such as "1GB"`,
+		},
+		{
 			name: "relative data dir",
 			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"data\""},
 			at:   "data_dir",
@@ -569,6 +666,12 @@ func TestValidation(t *testing.T) {
 			edit: []string{`max_mem = "1GB"`, `max_mem = "2GB"`},
 			at:   "jetstream = {",
 			want: "accounts[1].jetstream.max_mem: 2GB is more than nats.max_memory_store (1GB), which no account can exceed; lower it or raise max_memory_store",
+		},
+		{
+			name: "account file quota above the server's",
+			edit: []string{`max_file = "4GB"`, `max_file = "8GB"`},
+			at:   "jetstream = {",
+			want: "accounts[1].jetstream.max_file: 8GB is more than nats.max_file_store (4GB), which no account can exceed; lower it or raise max_file_store",
 		},
 		{
 			name: "user jetstream in an account without it",
@@ -714,6 +817,13 @@ func TestValidation(t *testing.T) {
 			want: `monitoring.host: missing; name the [[hosts]] entry that runs Prometheus, Grafana and the surveyor, e.g. host = "n1"`,
 		},
 		{
+			name: "monitoring without host, and no hosts",
+			edit: append([]string{threeHosts, ""}, mon(`artifact_dir = "cache"`)...),
+			at:   "[monitoring]",
+			want: `monitoring.host: missing; name the [[hosts]] entry that runs Prometheus, Grafana and the surveyor, e.g. host = "monitor-1"`,
+			also: []problemAt{{"", "hosts: no hosts; add a [[hosts]] table"}},
+		},
+		{
 			name: "monitoring sub-table only, so no host",
 			edit: []string{baseEnd, baseEnd + "\n[monitoring.prometheus]\nport = 9091\n"},
 			at:   "[monitoring.prometheus]",
@@ -760,6 +870,10 @@ func TestValidation(t *testing.T) {
 			want: `monitoring.download_url: "mirror.example.com" is not an http(s) URL; write the base URL of a mirror laid out like artifact_dir`,
 		},
 		{
+			name: "monitoring download url over http",
+			edit: mon("host = \"n1\"\ndownload_url = \"http://mirror.example.com/artifacts\""),
+		},
+		{
 			name: "monitoring version with v",
 			edit: mon("host = \"n1\"\n[monitoring.exporter]\nversion = \"v0.20.1\""),
 			at:   `version = "v0.20.1"`,
@@ -803,6 +917,18 @@ func TestValidation(t *testing.T) {
 			edit: mon("host = \"n1\"\n[monitoring.grafana]\nport = 9090"),
 			at:   "port = 9090",
 			want: `monitoring.grafana.port: port 9090 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
+		},
+		{
+			name: "two services on port 1",
+			edit: mon("host = \"n1\"\nprometheus.port = 1\ngrafana.port = 1"),
+			at:   "grafana.port",
+			want: `monitoring.grafana.port: port 1 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
+		},
+		{
+			name: "two services on port 65535",
+			edit: mon("host = \"n1\"\nprometheus.port = 65535\ngrafana.port = 65535"),
+			at:   "grafana.port",
+			want: `monitoring.grafana.port: port 65535 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
 		},
 		{
 			name: "prometheus on grafana's default port",
@@ -967,6 +1093,13 @@ func TestValidation(t *testing.T) {
 			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q, %q]\naccept_new_host_keys = true", key, key+".pub")},
 			at:         "identity_files",
 			want:       "ssh.identity_files[1]: " + key + ".pub is a public key; name the private key file (without .pub)",
+			fileChecks: true,
+		},
+		{
+			name:       "identity file is a directory",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\naccept_new_host_keys = true", tmp)},
+			at:         "identity_files",
+			want:       "ssh.identity_files[0]: identity file " + tmp + " is a directory; name the private key file",
 			fileChecks: true,
 		},
 		{
