@@ -246,6 +246,67 @@ func TestProblemString(t *testing.T) {
 	}
 }
 
+func TestDisplayKey(t *testing.T) {
+	tests := []struct{ key, want string }{
+		{"", ""},
+		{"nats.client_port", "nats.client_port"},
+		{"accounts.2.users.0.allow", "accounts[2].users[0].allow"},
+		{"hosts.9.name", "hosts[9].name"},
+		{"hosts.10", "hosts[10]"},
+		{"accounts.1.users.0.allow.1", "accounts[1].users[0].allow[1]"},
+		// Only a whole element of digits is an index: not a key that holds
+		// digits, nor a top-level key of digits (`0 = 1` is valid TOML).
+		{"0", "0"},
+		{"90.x", "90.x"},
+		{"ssh.v2", "ssh.v2"},
+		{"a.1b.c", "a.1b.c"},
+	}
+	for _, tt := range tests {
+		if got := DisplayKey(tt.key); got != tt.want {
+			t.Errorf("DisplayKey(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}
+
+// Problems found by the roles get the same file:line and order as Load's.
+func TestNewProblems(t *testing.T) {
+	inv, err := parseTest(t, base, noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := NewProblems(inv, nil); err != nil {
+		t.Fatalf("NewProblems(no problems) = %v, want nil", err)
+	}
+	err = NewProblems(inv, []Problem{
+		{Key: "accounts.1.users.0.allow.1", Msg: "third"},
+		{Key: "hosts.2.ssh_port", Msg: "second, at its host"},
+		{Key: "hosts", Line: 1, Msg: "first, on the line it was given"},
+		{Key: "monitoring", Msg: "no line"},
+	})
+	want := strings.Join([]string{
+		"t.toml: monitoring: no line",
+		"t.toml:1: hosts: first, on the line it was given",
+		"t.toml:15: hosts[2].ssh_port: second, at its host",
+		"t.toml:32: accounts[1].users[0].allow[1]: third",
+	}, "\n")
+	var probs *Problems
+	if !errors.As(err, &probs) || err.Error() != want {
+		t.Fatalf("NewProblems = %v\nwant *Problems:\n%s", err, want)
+	}
+}
+
+func TestHostKey(t *testing.T) {
+	inv, err := parseTest(t, base, noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"n1": "hosts.0", "n3": "hosts.2", "mon": "hosts"} {
+		if got := inv.HostKey(name); got != want {
+			t.Errorf("HostKey(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestReleaseBase(t *testing.T) {
 	s := func(v string) *string { return &v }
 	for _, tc := range []struct {

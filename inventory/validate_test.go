@@ -1265,6 +1265,7 @@ func lineOf(t *testing.T, text, sub string) int {
 func TestAllProblemsReportedInLineOrder(t *testing.T) {
 	text := strings.NewReplacer(
 		`version = "2.14.9"`, `version = "2.14"`+"\nclient_port = 6222",
+		`"app.>"`, `"app..>"`,
 		`"logs.app.*"`, `"logs..app"`,
 		`address = "10.0.0.3"`, `address = "10.0.0.1"`,
 		`user = "deploy"`, `usr = "deploy"`,
@@ -1279,6 +1280,8 @@ func TestAllProblemsReportedInLineOrder(t *testing.T) {
 		`t.toml:5: nats.version: "2.14" is not a release version; write MAJOR.MINOR.PATCH such as "2.14.9"`,
 		`t.toml:6: nats.client_port: port 6222 is also nats.cluster_port; client, cluster and HTTP ports must differ`,
 		`t.toml:18: hosts[2].address: address "10.0.0.1" is also used by hosts[0]; each NATS node needs a machine of its own (their ports would collide)`,
+		// Two on one line: in the order they were found.
+		`t.toml:33: accounts[1].users[0].allow[0]: "app..>" is not a valid subject: it has an empty token (two dots in a row); write "a.b", not "a..b"`,
 		`t.toml:33: accounts[1].users[0].allow[1]: "logs..app" is not a valid subject: it has an empty token (two dots in a row); write "a.b", not "a..b"`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {
