@@ -166,6 +166,26 @@ func TestMonitoringDefaults(t *testing.T) {
 	}
 }
 
+// Without artifact_dir, releases are cached in the user's cache folder,
+// which $XDG_CACHE_HOME moves.
+func TestDefaultArtifactDir(t *testing.T) {
+	tmp := t.TempDir()
+	for _, tc := range []struct{ xdg, home, want string }{
+		{filepath.Join(tmp, "cache"), filepath.Join(tmp, "home"), filepath.Join(tmp, "cache", "natsdeploy", "artifacts")},
+		{"", filepath.Join(tmp, "home"), filepath.Join(tmp, "home", ".cache", "natsdeploy", "artifacts")},
+	} {
+		t.Setenv("XDG_CACHE_HOME", tc.xdg)
+		t.Setenv("HOME", tc.home)
+		inv, err := parseTest(t, base, noFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv.NATS.ArtifactDir != tc.want {
+			t.Errorf("XDG_CACHE_HOME=%q HOME=%q: artifact_dir = %q, want %q", tc.xdg, tc.home, inv.NATS.ArtifactDir, tc.want)
+		}
+	}
+}
+
 func TestLoadExampleNeedsItsEnvironment(t *testing.T) {
 	os.Unsetenv("NATS_ADMIN_PASSWORD")
 	os.Unsetenv("NATS_PROD_PASSWORD")
