@@ -291,11 +291,10 @@ func (l *locator) str() bool {
 				continue
 			}
 			if l.peek(0) == q && l.peek(1) == q && l.peek(2) == q {
-				l.advance()
-				l.advance()
-				l.advance()
-				// Up to two more quotes may close the string's content.
-				for n := 0; n < 2 && l.peek(0) == q; n++ {
+				// The string ends at the last quote of this run: TOML
+				// allows up to two more before the closing three, as the
+				// end of the content.
+				for l.peek(0) == q {
 					l.advance()
 				}
 				return true

@@ -60,6 +60,14 @@ name = "h1"
 
 [monitoring.prometheus]
 port = 9091
+
+[quoting]
+"esc\"aped" = 1
+AZ09 = 2
+basic = """a \""" b ""c"" d"""
+literal = '''C:\dir\'''
+ends = """say "hi"""""
+last = 3
 `
 
 func TestLocateKeys(t *testing.T) {
@@ -108,6 +116,14 @@ func TestLocateKeys(t *testing.T) {
 		"monitoring":                    50, // defined by [monitoring.prometheus]
 		"monitoring.prometheus":         50,
 		"monitoring.prometheus.port":    51,
+		// Quotes, escapes and characters that could lose the scanner.
+		"quoting":          53,
+		`quoting.esc"aped`: 54,
+		"quoting.AZ09":     55,
+		"quoting.basic":    56,
+		"quoting.literal":  57,
+		"quoting.ends":     58,
+		"quoting.last":     59,
 	}
 	for k, w := range want {
 		if got := lines[k]; got != w {
@@ -173,6 +189,29 @@ func TestLineFallsBackToEnclosingTable(t *testing.T) {
 		}
 		if got := inv.Pos(tt.key); got != tt.pos {
 			t.Errorf("Pos(%q) = %q, want %q", tt.key, got, tt.pos)
+		}
+	}
+}
+
+// On what it cannot read the locator stops, keeping what it found: a
+// missing line makes a message less precise, a wrong one misleads. (Load
+// runs it only on text the TOML parser accepted.)
+func TestLocateKeysStopsWhereLost(t *testing.T) {
+	tests := []struct {
+		text string
+		want map[string]int
+	}{
+		{"a = 1\nb = 2", map[string]int{"a": 1, "b": 2}},
+		{"a =\nb = 2", map[string]int{"a": 1}},
+		{"a = [\"x\" \"y\"]\nb = 2", map[string]int{"a": 1, "a.0": 1}},
+		{"a = [1, , 2]\nb = 2", map[string]int{"a": 1, "a.0": 1, "a.1": 1}},
+		{"a = { x = \"1\" y = 2 }\nb = 2", map[string]int{"a": 1, "a.x": 1}},
+		{"\"a\nb = 2", map[string]int{}},
+		{"a = 'x\nb = 2", map[string]int{"a": 1}},
+	}
+	for _, tt := range tests {
+		if got := locateKeys(tt.text); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("locateKeys(%q) = %v, want %v", tt.text, got, tt.want)
 		}
 	}
 }

@@ -166,6 +166,26 @@ func TestMonitoringDefaults(t *testing.T) {
 	}
 }
 
+// Without artifact_dir, releases are cached in the user's cache folder,
+// which $XDG_CACHE_HOME moves.
+func TestDefaultArtifactDir(t *testing.T) {
+	tmp := t.TempDir()
+	for _, tc := range []struct{ xdg, home, want string }{
+		{filepath.Join(tmp, "cache"), filepath.Join(tmp, "home"), filepath.Join(tmp, "cache", "natsdeploy", "artifacts")},
+		{"", filepath.Join(tmp, "home"), filepath.Join(tmp, "home", ".cache", "natsdeploy", "artifacts")},
+	} {
+		t.Setenv("XDG_CACHE_HOME", tc.xdg)
+		t.Setenv("HOME", tc.home)
+		inv, err := parseTest(t, base, noFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv.NATS.ArtifactDir != tc.want {
+			t.Errorf("XDG_CACHE_HOME=%q HOME=%q: artifact_dir = %q, want %q", tc.xdg, tc.home, inv.NATS.ArtifactDir, tc.want)
+		}
+	}
+}
+
 func TestLoadExampleNeedsItsEnvironment(t *testing.T) {
 	os.Unsetenv("NATS_ADMIN_PASSWORD")
 	os.Unsetenv("NATS_PROD_PASSWORD")
@@ -242,6 +262,67 @@ func TestProblemString(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {
 			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestDisplayKey(t *testing.T) {
+	tests := []struct{ key, want string }{
+		{"", ""},
+		{"nats.client_port", "nats.client_port"},
+		{"accounts.2.users.0.allow", "accounts[2].users[0].allow"},
+		{"hosts.9.name", "hosts[9].name"},
+		{"hosts.10", "hosts[10]"},
+		{"accounts.1.users.0.allow.1", "accounts[1].users[0].allow[1]"},
+		// Only a whole element of digits is an index: not a key that holds
+		// digits, nor a top-level key of digits (`0 = 1` is valid TOML).
+		{"0", "0"},
+		{"90.x", "90.x"},
+		{"ssh.v2", "ssh.v2"},
+		{"a.1b.c", "a.1b.c"},
+	}
+	for _, tt := range tests {
+		if got := DisplayKey(tt.key); got != tt.want {
+			t.Errorf("DisplayKey(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}
+
+// Problems found by the roles get the same file:line and order as Load's.
+func TestNewProblems(t *testing.T) {
+	inv, err := parseTest(t, base, noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := NewProblems(inv, nil); err != nil {
+		t.Fatalf("NewProblems(no problems) = %v, want nil", err)
+	}
+	err = NewProblems(inv, []Problem{
+		{Key: "accounts.1.users.0.allow.1", Msg: "third"},
+		{Key: "hosts.2.ssh_port", Msg: "second, at its host"},
+		{Key: "hosts", Line: 1, Msg: "first, on the line it was given"},
+		{Key: "monitoring", Msg: "no line"},
+	})
+	want := strings.Join([]string{
+		"t.toml: monitoring: no line",
+		"t.toml:1: hosts: first, on the line it was given",
+		"t.toml:15: hosts[2].ssh_port: second, at its host",
+		"t.toml:32: accounts[1].users[0].allow[1]: third",
+	}, "\n")
+	var probs *Problems
+	if !errors.As(err, &probs) || err.Error() != want {
+		t.Fatalf("NewProblems = %v\nwant *Problems:\n%s", err, want)
+	}
+}
+
+func TestHostKey(t *testing.T) {
+	inv, err := parseTest(t, base, noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"n1": "hosts.0", "n3": "hosts.2", "mon": "hosts"} {
+		if got := inv.HostKey(name); got != want {
+			t.Errorf("HostKey(%q) = %q, want %q", name, got, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -149,7 +150,10 @@ func TestValidation(t *testing.T) {
 		// at is text on the line the problem must point to ("" = no line).
 		at string
 		// want is the rest of the message after "t.toml:LINE: ".
-		want       string
+		want string
+		// also are the other problems the inventory has, in line order; the
+		// error must hold these and no more.
+		also       []problemAt
 		fileChecks bool
 	}{
 		{
@@ -177,10 +181,64 @@ func TestValidation(t *testing.T) {
 			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, name, nats, ssh_port, ssh_user`,
 		},
 		{
+			// The first of the closest keys in alphabetical order.
+			name: "unknown key, as close to two keys",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nnams = \"x\""},
+			at:   "nams",
+			want: `hosts[1].nams: unknown key "nams"; did you mean "name"?`,
+		},
+		{
+			// One letter off a key of this table, though "users" is a key of
+			// [[accounts]]: the typo is the likelier mistake.
+			name: "unknown key, a typo that is a key elsewhere",
+			edit: []string{`user = "deploy"`, `user = "deploy"` + "\nusers = \"x\""},
+			at:   "users",
+			want: `ssh.users: unknown key "users"; did you mean "user"?`,
+		},
+		{
+			name: "unknown key, two letters off a short key",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nnmae = \"x\""},
+			at:   "nmae",
+			want: `hosts[1].nmae: unknown key "nmae"; did you mean "name"?`,
+		},
+		{
+			// Two edits of three letters is a different word.
+			name: "unknown key, two letters off a three-letter key",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nnax = 1"},
+			at:   "nax",
+			want: `hosts[1].nax: unknown key "nax"; the keys allowed in hosts[1] are: address, name, nats, ssh_port, ssh_user`,
+		},
+		{
+			// Three edits of ten letters is still a typo.
+			name: "unknown key, a third of a long key off",
+			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nip_address = \"x\""},
+			at:   "ip_address",
+			want: `hosts[1].ip_address: unknown key "ip_address"; did you mean "address"?`,
+		},
+		{
 			name: "wrong type",
 			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = \"4222\""},
 			at:   "client_port",
 			want: `nats.client_port: expected an integer, got the string "4222"; remove the quotes`,
+		},
+		{
+			// Not also "missing" for the "" it leaves.
+			name: "version not in quotes",
+			edit: []string{`version = "2.14.9"`, `version = 2.14`},
+			at:   "version",
+			want: `nats.version: expected a string, got the number 2.14; put the value in double quotes`,
+		},
+		{
+			name: "a value where [[tables]] are expected",
+			edit: []string{threeHosts, "", "[ssh]\n", "hosts = \"n1\"\n\n[ssh]\n"},
+			at:   `hosts = "n1"`,
+			want: `hosts: expected a list of tables ([[hosts]] sections), got the string "n1"`,
+		},
+		{
+			name: "a value where a list is expected",
+			edit: []string{`allow = ["app.>", "logs.app.*"]`, `allow = "app.>"`},
+			at:   `allow = "app.>"`,
+			want: `accounts[1].users[0].allow: expected a list such as ["a", "b"], got the string "app.>"; put the value in [ ]`,
 		},
 		{
 			name: "account jetstream written as a flag",
@@ -267,6 +325,7 @@ func TestValidation(t *testing.T) {
 			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n" + monitoringHost, "\n[[accounts]]\nname = \"SYS\"", otherAccount("1GB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
 			at:   "[nats]",
 			want: "nats.max_memory_store: 1GB is less than the accounts' JetStream max_mem added up (2GB); a single NATS node would not start with that",
+			also: []problemAt{{"[nats]", "nats.max_file_store: 4GB is less than the accounts' JetStream max_file added up (5GB)"}},
 		},
 		{
 			name: "missing host name",
@@ -329,6 +388,34 @@ func TestValidation(t *testing.T) {
 			want: "ssh.port: port 0 is out of range; use 1 to 65535",
 		},
 		{
+			name: "ssh port shared by the NATS hosts is a NATS port",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 4222"},
+			at:   "port = 4222",
+			want: "ssh.port: SSH port 4222 is also nats.client_port; sshd and nats-server cannot share a port",
+		},
+		{
+			name: "ssh port 1, also a NATS port",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 1", `version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 1"},
+			at:   "port = 1",
+			want: "ssh.port: SSH port 1 is also nats.client_port; sshd and nats-server cannot share a port",
+		},
+		{
+			name: "ssh port 65535, also a NATS port",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 65535", `version = "2.14.9"`, "version = \"2.14.9\"\nhttp_port = 65535"},
+			at:   "port = 65535",
+			want: "ssh.port: SSH port 65535 is also nats.http_port; sshd and nats-server cannot share a port",
+		},
+		{
+			name: "ports 1 and 65535 are in range",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 1\nhttp_port = 65535"},
+		},
+		{
+			name: "connect_timeout zero",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nconnect_timeout = \"0s\""},
+			at:   "connect_timeout",
+			want: `ssh.connect_timeout: must be more than 0; write e.g. connect_timeout = "10s"`,
+		},
+		{
 			name: "missing version",
 			edit: []string{`version = "2.14.9"`, ""},
 			at:   "[nats]",
@@ -345,6 +432,10 @@ func TestValidation(t *testing.T) {
 			edit: []string{`version = "2.14.9"`, `version = "2.9.25"`},
 			at:   "version",
 			want: "nats.version: 2.9.25 is too old: natsdeploy renders settings that need nats-server 2.10 or newer",
+		},
+		{
+			name: "oldest version supported",
+			edit: []string{`version = "2.14.9"`, `version = "2.10.0"`},
 		},
 		{
 			name: "bad size",
@@ -448,6 +539,7 @@ func TestValidation(t *testing.T) {
 			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", "\n[[accounts]]\nname = \"SYS\"", otherAccount("512MB", "1GB") + "\n[[accounts]]\nname = \"SYS\""},
 			at:   "[nats]",
 			want: "nats.max_memory_store: 1GB is less than the accounts' JetStream max_mem added up (1536MB); a single NATS node would not start with that: lower the quotas or raise max_memory_store",
+			also: []problemAt{{"[nats]", "nats.max_file_store: 4GB is less than the accounts' JetStream max_file added up (5GB)"}},
 		},
 		{
 			name: "single host, accounts' max_file above the server's",
@@ -469,6 +561,17 @@ func TestValidation(t *testing.T) {
 			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_max_files = -1"},
 			at:   "log_max_files",
 			want: "nats.log_max_files: -1 is negative; write how many rotated log files to keep (0 keeps all)",
+		},
+		{
+			name: "log_max_files zero keeps all",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_max_files = 0"},
+		},
+		{
+			// The quota checks see 0 and stay quiet: one mistake, one message.
+			name: "single host, zero max_memory_store",
+			edit: []string{threeHosts, "[[hosts]]\nname = \"n1\"\naddress = \"10.0.0.1\"\n", `version = "2.14.9"`, "version = \"2.14.9\"\nmax_memory_store = 0"},
+			at:   "max_memory_store",
+			want: `nats.max_memory_store: must be more than 0; write a size such as "1GB"`,
 		},
 		{
 			name: "relative data dir",
@@ -541,6 +644,10 @@ func TestValidation(t *testing.T) {
 			edit: []string{`name = "APP"`, "name = \"APP\"\nsystem = true"},
 			at:   "system = true\njetstream",
 			want: `accounts[1].system: account "APP" is a second system account ("SYS" is one already); mark only one account system = true`,
+			also: []problemAt{
+				{"jetstream = {", `accounts[1].jetstream: the system account "APP" cannot have JetStream; remove its jetstream limits`},
+				{"  jetstream = true", `accounts[1].users[0].jetstream: user "app" is in the system account "APP", which cannot have JetStream; remove jetstream = true`},
+			},
 		},
 		{
 			name: "system account with jetstream",
@@ -559,6 +666,12 @@ func TestValidation(t *testing.T) {
 			edit: []string{`max_mem = "1GB"`, `max_mem = "2GB"`},
 			at:   "jetstream = {",
 			want: "accounts[1].jetstream.max_mem: 2GB is more than nats.max_memory_store (1GB), which no account can exceed; lower it or raise max_memory_store",
+		},
+		{
+			name: "account file quota above the server's",
+			edit: []string{`max_file = "4GB"`, `max_file = "8GB"`},
+			at:   "jetstream = {",
+			want: "accounts[1].jetstream.max_file: 8GB is more than nats.max_file_store (4GB), which no account can exceed; lower it or raise max_file_store",
 		},
 		{
 			name: "user jetstream in an account without it",
@@ -631,6 +744,7 @@ func TestValidation(t *testing.T) {
 			edit: []string{appUser, appUser + "  password = \"a-long-enough-password\"\n  password_env = \"TEST_SHORT_PW\"\n"},
 			at:   "password_env",
 			want: `accounts[1].users[0].password_env: user "app" sets both password and password_env; keep one`,
+			also: []problemAt{{"password_env", `accounts[1].users[0].password_env: the password in environment variable TEST_SHORT_PW (for user "app") is shorter than 12 characters`}},
 		},
 		{
 			name: "password_env unset",
@@ -703,6 +817,13 @@ func TestValidation(t *testing.T) {
 			want: `monitoring.host: missing; name the [[hosts]] entry that runs Prometheus, Grafana and the surveyor, e.g. host = "n1"`,
 		},
 		{
+			name: "monitoring without host, and no hosts",
+			edit: append([]string{threeHosts, ""}, mon(`artifact_dir = "cache"`)...),
+			at:   "[monitoring]",
+			want: `monitoring.host: missing; name the [[hosts]] entry that runs Prometheus, Grafana and the surveyor, e.g. host = "monitor-1"`,
+			also: []problemAt{{"", "hosts: no hosts; add a [[hosts]] table"}},
+		},
+		{
 			name: "monitoring sub-table only, so no host",
 			edit: []string{baseEnd, baseEnd + "\n[monitoring.prometheus]\nport = 9091\n"},
 			at:   "[monitoring.prometheus]",
@@ -749,6 +870,10 @@ func TestValidation(t *testing.T) {
 			want: `monitoring.download_url: "mirror.example.com" is not an http(s) URL; write the base URL of a mirror laid out like artifact_dir`,
 		},
 		{
+			name: "monitoring download url over http",
+			edit: mon("host = \"n1\"\ndownload_url = \"http://mirror.example.com/artifacts\""),
+		},
+		{
 			name: "monitoring version with v",
 			edit: mon("host = \"n1\"\n[monitoring.exporter]\nversion = \"v0.20.1\""),
 			at:   `version = "v0.20.1"`,
@@ -792,6 +917,18 @@ func TestValidation(t *testing.T) {
 			edit: mon("host = \"n1\"\n[monitoring.grafana]\nport = 9090"),
 			at:   "port = 9090",
 			want: `monitoring.grafana.port: port 9090 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
+		},
+		{
+			name: "two services on port 1",
+			edit: mon("host = \"n1\"\nprometheus.port = 1\ngrafana.port = 1"),
+			at:   "grafana.port",
+			want: `monitoring.grafana.port: port 1 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
+		},
+		{
+			name: "two services on port 65535",
+			edit: mon("host = \"n1\"\nprometheus.port = 65535\ngrafana.port = 65535"),
+			at:   "grafana.port",
+			want: `monitoring.grafana.port: port 65535 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
 		},
 		{
 			name: "prometheus on grafana's default port",
@@ -959,6 +1096,13 @@ func TestValidation(t *testing.T) {
 			fileChecks: true,
 		},
 		{
+			name:       "identity file is a directory",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\naccept_new_host_keys = true", tmp)},
+			at:         "identity_files",
+			want:       "ssh.identity_files[0]: identity file " + tmp + " is a directory; name the private key file",
+			fileChecks: true,
+		},
+		{
 			name:       "known_hosts missing",
 			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", filepath.Join(tmp, "missing"))},
 			at:         "known_hosts",
@@ -977,21 +1121,21 @@ func TestValidation(t *testing.T) {
 		},
 		{
 			name:       "rule file missing, relative to the inventory",
-			edit:       ruleFiles(rules, "alerts/nope.yml"),
+			edit:       append(ruleFiles(rules, "alerts/nope.yml"), trustHosts...),
 			at:         "alerts/nope.yml",
 			want:       "monitoring.prometheus.rule_files[1]: rule file " + filepath.Join(mustAbs(t, "alerts"), "nope.yml") + " does not exist; fix the path",
 			fileChecks: true,
 		},
 		{
 			name:       "rule file is a directory",
-			edit:       ruleFiles(rulesDir),
+			edit:       append(ruleFiles(rulesDir), trustHosts...),
 			at:         rulesDir,
 			want:       "monitoring.prometheus.rule_files[0]: rule file " + rulesDir + " is not a regular file",
 			fileChecks: true,
 		},
 		{
 			name:       "rule file too big",
-			edit:       ruleFiles(bigRules, bigRules+"x.yml"),
+			edit:       append(ruleFiles(bigRules, bigRules+"x.yml"), trustHosts...),
 			at:         bigRules + "x.yml",
 			want:       fmt.Sprintf("monitoring.prometheus.rule_files[1]: rule file %sx.yml is %d bytes, more than the %d", bigRules, MaxRuleFileSize+1, MaxRuleFileSize),
 			fileChecks: true,
@@ -1056,20 +1200,37 @@ func TestValidation(t *testing.T) {
 			if !errors.As(err, &probs) {
 				t.Fatalf("want *Problems, got %T: %v", err, err)
 			}
-			prefix := "t.toml: "
-			if tt.at != "" {
-				line := lineOf(t, text, tt.at)
-				prefix = fmt.Sprintf("t.toml:%d: ", line)
-			}
-			for _, l := range strings.Split(err.Error(), "\n") {
-				if strings.HasPrefix(l, prefix+tt.want) {
-					return
+			// Each wanted problem starts a line of the error of its own, and
+			// no line is left over.
+			wanted := append([]problemAt{{tt.at, tt.want}}, tt.also...)
+			var prefixes []string
+			for _, w := range wanted {
+				prefix := "t.toml: "
+				if w.at != "" {
+					prefix = fmt.Sprintf("t.toml:%d: ", lineOf(t, text, w.at))
 				}
+				prefixes = append(prefixes, prefix+w.want)
 			}
-			t.Fatalf("want a line starting with\n%s%s\ngot:\n%v", prefix, tt.want, err)
+			got := strings.Split(err.Error(), "\n")
+			unmatched := len(got) != len(prefixes)
+			for _, p := range prefixes {
+				i := slices.IndexFunc(got, func(l string) bool { return strings.HasPrefix(l, p) })
+				if i < 0 {
+					unmatched = true
+					break
+				}
+				got = slices.Delete(got, i, i+1)
+			}
+			if unmatched {
+				t.Fatalf("want exactly these problems, each the start of a line:\n%s\ngot:\n%v", strings.Join(prefixes, "\n"), err)
+			}
 		})
 	}
 }
+
+// problemAt is a problem a TestValidation case expects: the text on its
+// line ("" = no line) and the start of the message after "t.toml:LINE: ".
+type problemAt struct{ at, want string }
 
 // otherAccount is a JetStream account with the given quotas, to add to base.
 func otherAccount(maxMem, maxFile string) string {
@@ -1104,6 +1265,7 @@ func lineOf(t *testing.T, text, sub string) int {
 func TestAllProblemsReportedInLineOrder(t *testing.T) {
 	text := strings.NewReplacer(
 		`version = "2.14.9"`, `version = "2.14"`+"\nclient_port = 6222",
+		`"app.>"`, `"app..>"`,
 		`"logs.app.*"`, `"logs..app"`,
 		`address = "10.0.0.3"`, `address = "10.0.0.1"`,
 		`user = "deploy"`, `usr = "deploy"`,
@@ -1118,6 +1280,8 @@ func TestAllProblemsReportedInLineOrder(t *testing.T) {
 		`t.toml:5: nats.version: "2.14" is not a release version; write MAJOR.MINOR.PATCH such as "2.14.9"`,
 		`t.toml:6: nats.client_port: port 6222 is also nats.cluster_port; client, cluster and HTTP ports must differ`,
 		`t.toml:18: hosts[2].address: address "10.0.0.1" is also used by hosts[0]; each NATS node needs a machine of its own (their ports would collide)`,
+		// Two on one line: in the order they were found.
+		`t.toml:33: accounts[1].users[0].allow[0]: "app..>" is not a valid subject: it has an empty token (two dots in a row); write "a.b", not "a..b"`,
 		`t.toml:33: accounts[1].users[0].allow[1]: "logs..app" is not a valid subject: it has an empty token (two dots in a row); write "a.b", not "a..b"`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -33,18 +34,30 @@ func TestParseSize(t *testing.T) {
 		{in: "lots", wantErr: `"lots" is not a size`},
 		{in: "99999999999999999999", wantErr: "number too large"},
 		{in: "9999999999TB", wantErr: "too large"},
+		// The largest size in GB, and one GB more.
+		{in: "8589934591GB", want: math.MaxInt64 >> 30 << 30},
+		{in: "8589934592GB", wantErr: `"8589934592GB" is not a size: too large`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParseSize(tt.in)
+			// As the TOML decoder reads it, into a Size that had a value.
+			text := Size(7)
+			textErr := text.UnmarshalText([]byte(tt.in))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("ParseSize(%q) error = %v, want it to contain %q", tt.in, err, tt.wantErr)
+				}
+				if textErr == nil || textErr.Error() != err.Error() || text != 7 {
+					t.Fatalf("UnmarshalText(%q) = %v, left %d; want ParseSize's error and the value untouched", tt.in, textErr, text)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
 				t.Fatalf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			}
+			if textErr != nil || text != tt.want {
+				t.Fatalf("UnmarshalText(%q) = %v, set %d; want %d", tt.in, textErr, text, tt.want)
 			}
 		})
 	}
@@ -91,6 +104,7 @@ func TestDuration(t *testing.T) {
 		{in: "1h30m", want: 90 * time.Minute, str: "1h30m"},
 		{in: "90s", want: 90 * time.Second, str: "1m30s"},
 		{in: "500ms", want: 500 * time.Millisecond, str: "500ms"},
+		{in: "0s", want: 0, str: "0s"},
 		{in: "30", wantErr: `"30" is not a duration: it has no unit; write a number with a unit such as "500ms", "30s"`},
 		{in: "-5s", wantErr: "it is negative"},
 		{in: "soon", wantErr: `"soon" is not a duration`},
@@ -139,6 +153,14 @@ func TestParsePrometheusDuration(t *testing.T) {
 		{in: "15 d", wantErr: `"15 d" is not a Prometheus duration; write`},
 		{in: "99999999999999999999d", wantErr: "number too large"},
 		{in: "999999y", wantErr: "too large"},
+		// The most years a time.Duration holds, and one more.
+		{in: "292y", want: 292 * 365 * day},
+		{in: "293y", wantErr: `"293y" is not a Prometheus duration: too large`},
+		// Any letters are read as the unit, the first and last of both cases too.
+		{in: "1a", wantErr: `unknown unit "a"`},
+		{in: "1z", wantErr: `unknown unit "z"`},
+		{in: "1A", wantErr: `unknown unit "A"`},
+		{in: "1Z", wantErr: `unknown unit "Z"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
