@@ -803,6 +803,12 @@ func TestValidation(t *testing.T) {
 			want: `accounts[1].users[0].name: "surveyor" is the user natsdeploy adds`,
 		},
 		{
+			name: "user named like natsdeploy's own",
+			edit: []string{`  name = "app"`, `  name = "natsdeploy"`},
+			at:   `name = "natsdeploy"`,
+			want: `accounts[1].users[0].name: "natsdeploy" is the user natsdeploy adds to the system account for its own cluster operations; NATS needs user names unique across all accounts, so rename this one`,
+		},
+		{
 			name: "user named like the surveyor's, surveyor off",
 			edit: append(mon("host = \"n1\"\n[monitoring.surveyor]\nenabled = false"), `  name = "sys"`, `  name = "surveyor"`),
 		},
