@@ -155,7 +155,7 @@ E2E_PKGS = ./internal/lab/... $(if $(wildcard e2e/*_test.go),./e2e/...)
 e2e: lab-up lab-artifacts build
 	$(STEP) "go test -tags e2e $(E2E_PKGS)"
 	@$(if $(wildcard e2e/*_test.go),,echo "    (no tests in ./e2e yet)";) \
-	$(GO) test -tags e2e -count=1 -p 1 -timeout 25m -v $(E2E_PKGS)
+	$(GO) test -tags e2e -count=1 -p 1 -timeout 45m -v $(E2E_PKGS)
 
 # unit and e2e run side by side: the lab's hosts mostly wait on timers and
 # health gates, and the unit tests fill the cores meanwhile. Each one's

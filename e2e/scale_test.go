@@ -64,16 +64,20 @@ func TestScaleOutAndIn(t *testing.T) {
 	pw := sec.Password("ADMIN", "admin")
 	nc := connect(t, three[0], "admin", pw)
 	js, _ := jetstream.New(nc)
-	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-	defer scancel()
-	for _, s := range []string{"E2E_SCALE", "E2E_SCALE_WIDE"} {
-		_ = js.DeleteStream(sctx, s)
+	// A fresh minute for each use: the applies in between take longer.
+	sctx := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t.Cleanup(cancel)
+		return ctx
 	}
-	if _, err := js.CreateStream(sctx, jetstream.StreamConfig{Name: "E2E_SCALE", Subjects: []string{"e2e.scale.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
+	for _, s := range []string{"E2E_SCALE", "E2E_SCALE_WIDE"} {
+		_ = js.DeleteStream(sctx(), s)
+	}
+	if _, err := js.CreateStream(sctx(), jetstream.StreamConfig{Name: "E2E_SCALE", Subjects: []string{"e2e.scale.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
-		if _, err := js.Publish(sctx, fmt.Sprintf("e2e.scale.%d", i), []byte("x")); err != nil {
+		if _, err := js.Publish(sctx(), fmt.Sprintf("e2e.scale.%d", i), []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,11 +102,11 @@ func TestScaleOutAndIn(t *testing.T) {
 	})
 
 	// A stream over all five, so the members to remove hold replicas.
-	if _, err := js.CreateStream(sctx, jetstream.StreamConfig{Name: "E2E_SCALE_WIDE", Subjects: []string{"e2e.wide.>"}, Replicas: 5, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := js.CreateStream(sctx(), jetstream.StreamConfig{Name: "E2E_SCALE_WIDE", Subjects: []string{"e2e.wide.>"}, Replicas: 5, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 10; i++ {
-		if _, err := js.Publish(sctx, fmt.Sprintf("e2e.wide.%d", i), []byte("x")); err != nil {
+		if _, err := js.Publish(sctx(), fmt.Sprintf("e2e.wide.%d", i), []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -135,7 +139,7 @@ func TestScaleOutAndIn(t *testing.T) {
 	})
 
 	t.Run("scale in to 3 moves the replicas and removes the peers", func(t *testing.T) {
-		if _, err := js.UpdateStream(sctx, jetstream.StreamConfig{Name: "E2E_SCALE_WIDE", Subjects: []string{"e2e.wide.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
+		if _, err := js.UpdateStream(sctx(), jetstream.StreamConfig{Name: "E2E_SCALE_WIDE", Subjects: []string{"e2e.wide.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
 			t.Fatal(err)
 		}
 		out := mustNatsdeploy(t, "apply", "--allow-remove", invThree)
