@@ -1,11 +1,16 @@
 package vmlab
 
 import (
+	"crypto/rand"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
@@ -211,6 +216,27 @@ func TestAddressesThenLoad(t *testing.T) {
 		}
 		if !strings.Contains(newKH, h.Name+","+addrs[h.Name]+" ssh-ed25519 ") {
 			t.Errorf("known_hosts has no key for %s at %s:\n%s", h.Name, addrs[h.Name], newKH)
+		}
+	}
+	// The check natsdeploy's SSH client makes (x/crypto's knownhosts)
+	// accepts each VM's own key at its address, and no other.
+	check, err := knownhosts.New(khPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, _ := NewHostKey(rand.Reader, "")
+	strangerKey, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(stranger.Public))
+	for _, h := range inv.Hosts {
+		signer, err := ssh.ParsePrivateKey(userDataHostKey(t, lab, h.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := &net.TCPAddr{IP: net.ParseIP(h.Address), Port: 22}
+		if err := check(net.JoinHostPort(h.Address, "22"), addr, signer.PublicKey()); err != nil {
+			t.Errorf("%s: its own host key is refused: %v", h.Name, err)
+		}
+		if err := check(net.JoinHostPort(h.Address, "22"), addr, strangerKey); err == nil {
+			t.Errorf("%s: another key is accepted", h.Name)
 		}
 	}
 	if strings.Contains(newInv, "# placeholder until") || strings.Contains(newInv, ".invalid") {

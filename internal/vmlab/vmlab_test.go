@@ -259,6 +259,30 @@ func TestInventoryLoads(t *testing.T) {
 	}
 }
 
+// userDataHostKey reads the private host key a VM's user-data gives it,
+// as cloud-init reads the YAML block scalar.
+func userDataHostKey(t *testing.T, lab, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(lab, UserDataName(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "  ed25519_private: |") {
+			in = true
+			continue
+		}
+		if in && strings.HasPrefix(l, "    ") {
+			b.WriteString(strings.TrimPrefix(l, "    ") + "\n")
+		} else {
+			in = false
+		}
+	}
+	return []byte(b.String())
+}
+
 // TestKnownHostsMatchHostKeys: the key natsdeploy will expect for each VM
 // is the one the VM is given.
 func TestKnownHostsMatchHostKeys(t *testing.T) {
@@ -269,21 +293,7 @@ func TestKnownHostsMatchHostKeys(t *testing.T) {
 		hostKey func(lab, name string) string
 	}{
 		{"multipass", Multipass, func(lab, name string) string {
-			data, _ := os.ReadFile(filepath.Join(lab, UserDataName(name)))
-			var b strings.Builder
-			in := false
-			for _, l := range strings.Split(string(data), "\n") {
-				if strings.HasPrefix(l, "  ed25519_private: |") {
-					in = true
-					continue
-				}
-				if in && strings.HasPrefix(l, "    ") {
-					b.WriteString(strings.TrimPrefix(l, "    ") + "\n")
-				} else {
-					in = false
-				}
-			}
-			return b.String()
+			return string(userDataHostKey(t, lab, name))
 		}},
 		{"vagrant", Vagrant, func(lab, name string) string {
 			data, _ := os.ReadFile(filepath.Join(lab, HostKeyName(name)))
