@@ -29,7 +29,7 @@ help:
 	@echo '  test           all tests: deps docker lint unit e2e (what CI runs)'
 	@echo '  demo           lab-up + artifacts + build, then bin/natsdeploy apply inventory/lab.toml'
 	@echo '  build          bin/natsdeploy'
-	@echo '  deps           apt packages (docker.io debootstrap openssh-client) and bin/tools'
+	@echo '  deps           apt packages (docker.io debootstrap openssh-client cloud-init ruby) and bin/tools'
 	@echo '  docker         start dockerd in the background unless a daemon answers'
 	@echo '  lab-image      build the lab base image (debootstrap; reused when present)'
 	@echo '  lab-artifacts  nats-server and Prometheus release tarballs + checksums in .lab/artifacts'

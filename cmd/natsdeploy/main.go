@@ -131,6 +131,7 @@ func newApp(out io.Writer) *cli.App {
 			},
 			destroyCommand,
 			dashboardsCommand,
+			labCommand,
 		},
 	}
 }

@@ -81,8 +81,10 @@ pkg_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
 
+# cloud-init and ruby check the files `natsdeploy lab multipass|vagrant`
+# writes (cloud-init schema, ruby -c): the unit tests skip without them.
 cmd_deps() {
-	local want=(docker.io debootstrap openssh-client) missing=() p
+	local want=(docker.io debootstrap openssh-client cloud-init ruby) missing=() p
 	for p in "${want[@]}"; do
 		pkg_installed "$p" || missing+=("$p")
 	done
