@@ -32,10 +32,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -85,6 +87,11 @@ type Config struct {
 	// commands on a host that vanished fail instead of hanging forever.
 	// Default 15s; negative disables.
 	KeepAlive time.Duration
+	// Jump lists the jump hosts to go through, first dialled first
+	// (OpenSSH's ProxyJump). A hop without a user logs in as User, without
+	// a port on 22. Each hop's key is checked against KnownHosts and each
+	// hop is offered the same keys as the host.
+	Jump []Hop
 	// MaxSessions caps concurrent command sessions on the connection.
 	// OpenSSH refuses more than MaxSessions (default 10) per connection,
 	// and the SFTP client holds one. Default 8.
@@ -110,6 +117,17 @@ func (c Config) withDefaults() Config {
 		c.MaxSessions = DefaultMaxSessions
 	}
 	c.KnownHosts = expandHome(c.KnownHosts)
+	// A copy: hops are filled in here, and the caller's slice may be
+	// shared by every host of an inventory.
+	c.Jump = slices.Clone(c.Jump)
+	for i := range c.Jump {
+		if c.Jump[i].User == "" {
+			c.Jump[i].User = c.User
+		}
+		if c.Jump[i].Port == 0 {
+			c.Jump[i].Port = DefaultPort
+		}
+	}
 	return c
 }
 
@@ -141,6 +159,8 @@ type Client struct {
 	cfg  Config
 	ssh  *ssh.Client
 	root bool
+	// release gives back the jump host connections this one runs over.
+	release func()
 
 	sessions chan struct{} // semaphore, see Config.MaxSessions
 
@@ -159,70 +179,37 @@ type Client struct {
 	lost   error // why the connection died, when the keepalive found it dead
 }
 
-// Dial connects to one host, checks its host key, authenticates, and checks
-// that the user is root or has passwordless sudo. The returned Client must
-// be closed.
+// Dial connects to one host, through its jump hosts if it has any, checks
+// its host key, authenticates, and checks that the user is root or has
+// passwordless sudo. The returned Client must be closed.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	return dial(ctx, cfg, newJumpPool())
+}
+
+func dial(ctx context.Context, cfg Config, pool *jumpPool) (*Client, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	hk, err := newHostKeyChecker(cfg)
+	var via *ssh.Client
+	release := func() {}
+	if len(cfg.Jump) > 0 {
+		var err error
+		via, release, err = pool.get(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", cfg.Host, err)
+		}
+	}
+	sc, err := connect(ctx, cfg, via)
 	if err != nil {
+		release()
 		return nil, err
 	}
-	auth, err := newAuth(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer auth.close()
-
-	addr := cfg.addr()
-	d := net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("host %s: connect to %s: %w", cfg.Host, addr, ctxErr)
-		}
-		return nil, fmt.Errorf("host %s: cannot reach %s: %w", cfg.Host, addr, err)
-	}
-
-	sc := &ssh.ClientConfig{
-		User:              cfg.User,
-		Auth:              auth.methods(),
-		HostKeyCallback:   hk.callback,
-		HostKeyAlgorithms: hk.algorithms(),
-		Timeout:           cfg.Timeout,
-	}
-	// The handshake has no timeout of its own: bound it with a deadline on
-	// the socket, and abort it when ctx ends.
-	_ = conn.SetDeadline(time.Now().Add(cfg.Timeout))
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, sc)
-	stopped := stop()
-	if err != nil {
-		conn.Close()
-		if hkErr := hk.err(); hkErr != nil {
-			return nil, hkErr
-		}
-		if !stopped || ctx.Err() != nil {
-			return nil, fmt.Errorf("host %s: connect to %s: %w", cfg.Host, addr, context.Cause(ctx))
-		}
-		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("host %s: ssh authentication as %s failed (tried: %s): %w",
-				cfg.Host, cfg.User, auth.describe(), err)
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, fmt.Errorf("host %s: ssh handshake with %s timed out after %s: %w", cfg.Host, addr, cfg.Timeout, err)
-		}
-		return nil, fmt.Errorf("host %s: ssh handshake with %s: %w", cfg.Host, addr, err)
-	}
-	_ = conn.SetDeadline(time.Time{})
 
 	c := &Client{
 		cfg:      cfg,
-		ssh:      ssh.NewClient(cc, chans, reqs),
+		ssh:      sc,
+		release:  release,
 		sessions: make(chan struct{}, cfg.MaxSessions),
 		done:     make(chan struct{}),
 	}
@@ -239,6 +226,73 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// connect opens an SSH connection to cfg's address, directly or, when via
+// is set, through a direct-tcpip channel of that connection (one hop of a
+// jump chain), and checks the host key and authenticates.
+func connect(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, error) {
+	hk, err := newHostKeyChecker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := newAuth(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer auth.close()
+
+	addr := cfg.addr()
+	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	var conn net.Conn
+	if via != nil {
+		conn, err = via.DialContext(dctx, "tcp", addr)
+	} else {
+		d := net.Dialer{KeepAlive: 30 * time.Second}
+		conn, err = d.DialContext(dctx, "tcp", addr)
+	}
+	cancel()
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("host %s: connect to %s: %w", cfg.Host, addr, ctxErr)
+		}
+		return nil, fmt.Errorf("host %s: cannot reach %s: %w", cfg.Host, addr, err)
+	}
+
+	sc := &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              auth.methods(),
+		HostKeyCallback:   hk.callback,
+		HostKeyAlgorithms: hk.algorithms(),
+		Timeout:           cfg.Timeout,
+	}
+	// The handshake has no timeout of its own, and a connection through a
+	// jump host takes no deadline: bound it by closing the connection when
+	// the time is up, and abort it when ctx ends.
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(cfg.Timeout, func() { timedOut.Store(true); conn.Close() })
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, sc)
+	stopped := stop()
+	timer.Stop()
+	if err != nil {
+		conn.Close()
+		if hkErr := hk.err(); hkErr != nil {
+			return nil, hkErr
+		}
+		if !stopped || ctx.Err() != nil {
+			return nil, fmt.Errorf("host %s: connect to %s: %w", cfg.Host, addr, context.Cause(ctx))
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("host %s: ssh authentication as %s failed (tried: %s): %w",
+				cfg.Host, cfg.User, auth.describe(), err)
+		}
+		if timedOut.Load() {
+			return nil, fmt.Errorf("host %s: ssh handshake with %s timed out after %s: %w", cfg.Host, addr, cfg.Timeout, err)
+		}
+		return nil, fmt.Errorf("host %s: ssh handshake with %s: %w", cfg.Host, addr, err)
+	}
+	return ssh.NewClient(cc, chans, reqs), nil
 }
 
 // checkPrivilege finds out whether the login user is root and, if not,
@@ -345,6 +399,7 @@ func (c *Client) Close() error {
 		}
 		c.sftpMu.Unlock()
 		err := c.ssh.Close()
+		c.release()
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			c.closeErr = fmt.Errorf("host %s: close connection: %w", c.cfg.Host, err)
 		}
@@ -415,6 +470,7 @@ func DialSome(ctx context.Context, cfgs []Config) (clients map[string]*Client, f
 
 	got := make([]*Client, len(cfgs))
 	errs := make([]error, len(cfgs))
+	pool := newJumpPool()
 	sem := make(chan struct{}, maxParallelDials)
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
@@ -428,7 +484,7 @@ func DialSome(ctx context.Context, cfgs []Config) (clients map[string]*Client, f
 				errs[i] = fmt.Errorf("host %s: connect: %w", cfg.Host, ctx.Err())
 				return
 			}
-			got[i], errs[i] = Dial(ctx, cfg)
+			got[i], errs[i] = dial(ctx, cfg, pool)
 		}()
 	}
 	wg.Wait()
