@@ -16,11 +16,15 @@ import (
 func TestSSHConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	sshConfig := filepath.Join(dir, "ssh_config")
+	key := filepath.Join(dir, "fromconfig")
+	if err := os.WriteFile(key, []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(sshConfig, []byte(`
 Host 10.0.0.*
     User fromconfig
     Port 2200
-    IdentityFile /keys/fromconfig
+    IdentityFile `+key+`
     ProxyJump cfgbastion
 
 Host cfgbastion
@@ -65,9 +69,9 @@ system = true
 			name: "the ssh config fills in what the inventory leaves out",
 			ssh:  "config_file = " + quote(sshConfig),
 			want: [3]remote.Config{
-				{User: "fromconfig", Port: 2200, IdentityFiles: []string{"/keys/fromconfig"}, Jump: []remote.Hop{{Host: "192.0.2.7", Port: 2022}}},
-				{User: "hostuser", Port: 2201, IdentityFiles: []string{"/keys/fromconfig"}},
-				{User: "fromconfig", Port: 2200, IdentityFiles: []string{"/keys/fromconfig"}, Jump: []remote.Hop{{Host: "h3jump", Port: 2}}},
+				{User: "fromconfig", Port: 2200, IdentityFiles: []string{key}, Jump: []remote.Hop{{Host: "192.0.2.7", Port: 2022}}},
+				{User: "hostuser", Port: 2201, IdentityFiles: []string{key}},
+				{User: "fromconfig", Port: 2200, IdentityFiles: []string{key}, Jump: []remote.Hop{{Host: "h3jump", Port: 2}}},
 			},
 		},
 		{

@@ -73,7 +73,13 @@ func (s *SSHConfig) Apply(cfg Config, given Given) (Config, error) {
 			return cfg, s.errorf(cfg.Host, alias, "IdentityFile: %v", err)
 		}
 		for _, f := range files {
-			cfg.IdentityFiles = append(cfg.IdentityFiles, expandTokens(f, alias, cfg.Address))
+			f = expandTokens(f, alias, cfg.Address)
+			// Like OpenSSH, skip a key that is not there: a "Host *" block
+			// often names keys that exist on some machines only.
+			if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			cfg.IdentityFiles = append(cfg.IdentityFiles, f)
 		}
 	}
 	if !given.Jump {

@@ -21,13 +21,15 @@ func writeSSHConfig(t *testing.T, content string) string {
 }
 
 func TestSSHConfigApply(t *testing.T) {
+	keys := t.TempDir()
 	file := writeSSHConfig(t, `
 Host nats-a
     HostName 10.0.0.5
     User alice
     Port 2201
     IdentityFile ~/.ssh/id_nats
-    IdentityFile /keys/%h
+    IdentityFile ~/.ssh/id_missing
+    IdentityFile `+keys+`/%h
     ProxyJump bastion,ops@inner:2022
 
 Host *.internal
@@ -58,7 +60,13 @@ Host *
 	if err != nil {
 		t.Fatal(err)
 	}
-	home, _ := os.UserHomeDir()
+	// The keys the file names exist, but for one, which is skipped.
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for _, k := range []string{filepath.Join(home, ".ssh/id_nats"), filepath.Join(keys, "10.0.0.5")} {
+		os.MkdirAll(filepath.Dir(k), 0o700)
+		writeFile(t, k, "key", 0o600)
+	}
 	base := Config{Host: "h", User: "root", Port: 22}
 	tests := []struct {
 		name    string
@@ -70,7 +78,7 @@ Host *
 	}{
 		{name: "all from the file", address: "nats-a", want: func(c *Config) {
 			c.Address, c.User, c.Port = "10.0.0.5", "alice", 2201
-			c.IdentityFiles = []string{filepath.Join(home, ".ssh/id_nats"), "/keys/10.0.0.5"}
+			c.IdentityFiles = []string{filepath.Join(home, ".ssh/id_nats"), filepath.Join(keys, "10.0.0.5")}
 			c.Jump = []Hop{{User: "jump", Host: "192.0.2.1", Port: 2222}, {User: "ops", Host: "inner", Port: 2022}}
 		}},
 		{name: "inventory wins", address: "nats-a", given: Given{User: true, Port: true, IdentityFiles: true, Jump: true},
@@ -84,7 +92,7 @@ Host *
 		{name: "inventory none switches the file's jump off", address: "nats-a", given: Given{Jump: true},
 			want: func(c *Config) {
 				c.Address, c.User, c.Port = "10.0.0.5", "alice", 2201
-				c.IdentityFiles = []string{filepath.Join(home, ".ssh/id_nats"), "/keys/10.0.0.5"}
+				c.IdentityFiles = []string{filepath.Join(home, ".ssh/id_nats"), filepath.Join(keys, "10.0.0.5")}
 			}},
 		{name: "pattern", address: "db.internal", want: func(c *Config) {
 			c.User = "everyone"
