@@ -12,9 +12,10 @@
 // key is an explicit choice (Config.AcceptNew, like OpenSSH's accept-new); a
 // changed key is always refused.
 //
-// A non-root user must have passwordless sudo; every command is then run
-// through `sudo -n`. Dial checks this once, so a run fails before it changes
-// anything on any host.
+// A non-root user must have passwordless sudo, or a sudo password given
+// through Config.SudoPassword; every command is then run through `sudo -n`,
+// or `sudo -S` with the password on stdin. Dial checks this once, so a run
+// fails before it changes anything on any host.
 //
 // Every command runs under /bin/sh in a small wrapper (see Client.Run)
 // so that cancelling a Run stops the command and all its children on the
@@ -25,9 +26,11 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -87,6 +90,12 @@ type Config struct {
 	// commands on a host that vanished fail instead of hanging forever.
 	// Default 15s; negative disables.
 	KeepAlive time.Duration
+	// SudoPassword, when set, gives the sudo password of a non-root User
+	// whose sudo asks for one (sudo -n true fails). It is called at most
+	// once per Dial, not under the dial's timeout (it may prompt), and only
+	// after passwordless sudo was found missing. nil: passwordless sudo is
+	// required.
+	SudoPassword func(host, user string) ([]byte, error)
 	// Jump lists the jump hosts to go through, first dialled first
 	// (OpenSSH's ProxyJump). A hop without a user logs in as User, without
 	// a port on 22. Each hop's key is checked against KnownHosts and each
@@ -159,6 +168,9 @@ type Client struct {
 	cfg  Config
 	ssh  *ssh.Client
 	root bool
+	// sudoPass is the sudo password when sudo wants one (nil: it does
+	// not). It is only ever written to sudo's stdin.
+	sudoPass []byte
 	// release gives back the jump host connections this one runs over.
 	release func()
 
@@ -221,6 +233,9 @@ func dial(ctx context.Context, cfg Config, pool *jumpPool) (*Client, error) {
 	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	err = c.checkPrivilege(pctx)
 	cancel()
+	if errors.Is(err, errNeedsSudoPassword) {
+		err = c.useSudoPassword(ctx)
+	}
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -295,6 +310,10 @@ func connect(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 	return ssh.NewClient(cc, chans, reqs), nil
 }
 
+// errNeedsSudoPassword is checkPrivilege's word that sudo wants a password
+// and Config.SudoPassword can give one.
+var errNeedsSudoPassword = errors.New("sudo wants a password")
+
 // checkPrivilege finds out whether the login user is root and, if not,
 // whether it may run sudo without a password. Two plain commands rather
 // than one shell script, so that it works whatever the login shell is.
@@ -324,7 +343,69 @@ func (c *Client) checkPrivilege(ctx context.Context) error {
 		return fmt.Errorf("host %s: user %s is not root and sudo is not installed (%s); log in as root or install sudo with a NOPASSWD rule for %s",
 			c.cfg.Host, c.cfg.User, said, c.cfg.User)
 	}
+	if c.cfg.SudoPassword != nil {
+		return errNeedsSudoPassword
+	}
 	return fmt.Errorf("host %s: user %s needs passwordless sudo: sudo said: %s", c.cfg.Host, c.cfg.User, said)
+}
+
+// useSudoPassword gets the sudo password and checks that sudo takes it.
+// The password goes to sudo on stdin only (sudo -S), never on a command
+// line, where the host's process list and our error messages would show it.
+func (c *Client) useSudoPassword(ctx context.Context) error {
+	// Not under the dial's timeout: a person may be typing it.
+	pw, err := c.cfg.SudoPassword(c.cfg.Host, c.cfg.User)
+	if err != nil {
+		return fmt.Errorf("host %s: user %s needs a sudo password: %w", c.cfg.Host, c.cfg.User, err)
+	}
+	if len(pw) == 0 || bytes.ContainsAny(pw, "\r\n") {
+		return fmt.Errorf("host %s: the sudo password for %s is empty or has a line break; sudo reads one line", c.cfg.Host, c.cfg.User)
+	}
+	c.sudoPass = pw
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	res, err := c.run(pctx, "exec "+sudoWithPassword+"true", "sudo -S true", c.withSudoPassword(nil))
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		return &opError{host: c.cfg.Host, op: "check the sudo password of " + c.cfg.User, err: err}
+	}
+	said := redact(strings.TrimSpace(string(res.Stderr)), pw)
+	if said == "" {
+		said = fmt.Sprintf("exit status %d", res.ExitCode)
+	}
+	return fmt.Errorf("host %s: sudo refused the password given for %s: sudo said: %s; check the password (sudo_password_env in [ssh], or the one typed)",
+		c.cfg.Host, c.cfg.User, said)
+}
+
+// sudoWithPassword runs a command with the password read from stdin's
+// first line. -k ignores cached credentials so that sudo always reads that
+// line: if it skipped it, the command would read the password as its input.
+// An empty -p prompt keeps the prompt out of stderr.
+const sudoWithPassword = "sudo -k -S -p '' -- "
+
+// withSudoPassword puts the sudo password line before a command's stdin.
+// sudo reads its password a byte at a time, so the rest is left for the
+// command.
+func (c *Client) withSudoPassword(stdin io.Reader) io.Reader {
+	if c.sudoPass == nil {
+		return stdin
+	}
+	line := append(bytes.Clone(c.sudoPass), '\n')
+	if stdin == nil {
+		return bytes.NewReader(line)
+	}
+	return io.MultiReader(bytes.NewReader(line), stdin)
+}
+
+// redact hides the password should some sudo echo it back.
+func redact(s string, pw []byte) string {
+	if len(pw) == 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, string(pw), "[sudo password]")
 }
 
 // keepAlive probes the connection; when the peer stops answering (host

@@ -85,6 +85,25 @@ func withoutSudoRight() serverOpt {
 	}
 }
 
+// withSudoPassword makes the fake sudo want a password: `sudo -n` fails as
+// a real one does, and `sudo -k -S -p ''` reads one line of stdin and runs
+// its command only if that line is pw, leaving the rest of stdin to it.
+func withSudoPassword(pw string) serverOpt {
+	return func(s *testServer) {
+		asNonRoot()(s)
+		if err := os.WriteFile(filepath.Join(s.bin, "sudo.pw"), []byte(pw+"\n"), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		s.writeBin("sudo", `if [ "$1" = -n ]; then echo "sudo: a password is required" >&2; exit 1; fi
+[ "$1" = -k ] && [ "$2" = -S ] && [ "$3" = -p ] && [ "$4" = "" ] && [ "$5" = -- ] || { echo "sudo: test: unexpected arguments" >&2; exit 2; }
+shift 5
+IFS= read -r want < "$(dirname "$0")/sudo.pw"
+IFS= read -r got || { echo "sudo: no password was provided" >&2; exit 1; }
+[ "$got" = "$want" ] || { echo "sudo: 1 incorrect password attempt" >&2; exit 1; }
+exec "$@"`)
+	}
+}
+
 func (s *testServer) writeBin(name, script string) {
 	s.t.Helper()
 	if err := os.WriteFile(filepath.Join(s.bin, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
