@@ -59,6 +59,10 @@ type SSH struct {
 	// leaves out (HostName, User, Port, IdentityFile, ProxyJump). Default
 	// ~/.ssh/config; that one may be missing, a file named here may not.
 	ConfigFile string `toml:"config_file"`
+	// SudoPasswordEnv names the environment variable holding the sudo
+	// password of a non-root user whose sudo asks for one. Unset, the
+	// password is asked once on the terminal when a host needs it.
+	SudoPasswordEnv string `toml:"sudo_password_env"`
 	// UseSSHConfig false reads no ssh config at all. Default true;
 	// non-nil after Load.
 	UseSSHConfig *bool `toml:"use_ssh_config"`

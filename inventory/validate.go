@@ -119,6 +119,16 @@ func (v *validator) checkSSH() {
 			v.add("ssh.jump", "%v", err)
 		}
 	}
+	if v.defined["ssh.sudo_password_env"] {
+		switch name := s.SudoPasswordEnv; {
+		case !envNameRe.MatchString(name):
+			// Not shown: a password pasted here by mistake must not be
+			// printed back.
+			v.add("ssh.sudo_password_env", "is not an environment variable name (value not shown); write the name of the variable that holds the sudo password, e.g. sudo_password_env = \"NATSDEPLOY_SUDO_PASSWORD\"")
+		case os.Getenv(name) == "":
+			v.add("ssh.sudo_password_env", "environment variable %s (the sudo password) is not set; export it before running natsdeploy, or remove sudo_password_env to be asked on the terminal", name)
+		}
+	}
 	v.checkSSHConfig()
 	if v.opts.SkipFileChecks {
 		return

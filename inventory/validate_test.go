@@ -104,6 +104,7 @@ func TestBaseIsValid(t *testing.T) {
 
 func TestValidation(t *testing.T) {
 	tmp := t.TempDir()
+	t.Setenv("NATSDEPLOY_TEST_SUDO", "pw")
 	// The file checks read ~/.ssh/config; the tester's own must not count.
 	t.Setenv("HOME", t.TempDir())
 	sshConfig := filepath.Join(tmp, "ssh_config")
@@ -1187,6 +1188,22 @@ func TestValidation(t *testing.T) {
 			name:       "rule files pass",
 			edit:       append(ruleFiles(rules, yamlRules), trustHosts...),
 			fileChecks: true,
+		},
+		{
+			name: "sudo_password_env not a name",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nsudo_password_env = \"hunter2 hunter2!\""},
+			at:   "sudo_password_env",
+			want: "ssh.sudo_password_env: is not an environment variable name (value not shown); write the name",
+		},
+		{
+			name: "sudo_password_env not set",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nsudo_password_env = \"NATSDEPLOY_TEST_UNSET_SUDO\""},
+			at:   "sudo_password_env",
+			want: "ssh.sudo_password_env: environment variable NATSDEPLOY_TEST_UNSET_SUDO (the sudo password) is not set; export it",
+		},
+		{
+			name: "sudo_password_env set",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nsudo_password_env = \"NATSDEPLOY_TEST_SUDO\""},
 		},
 		{
 			name: "jump hosts",

@@ -48,6 +48,10 @@ type Session struct {
 	// to; only Reach leaves hosts out.
 	Unreachable map[string]error
 
+	// sudo gives the sudo password, asked at most once per run, also to
+	// hosts dialled after Connect (departing members).
+	sudo *sudoPassword
+
 	me     lock.Holder
 	locked []string
 	// keepEvery is how often the locks are refreshed while held, well
@@ -71,7 +75,8 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	if err := sec.Save(); err != nil {
 		return nil, err
 	}
-	cfgs, err := sshConfigs(inv)
+	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
+	cfgs, err := sshConfigs(inv, sudo)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +89,7 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 		conns[name] = Conn{c}
 	}
 	s := New(inv, rs, sec, conns, out)
+	s.sudo = sudo
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
 }
@@ -94,7 +100,8 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 // nothing of ours to show), and keeps going without the hosts it cannot
 // reach: they are in Session.Unreachable, for the caller to report.
 func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
-	cfgs, err := sshConfigs(inv)
+	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
+	cfgs, err := sshConfigs(inv, sudo)
 	if err != nil {
 		return nil, err
 	}
@@ -110,13 +117,14 @@ func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io
 		conns[name] = Conn{c}
 	}
 	s := New(inv, rs, nil, conns, out)
+	s.sudo = sudo
 	s.Unreachable = failed
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
 }
 
 // sshConfigs says how to reach each host of the inventory, in its order.
-func sshConfigs(inv *inventory.Inventory) ([]remote.Config, error) {
+func sshConfigs(inv *inventory.Inventory, sudo *sudoPassword) ([]remote.Config, error) {
 	sc, err := loadSSHConfig(inv)
 	if err != nil {
 		return nil, err
@@ -129,6 +137,7 @@ func sshConfigs(inv *inventory.Inventory) ([]remote.Config, error) {
 			errs = append(errs, err)
 			continue
 		}
+		cfg.SudoPassword = sudo.get
 		cfgs = append(cfgs, cfg)
 	}
 	if len(errs) > 0 {

@@ -62,11 +62,12 @@ func DescribeDepartures(ds []role.Departure) string {
 
 // dialDeparted reaches a member no longer in the inventory the way the
 // inventory's [ssh] section and the ssh config say.
-func dialDeparted(ctx context.Context, inv *inventory.Inventory, sc *remote.SSHConfig, d role.Departure) (*remote.Client, error) {
+func dialDeparted(ctx context.Context, inv *inventory.Inventory, sc *remote.SSHConfig, sudo *sudoPassword, d role.Departure) (*remote.Client, error) {
 	cfg, err := sshConfig(inv, sc, inventory.Host{Name: d.Name, Address: d.Address}, -1)
 	if err != nil {
 		return nil, err
 	}
+	cfg.SudoPassword = sudo.get
 	return remote.Dial(ctx, cfg)
 }
 
@@ -80,11 +81,15 @@ func (s *Session) RemoveDeparted(ctx context.Context, ds []role.Departure) error
 	if err != nil {
 		return err
 	}
+	sudo := s.sudo
+	if sudo == nil {
+		sudo = newSudoPassword(s.Inv.SSH.SudoPasswordEnv)
+	}
 	for _, d := range ds {
 		if d.Address == "" || extra[d.Name] != nil {
 			continue
 		}
-		c, err := dialDeparted(ctx, s.Inv, sc, d)
+		c, err := dialDeparted(ctx, s.Inv, sc, sudo, d)
 		if err != nil {
 			s.Logf(d.Name, "cannot reach it: %v", err)
 			continue

@@ -104,13 +104,16 @@ jump = "ops@bastion"`,
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfgs, err := sshConfigs(inv)
+			cfgs, err := sshConfigs(inv, newSudoPassword(""))
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i, got := range cfgs {
 				want := tt.want[i]
 				want.Host, want.Address = inv.Hosts[i].Name, inv.Hosts[i].Address
+				if got.SudoPassword == nil {
+					t.Errorf("host %s: no way to get a sudo password", got.Host)
+				}
 				got = remote.Config{Host: got.Host, Address: got.Address, User: got.User, Port: got.Port, IdentityFiles: got.IdentityFiles, Jump: got.Jump}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("host %s:\n got  %+v\n want %+v", want.Host, got, want)
@@ -145,7 +148,7 @@ system = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = sshConfigs(inv)
+	_, err = sshConfigs(inv, newSudoPassword(""))
 	if err == nil {
 		t.Fatal("no error for a port that is not a number")
 	}

@@ -86,7 +86,7 @@ func withoutSudoRight() serverOpt {
 }
 
 // withSudoPassword makes the fake sudo want a password: `sudo -n` fails as
-// a real one does, and `sudo -k -S -p ''` reads one line of stdin and runs
+// a real one does, and `sudo -k -S` with an empty prompt reads one line of stdin and runs
 // its command only if that line is pw, leaving the rest of stdin to it.
 func withSudoPassword(pw string) serverOpt {
 	return func(s *testServer) {
