@@ -64,8 +64,8 @@ type Config struct {
 	Address string
 	// Port defaults to 22.
 	Port int
-	// User is the login user. If it is not root (uid 0) it needs
-	// passwordless sudo.
+	// User is the login user. If it is not root (uid 0) it needs sudo:
+	// passwordless, or with a password from SudoPassword.
 	User string
 	// IdentityFiles are unencrypted private keys to offer, after the
 	// agent's keys. An encrypted key is an error unless an agent is in use
@@ -193,7 +193,8 @@ type Client struct {
 
 // Dial connects to one host, through its jump hosts if it has any, checks
 // its host key, authenticates, and checks that the user is root or has
-// passwordless sudo. The returned Client must be closed.
+// sudo (passwordless, or with the password SudoPassword gives). The
+// returned Client must be closed.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return dial(ctx, cfg, newJumpPool())
 }
