@@ -223,3 +223,14 @@ func waitOpen(t *testing.T, s *testServer, want int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A target the jump host cannot forward to is reported with the jump host
+// that refused.
+func TestJumpHostCannotForward(t *testing.T) {
+	f := newJumpFixture(t, 1)
+	f.srv.Close()
+	_, err := Dial(context.Background(), f.cfg)
+	wantContains(t, err, "host nats-1: cannot reach "+f.srv.addr+" through jump host jumper@"+f.jumps[0].addr+": ")
+	// The connection to the jump host is not kept for nothing.
+	waitOpen(t, f.jumps[0], 0)
+}

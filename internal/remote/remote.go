@@ -272,7 +272,12 @@ func connect(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("host %s: connect to %s: %w", cfg.Host, addr, ctxErr)
 		}
-		return nil, fmt.Errorf("host %s: cannot reach %s: %w", cfg.Host, addr, err)
+		through := ""
+		if n := len(cfg.Jump); via != nil && n > 0 {
+			// The jump host said no: the fix is on its side of the network.
+			through = " through jump host " + cfg.Jump[n-1].String()
+		}
+		return nil, fmt.Errorf("host %s: cannot reach %s%s: %w", cfg.Host, addr, through, err)
 	}
 
 	sc := &ssh.ClientConfig{
