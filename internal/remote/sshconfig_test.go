@@ -32,8 +32,11 @@ Host nats-a
     IdentityFile `+keys+`/%h
     ProxyJump bastion,ops@inner:2022
 
-Host *.internal
+Host *.internal !direct.internal
     ProxyJump bastion
+
+Match host matched.example
+    Port 2333
 
 Host proxied
     ProxyCommand nc %h %p
@@ -98,6 +101,8 @@ Host *
 			c.User = "everyone"
 			c.Jump = []Hop{{User: "jump", Host: "192.0.2.1", Port: 2222}}
 		}},
+		{name: "negated pattern", address: "direct.internal", want: func(c *Config) { c.User = "everyone" }},
+		{name: "Match host", address: "matched.example", want: func(c *Config) { c.User, c.Port = "everyone", 2333 }},
 		{name: "no match but Host *", address: "10.1.1.1", want: func(c *Config) { c.User = "everyone" }},
 		{name: "ProxyCommand refused", address: "proxied", wantErr: "ProxyCommand is set and natsdeploy does not run commands"},
 		{name: "ProxyCommand is fine when the inventory jumps", address: "proxied", given: Given{Jump: true, User: true},
