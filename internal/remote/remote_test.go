@@ -719,13 +719,19 @@ func statFile(t *testing.T, name string) (fs.FileMode, uint32, uint64) {
 }
 
 func TestUpload(t *testing.T) {
-	for _, mode := range []string{"root", "sudo"} {
+	for _, mode := range []string{"root", "sudo", "sudo with a password"} {
 		t.Run(mode, func(t *testing.T) {
 			var opts []serverOpt
-			if mode == "sudo" {
+			switch mode {
+			case "sudo":
 				opts = append(opts, asNonRoot())
+			case "sudo with a password":
+				opts = append(opts, withSudoPassword(sudoPW))
 			}
 			f := newFixture(t, opts...)
+			if mode == "sudo with a password" {
+				f.cfg.SudoPassword = func(string, string) ([]byte, error) { return []byte(sudoPW), nil }
+			}
 			c := f.dial(t)
 			ctx := context.Background()
 			dir := filepath.Join(f.srv.home, "etc", "nats")
