@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/grafana/grafana-foundation-sdk/go v0.0.22
+	github.com/kevinburke/ssh_config v1.6.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pkg/sftp v1.13.12
 	github.com/urfave/cli/v2 v2.27.7

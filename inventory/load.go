@@ -23,6 +23,7 @@ const (
 	DefaultSSHPort          = 22
 	DefaultConnectTimeout   = Duration(10 * time.Second)
 	DefaultKnownHosts       = "~/.ssh/known_hosts"
+	DefaultSSHConfig        = "~/.ssh/config"
 	DefaultClusterName      = "nats-cluster"
 	DefaultClientPort       = 4222
 	DefaultClusterPort      = 6222
@@ -113,6 +114,7 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 	d := &decoder{defined: map[string]bool{}, bad: map[string]bool{}}
 	d.table("", tree, reflect.ValueOf(inv).Elem())
 
+	inv.defined = d.defined
 	v := &validator{inv: inv, defined: d.defined, bad: d.bad, opts: opts}
 	v.defaults()
 	v.validate()
@@ -127,6 +129,12 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 	}
 	probs.sort()
 	return nil, probs
+}
+
+// Written reports whether a key path, such as "ssh.user" or
+// "hosts.2.ssh_port", was written in the file rather than defaulted.
+func (inv *Inventory) Written(key string) bool {
+	return inv != nil && inv.defined[key]
 }
 
 // SystemAccount returns the account marked system = true (exactly one after
@@ -167,6 +175,16 @@ func (v *validator) defaults() {
 	s.KnownHosts = v.localPath("ssh.known_hosts", s.KnownHosts)
 	for i, f := range s.IdentityFiles {
 		s.IdentityFiles[i] = v.localPath(keyPath("ssh.identity_files", i), f)
+	}
+	if s.UseSSHConfig == nil {
+		t := true
+		s.UseSSHConfig = &t
+	}
+	if !v.defined["ssh.config_file"] {
+		s.ConfigFile = DefaultSSHConfig
+	}
+	if s.ConfigFile != "" {
+		s.ConfigFile = v.localPath("ssh.config_file", s.ConfigFile)
 	}
 
 	n := &inv.NATS

@@ -27,6 +27,10 @@ type Inventory struct {
 	// the file has no [monitoring] section, and then none of it is deployed.
 	Monitoring *Monitoring `toml:"monitoring"`
 
+	// defined holds the key paths written in the file, so that what the
+	// inventory says can win over the ssh config while defaults do not.
+	defined map[string]bool
+
 	// lines maps a key path such as "accounts.2.users.0.allow" to the line
 	// it was written on, for error messages after loading.
 	lines map[string]int
@@ -46,6 +50,22 @@ type SSH struct {
 	// KnownHosts yet (OpenSSH's accept-new). A changed key is always refused.
 	AcceptNewHostKeys bool     `toml:"accept_new_host_keys"`
 	ConnectTimeout    Duration `toml:"connect_timeout"` // default 10s
+	// Jump is the jump host (or several, comma-separated, first dialled
+	// first) every host is reached through, as OpenSSH's ProxyJump writes
+	// it: [user@]host[:port]. "none" reaches every host directly, even if
+	// the ssh config says otherwise.
+	Jump string `toml:"jump"`
+	// ConfigFile is the OpenSSH client config read for what the inventory
+	// leaves out (HostName, User, Port, IdentityFile, ProxyJump). Default
+	// ~/.ssh/config; that one may be missing, a file named here may not.
+	ConfigFile string `toml:"config_file"`
+	// SudoPasswordEnv names the environment variable holding the sudo
+	// password of a non-root user whose sudo asks for one. Unset, the
+	// password is asked once on the terminal when a host needs it.
+	SudoPasswordEnv string `toml:"sudo_password_env"`
+	// UseSSHConfig false reads no ssh config at all. Default true;
+	// non-nil after Load.
+	UseSSHConfig *bool `toml:"use_ssh_config"`
 }
 
 // NATS is the cluster every host joins.
@@ -95,6 +115,8 @@ type Host struct {
 	// effective values: the host's own, or else [ssh]'s.
 	SSHUser string `toml:"ssh_user"`
 	SSHPort int    `toml:"ssh_port"`
+	// Jump overrides [ssh] jump for this host; "none" reaches it directly.
+	Jump string `toml:"jump"`
 	// NATS false means the host runs no NATS node (e.g. a dedicated
 	// monitoring host). Default true; non-nil after Load. Use RunsNATS.
 	NATS *bool `toml:"nats"`

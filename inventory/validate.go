@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/remote"
 )
 
 // validator checks a decoded, defaulted inventory. Every check runs; each
@@ -112,6 +114,22 @@ func (v *validator) checkSSH() {
 	if v.defined["ssh.connect_timeout"] && s.ConnectTimeout <= 0 {
 		v.add("ssh.connect_timeout", "must be more than 0; write e.g. connect_timeout = \"10s\"")
 	}
+	if v.defined["ssh.jump"] {
+		if _, err := remote.ParseJump(s.Jump); err != nil {
+			v.add("ssh.jump", "%v", err)
+		}
+	}
+	if v.defined["ssh.sudo_password_env"] {
+		switch name := s.SudoPasswordEnv; {
+		case !envNameRe.MatchString(name):
+			// Not shown: a password pasted here by mistake must not be
+			// printed back.
+			v.add("ssh.sudo_password_env", "is not an environment variable name (value not shown); write the name of the variable that holds the sudo password, e.g. sudo_password_env = \"NATSDEPLOY_SUDO_PASSWORD\"")
+		case os.Getenv(name) == "":
+			v.add("ssh.sudo_password_env", "environment variable %s (the sudo password) is not set; export it before running natsdeploy, or remove sudo_password_env to be asked on the terminal", name)
+		}
+	}
+	v.checkSSHConfig()
 	if v.opts.SkipFileChecks {
 		return
 	}
@@ -146,6 +164,42 @@ func (v *validator) checkSSH() {
 		v.add("ssh.known_hosts", "known_hosts file %s cannot be read (%v)", s.KnownHosts, unwrapPathError(err))
 	case fi.IsDir():
 		v.add("ssh.known_hosts", "%s is a directory; name the known_hosts file", s.KnownHosts)
+	}
+}
+
+func (v *validator) checkSSHConfig() {
+	s := &v.inv.SSH
+	if !*s.UseSSHConfig {
+		if v.defined["ssh.config_file"] {
+			v.add("ssh.config_file", "is set but use_ssh_config = false says to read no ssh config; remove one of them")
+		}
+		return
+	}
+	if v.defined["ssh.config_file"] && s.ConfigFile == "" {
+		v.add("ssh.config_file", "is empty; name the file, or write use_ssh_config = false to read no ssh config")
+		return
+	}
+	if v.opts.SkipFileChecks {
+		return
+	}
+	fi, err := os.Stat(s.ConfigFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// ~/.ssh/config is optional; a file the inventory names is not,
+		// or a typo would silently drop every setting in it.
+		if v.defined["ssh.config_file"] {
+			v.add("ssh.config_file", "ssh config %s does not exist; fix the path, or remove config_file to use ~/.ssh/config", s.ConfigFile)
+		}
+		return
+	case err != nil:
+		v.add("ssh.config_file", "ssh config %s cannot be read (%v)", s.ConfigFile, unwrapPathError(err))
+		return
+	case fi.IsDir():
+		v.add("ssh.config_file", "%s is a directory; name the ssh config file", s.ConfigFile)
+		return
+	}
+	if _, err := remote.LoadSSHConfig(s.ConfigFile); err != nil {
+		v.add("ssh.config_file", "%v", err)
 	}
 }
 
@@ -360,6 +414,11 @@ func (v *validator) checkHosts() {
 				}
 			} else {
 				addrs[strings.ToLower(h.Address)] = i
+			}
+		}
+		if jumpKey := keyPath(base, "jump"); v.defined[jumpKey] {
+			if _, err := remote.ParseJump(h.Jump); err != nil {
+				v.add(jumpKey, "%v", err)
 			}
 		}
 		if h.SSHUser != "" && !sshUserRe.MatchString(h.SSHUser) {

@@ -104,6 +104,17 @@ func TestBaseIsValid(t *testing.T) {
 
 func TestValidation(t *testing.T) {
 	tmp := t.TempDir()
+	t.Setenv("NATSDEPLOY_TEST_SUDO", "pw")
+	// The file checks read ~/.ssh/config; the tester's own must not count.
+	t.Setenv("HOME", t.TempDir())
+	sshConfig := filepath.Join(tmp, "ssh_config")
+	badSSHConfig := filepath.Join(tmp, "bad_ssh_config")
+	if err := os.WriteFile(sshConfig, []byte("Host bastion\n  User ops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(badSSHConfig, []byte("Host n1\n  Match exec true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	key := filepath.Join(tmp, "id_ed25519")
 	if err := os.WriteFile(key, []byte("key"), 0o600); err != nil {
 		t.Fatal(err)
@@ -178,7 +189,7 @@ func TestValidation(t *testing.T) {
 			name: "unknown key, nothing close",
 			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\ncolour = \"blue\""},
 			at:   "colour",
-			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, name, nats, ssh_port, ssh_user`,
+			want: `hosts[1].colour: unknown key "colour"; the keys allowed in hosts[1] are: address, jump, name, nats, ssh_port, ssh_user`,
 		},
 		{
 			// The first of the closest keys in alphabetical order.
@@ -206,7 +217,7 @@ func TestValidation(t *testing.T) {
 			name: "unknown key, two letters off a three-letter key",
 			edit: []string{`address = "10.0.0.2"`, `address = "10.0.0.2"` + "\nnax = 1"},
 			at:   "nax",
-			want: `hosts[1].nax: unknown key "nax"; the keys allowed in hosts[1] are: address, name, nats, ssh_port, ssh_user`,
+			want: `hosts[1].nax: unknown key "nax"; the keys allowed in hosts[1] are: address, jump, name, nats, ssh_port, ssh_user`,
 		},
 		{
 			// Three edits of ten letters is still a typo.
@@ -1179,6 +1190,80 @@ func TestValidation(t *testing.T) {
 			fileChecks: true,
 		},
 		{
+			name: "sudo_password_env not a name",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nsudo_password_env = \"hunter2 hunter2!\""},
+			at:   "sudo_password_env",
+			want: "ssh.sudo_password_env: is not an environment variable name (value not shown); write the name",
+		},
+		{
+			name: "sudo_password_env not set",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nsudo_password_env = \"NATSDEPLOY_TEST_UNSET_SUDO\""},
+			at:   "sudo_password_env",
+			want: "ssh.sudo_password_env: environment variable NATSDEPLOY_TEST_UNSET_SUDO (the sudo password) is not set; export it",
+		},
+		{
+			name: "sudo_password_env set",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nsudo_password_env = \"NATSDEPLOY_TEST_SUDO\""},
+		},
+		{
+			name: "jump hosts",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\njump = \"ops@bastion:2222, inner\"", `address = "10.0.0.2"`, "address = \"10.0.0.2\"\njump = \"none\""},
+		},
+		{
+			name: "jump without a host",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\njump = \"ops@\""},
+			at:   `jump = "ops@"`,
+			want: `ssh.jump: jump host "ops@" has no host name`,
+		},
+		{
+			name: "jump empty",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\njump = \"\""},
+			at:   `jump = ""`,
+			want: `ssh.jump: empty jump host; write [user@]host[:port], several separated by commas, or none`,
+		},
+		{
+			name: "host jump with a bad port",
+			edit: []string{`address = "10.0.0.2"`, "address = \"10.0.0.2\"\njump = \"a, b:0\""},
+			at:   `jump = "a, b:0"`,
+			want: `hosts[1].jump: jump host "b:0": port "0" is not a number in 1-65535`,
+		},
+		{
+			name: "ssh config_file empty",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nconfig_file = \"\""},
+			at:   `config_file = ""`,
+			want: "ssh.config_file: is empty; name the file, or write use_ssh_config = false to read no ssh config",
+		},
+		{
+			name: "ssh config_file with use_ssh_config = false",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nuse_ssh_config = false\nconfig_file = \"x\""},
+			at:   `config_file = "x"`,
+			want: "ssh.config_file: is set but use_ssh_config = false says to read no ssh config; remove one of them",
+		},
+		{
+			name:       "ssh config_file missing",
+			edit:       append([]string{`[ssh]`, "[ssh]\nconfig_file = \"nope/ssh_config\""}, trustHosts...),
+			at:         "config_file",
+			want:       "ssh.config_file: ssh config " + filepath.Join(mustAbs(t, "nope"), "ssh_config") + " does not exist; fix the path",
+			fileChecks: true,
+		},
+		{
+			name:       "ssh config_file unreadable as an ssh config",
+			edit:       append([]string{`[ssh]`, fmt.Sprintf("[ssh]\nconfig_file = %q", badSSHConfig)}, trustHosts...),
+			at:         "config_file",
+			want:       "ssh.config_file: ssh config " + badSSHConfig + ": ",
+			fileChecks: true,
+		},
+		{
+			name:       "ssh config_file read",
+			edit:       append([]string{`[ssh]`, fmt.Sprintf("[ssh]\nconfig_file = %q", sshConfig)}, trustHosts...),
+			fileChecks: true,
+		},
+		{
+			name:       "default ssh config may be missing",
+			edit:       trustHosts,
+			fileChecks: true,
+		},
+		{
 			name: "file checks skipped",
 			edit: []string{`user = "deploy"`, "user = \"deploy\"\nidentity_files = [\"keys/nope\"]\nknown_hosts = \"nope\""},
 		},
@@ -1390,5 +1475,33 @@ func TestRuleFilesResolved(t *testing.T) {
 	}
 	if n := UserRuleName(got[0]); n != "user-a.yml" {
 		t.Errorf("UserRuleName = %q", n)
+	}
+}
+
+// What the file says is told apart from defaults, so that deploy lets the
+// inventory win over the ssh config and the ssh config over defaults.
+func TestSSHWrittenAndDefaults(t *testing.T) {
+	t.Setenv("HOME", "/home/tester")
+	text := strings.Replace(base, `address = "10.0.0.2"`, "address = \"10.0.0.2\"\nssh_port = 2222\njump = \"b\"", 1)
+	inv, err := parseTest(t, text, LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{
+		"ssh.user": true, "ssh.port": false, "ssh.jump": false, "ssh.identity_files": false,
+		"hosts.1.ssh_port": true, "hosts.1.jump": true, "hosts.0.ssh_port": false, "hosts.1.ssh_user": false,
+	} {
+		if got := inv.Written(key); got != want {
+			t.Errorf("Written(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if inv.SSH.UseSSHConfig == nil || !*inv.SSH.UseSSHConfig {
+		t.Errorf("use_ssh_config defaults to %v, want true", inv.SSH.UseSSHConfig)
+	}
+	if inv.SSH.ConfigFile != "/home/tester/.ssh/config" {
+		t.Errorf("config_file defaults to %q", inv.SSH.ConfigFile)
+	}
+	if inv.Hosts[0].SSHPort != DefaultSSHPort || inv.Hosts[1].SSHPort != 2222 {
+		t.Errorf("ssh ports %d, %d", inv.Hosts[0].SSHPort, inv.Hosts[1].SSHPort)
 	}
 }

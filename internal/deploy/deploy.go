@@ -48,6 +48,10 @@ type Session struct {
 	// to; only Reach leaves hosts out.
 	Unreachable map[string]error
 
+	// sudo gives the sudo password, asked at most once per run, also to
+	// hosts dialled after Connect (departing members).
+	sudo *sudoPassword
+
 	me     lock.Holder
 	locked []string
 	// keepEvery is how often the locks are refreshed while held, well
@@ -71,7 +75,11 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	if err := sec.Save(); err != nil {
 		return nil, err
 	}
-	cfgs := sshConfigs(inv)
+	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
+	cfgs, err := sshConfigs(inv, sudo)
+	if err != nil {
+		return nil, err
+	}
 	clients, err := remote.DialAll(ctx, cfgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
@@ -81,6 +89,7 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 		conns[name] = Conn{c}
 	}
 	s := New(inv, rs, sec, conns, out)
+	s.sudo = sudo
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
 }
@@ -91,7 +100,11 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 // nothing of ours to show), and keeps going without the hosts it cannot
 // reach: they are in Session.Unreachable, for the caller to report.
 func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
-	cfgs := sshConfigs(inv)
+	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
+	cfgs, err := sshConfigs(inv, sudo)
+	if err != nil {
+		return nil, err
+	}
 	for i := range cfgs {
 		cfgs[i].AcceptNew = false
 	}
@@ -104,23 +117,49 @@ func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io
 		conns[name] = Conn{c}
 	}
 	s := New(inv, rs, nil, conns, out)
+	s.sudo = sudo
 	s.Unreachable = failed
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
 }
 
 // sshConfigs says how to reach each host of the inventory, in its order.
-func sshConfigs(inv *inventory.Inventory) []remote.Config {
-	cfgs := make([]remote.Config, 0, len(inv.Hosts))
-	for _, h := range inv.Hosts {
-		cfgs = append(cfgs, sshConfig(inv, h))
+func sshConfigs(inv *inventory.Inventory, sudo *sudoPassword) ([]remote.Config, error) {
+	sc, err := loadSSHConfig(inv)
+	if err != nil {
+		return nil, err
 	}
-	return cfgs
+	cfgs := make([]remote.Config, 0, len(inv.Hosts))
+	var errs []error
+	for i, h := range inv.Hosts {
+		cfg, err := sshConfig(inv, sc, h, i)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cfg.SudoPassword = sudo.get
+		cfgs = append(cfgs, cfg)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w\nnothing was changed on any host", errors.Join(errs...))
+	}
+	return cfgs, nil
 }
 
-// sshConfig is how natsdeploy reaches h: the inventory's [ssh] section
-// with the host's own overrides.
-func sshConfig(inv *inventory.Inventory, h inventory.Host) remote.Config {
+// loadSSHConfig reads the ssh config the inventory names, or none.
+func loadSSHConfig(inv *inventory.Inventory) (*remote.SSHConfig, error) {
+	s := inv.SSH
+	// nil: an Inventory built without Load, which names no file either.
+	if (s.UseSSHConfig != nil && !*s.UseSSHConfig) || s.ConfigFile == "" {
+		return nil, nil
+	}
+	return remote.LoadSSHConfig(s.ConfigFile)
+}
+
+// sshConfig is how natsdeploy reaches h, the i-th host of the inventory
+// (-1: a host no longer in it): the host's own settings, else [ssh]'s,
+// else the ssh config's, else the defaults.
+func sshConfig(inv *inventory.Inventory, sc *remote.SSHConfig, h inventory.Host, i int) (remote.Config, error) {
 	user, port := inv.SSH.User, inv.SSH.Port
 	if h.SSHUser != "" {
 		user = h.SSHUser
@@ -128,7 +167,19 @@ func sshConfig(inv *inventory.Inventory, h inventory.Host) remote.Config {
 	if h.SSHPort != 0 {
 		port = h.SSHPort
 	}
-	return remote.Config{
+	hostKey := func(k string) string { return fmt.Sprintf("hosts.%d.%s", i, k) }
+	written := func(k string) bool { return inv.Written("ssh."+k) || (i >= 0 && inv.Written(hostKey(k))) }
+	jump := inv.SSH.Jump
+	if i >= 0 && inv.Written(hostKey("jump")) {
+		jump = h.Jump
+	}
+	given := remote.Given{
+		User:          inv.Written("ssh.user") || (i >= 0 && inv.Written(hostKey("ssh_user"))),
+		Port:          inv.Written("ssh.port") || (i >= 0 && inv.Written(hostKey("ssh_port"))),
+		IdentityFiles: inv.Written("ssh.identity_files"),
+		Jump:          written("jump"),
+	}
+	cfg := remote.Config{
 		Host:          h.Name,
 		Address:       h.Address,
 		Port:          port,
@@ -139,6 +190,15 @@ func sshConfig(inv *inventory.Inventory, h inventory.Host) remote.Config {
 		AcceptNew:     inv.SSH.AcceptNewHostKeys,
 		Timeout:       inv.SSH.ConnectTimeout.D(),
 	}
+	if given.Jump {
+		hops, err := remote.ParseJump(jump)
+		if err != nil {
+			// Load refuses this already; an Inventory built otherwise may not.
+			return cfg, fmt.Errorf("host %s: jump: %w", h.Name, err)
+		}
+		cfg.Jump = hops
+	}
+	return sc.Apply(cfg, given)
 }
 
 // OpenSecrets opens the inventory's secrets file with every slot the roles

@@ -60,17 +60,36 @@ func DescribeDepartures(ds []role.Departure) string {
 	return b.String()
 }
 
+// dialDeparted reaches a member no longer in the inventory the way the
+// inventory's [ssh] section and the ssh config say.
+func dialDeparted(ctx context.Context, inv *inventory.Inventory, sc *remote.SSHConfig, sudo *sudoPassword, d role.Departure) (*remote.Client, error) {
+	cfg, err := sshConfig(inv, sc, inventory.Host{Name: d.Name, Address: d.Address}, -1)
+	if err != nil {
+		return nil, err
+	}
+	cfg.SudoPassword = sudo.get
+	return remote.Dial(ctx, cfg)
+}
+
 // RemoveDeparted takes the departing members out, role by role: it checks
 // that nothing would be lost (refusing before any change), stops and
 // disables their services over SSH, and has the role move their data to
 // the members left. Their files and data stay on them.
 func (s *Session) RemoveDeparted(ctx context.Context, ds []role.Departure) error {
 	extra := map[string]apply.Conn{}
+	sc, err := loadSSHConfig(s.Inv)
+	if err != nil {
+		return err
+	}
+	sudo := s.sudo
+	if sudo == nil {
+		sudo = newSudoPassword(s.Inv.SSH.SudoPasswordEnv)
+	}
 	for _, d := range ds {
 		if d.Address == "" || extra[d.Name] != nil {
 			continue
 		}
-		c, err := remote.Dial(ctx, sshConfig(s.Inv, inventory.Host{Name: d.Name, Address: d.Address}))
+		c, err := dialDeparted(ctx, s.Inv, sc, sudo, d)
 		if err != nil {
 			s.Logf(d.Name, "cannot reach it: %v", err)
 			continue

@@ -12,9 +12,10 @@
 // key is an explicit choice (Config.AcceptNew, like OpenSSH's accept-new); a
 // changed key is always refused.
 //
-// A non-root user must have passwordless sudo; every command is then run
-// through `sudo -n`. Dial checks this once, so a run fails before it changes
-// anything on any host.
+// A non-root user must have passwordless sudo, or a sudo password given
+// through Config.SudoPassword; every command is then run through `sudo -n`,
+// or `sudo -S` with the password on stdin. Dial checks this once, so a run
+// fails before it changes anything on any host.
 //
 // Every command runs under /bin/sh in a small wrapper (see Client.Run)
 // so that cancelling a Run stops the command and all its children on the
@@ -25,17 +26,21 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -59,8 +64,8 @@ type Config struct {
 	Address string
 	// Port defaults to 22.
 	Port int
-	// User is the login user. If it is not root (uid 0) it needs
-	// passwordless sudo.
+	// User is the login user. If it is not root (uid 0) it needs sudo:
+	// passwordless, or with a password from SudoPassword.
 	User string
 	// IdentityFiles are unencrypted private keys to offer, after the
 	// agent's keys. An encrypted key is an error unless an agent is in use
@@ -85,6 +90,17 @@ type Config struct {
 	// commands on a host that vanished fail instead of hanging forever.
 	// Default 15s; negative disables.
 	KeepAlive time.Duration
+	// SudoPassword, when set, gives the sudo password of a non-root User
+	// whose sudo asks for one (sudo -n true fails). It is called at most
+	// once per Dial, not under the dial's timeout (it may prompt), and only
+	// after passwordless sudo was found missing. nil: passwordless sudo is
+	// required.
+	SudoPassword func(host, user string) ([]byte, error)
+	// Jump lists the jump hosts to go through, first dialled first
+	// (OpenSSH's ProxyJump). A hop without a user logs in as User, without
+	// a port on 22. Each hop's key is checked against KnownHosts and each
+	// hop is offered the same keys as the host.
+	Jump []Hop
 	// MaxSessions caps concurrent command sessions on the connection.
 	// OpenSSH refuses more than MaxSessions (default 10) per connection,
 	// and the SFTP client holds one. Default 8.
@@ -110,6 +126,17 @@ func (c Config) withDefaults() Config {
 		c.MaxSessions = DefaultMaxSessions
 	}
 	c.KnownHosts = expandHome(c.KnownHosts)
+	// A copy: hops are filled in here, and the caller's slice may be
+	// shared by every host of an inventory.
+	c.Jump = slices.Clone(c.Jump)
+	for i := range c.Jump {
+		if c.Jump[i].User == "" {
+			c.Jump[i].User = c.User
+		}
+		if c.Jump[i].Port == 0 {
+			c.Jump[i].Port = DefaultPort
+		}
+	}
 	return c
 }
 
@@ -141,6 +168,11 @@ type Client struct {
 	cfg  Config
 	ssh  *ssh.Client
 	root bool
+	// sudoPass is the sudo password when sudo wants one (nil: it does
+	// not). It is only ever written to sudo's stdin.
+	sudoPass []byte
+	// release gives back the jump host connections this one runs over.
+	release func()
 
 	sessions chan struct{} // semaphore, see Config.MaxSessions
 
@@ -159,14 +191,63 @@ type Client struct {
 	lost   error // why the connection died, when the keepalive found it dead
 }
 
-// Dial connects to one host, checks its host key, authenticates, and checks
-// that the user is root or has passwordless sudo. The returned Client must
-// be closed.
+// Dial connects to one host, through its jump hosts if it has any, checks
+// its host key, authenticates, and checks that the user is root or has
+// sudo (passwordless, or with the password SudoPassword gives). The
+// returned Client must be closed.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	return dial(ctx, cfg, newJumpPool())
+}
+
+func dial(ctx context.Context, cfg Config, pool *jumpPool) (*Client, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	var via *ssh.Client
+	release := func() {}
+	if len(cfg.Jump) > 0 {
+		var err error
+		via, release, err = pool.get(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", cfg.Host, err)
+		}
+	}
+	sc, err := connect(ctx, cfg, via)
+	if err != nil {
+		release()
+		return nil, err
+	}
+
+	c := &Client{
+		cfg:      cfg,
+		ssh:      sc,
+		release:  release,
+		sessions: make(chan struct{}, cfg.MaxSessions),
+		done:     make(chan struct{}),
+	}
+	if cfg.KeepAlive > 0 {
+		go c.keepAlive(cfg.KeepAlive)
+	}
+	// The probe is bounded like the handshake: a host that authenticates
+	// but then hangs should fail the dial, not stall the run.
+	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	err = c.checkPrivilege(pctx)
+	cancel()
+	if errors.Is(err, errNeedsSudoPassword) {
+		err = c.useSudoPassword(ctx)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// connect opens an SSH connection to cfg's address, directly or, when via
+// is set, through a direct-tcpip channel of that connection (one hop of a
+// jump chain), and checks the host key and authenticates.
+func connect(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, error) {
 	hk, err := newHostKeyChecker(cfg)
 	if err != nil {
 		return nil, err
@@ -178,13 +259,25 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	defer auth.close()
 
 	addr := cfg.addr()
-	d := net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	var conn net.Conn
+	if via != nil {
+		conn, err = via.DialContext(dctx, "tcp", addr)
+	} else {
+		d := net.Dialer{KeepAlive: 30 * time.Second}
+		conn, err = d.DialContext(dctx, "tcp", addr)
+	}
+	cancel()
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("host %s: connect to %s: %w", cfg.Host, addr, ctxErr)
 		}
-		return nil, fmt.Errorf("host %s: cannot reach %s: %w", cfg.Host, addr, err)
+		through := ""
+		if n := len(cfg.Jump); via != nil && n > 0 {
+			// The jump host said no: the fix is on its side of the network.
+			through = " through jump host " + cfg.Jump[n-1].String()
+		}
+		return nil, fmt.Errorf("host %s: cannot reach %s%s: %w", cfg.Host, addr, through, err)
 	}
 
 	sc := &ssh.ClientConfig{
@@ -194,12 +287,15 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		HostKeyAlgorithms: hk.algorithms(),
 		Timeout:           cfg.Timeout,
 	}
-	// The handshake has no timeout of its own: bound it with a deadline on
-	// the socket, and abort it when ctx ends.
-	_ = conn.SetDeadline(time.Now().Add(cfg.Timeout))
+	// The handshake has no timeout of its own, and a connection through a
+	// jump host takes no deadline: bound it by closing the connection when
+	// the time is up, and abort it when ctx ends.
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(cfg.Timeout, func() { timedOut.Store(true); conn.Close() })
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, sc)
 	stopped := stop()
+	timer.Stop()
 	if err != nil {
 		conn.Close()
 		if hkErr := hk.err(); hkErr != nil {
@@ -212,34 +308,17 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("host %s: ssh authentication as %s failed (tried: %s): %w",
 				cfg.Host, cfg.User, auth.describe(), err)
 		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if timedOut.Load() {
 			return nil, fmt.Errorf("host %s: ssh handshake with %s timed out after %s: %w", cfg.Host, addr, cfg.Timeout, err)
 		}
 		return nil, fmt.Errorf("host %s: ssh handshake with %s: %w", cfg.Host, addr, err)
 	}
-	_ = conn.SetDeadline(time.Time{})
-
-	c := &Client{
-		cfg:      cfg,
-		ssh:      ssh.NewClient(cc, chans, reqs),
-		sessions: make(chan struct{}, cfg.MaxSessions),
-		done:     make(chan struct{}),
-	}
-	if cfg.KeepAlive > 0 {
-		go c.keepAlive(cfg.KeepAlive)
-	}
-	// The probe is bounded like the handshake: a host that authenticates
-	// but then hangs should fail the dial, not stall the run.
-	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	err = c.checkPrivilege(pctx)
-	cancel()
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
+	return ssh.NewClient(cc, chans, reqs), nil
 }
+
+// errNeedsSudoPassword is checkPrivilege's word that sudo wants a password
+// and Config.SudoPassword can give one.
+var errNeedsSudoPassword = errors.New("sudo wants a password")
 
 // checkPrivilege finds out whether the login user is root and, if not,
 // whether it may run sudo without a password. Two plain commands rather
@@ -270,7 +349,69 @@ func (c *Client) checkPrivilege(ctx context.Context) error {
 		return fmt.Errorf("host %s: user %s is not root and sudo is not installed (%s); log in as root or install sudo with a NOPASSWD rule for %s",
 			c.cfg.Host, c.cfg.User, said, c.cfg.User)
 	}
+	if c.cfg.SudoPassword != nil {
+		return errNeedsSudoPassword
+	}
 	return fmt.Errorf("host %s: user %s needs passwordless sudo: sudo said: %s", c.cfg.Host, c.cfg.User, said)
+}
+
+// useSudoPassword gets the sudo password and checks that sudo takes it.
+// The password goes to sudo on stdin only (sudo -S), never on a command
+// line, where the host's process list and our error messages would show it.
+func (c *Client) useSudoPassword(ctx context.Context) error {
+	// Not under the dial's timeout: a person may be typing it.
+	pw, err := c.cfg.SudoPassword(c.cfg.Host, c.cfg.User)
+	if err != nil {
+		return fmt.Errorf("host %s: user %s needs a sudo password: %w", c.cfg.Host, c.cfg.User, err)
+	}
+	if len(pw) == 0 || bytes.ContainsAny(pw, "\r\n") {
+		return fmt.Errorf("host %s: the sudo password for %s is empty or has a line break; sudo reads one line", c.cfg.Host, c.cfg.User)
+	}
+	c.sudoPass = pw
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	res, err := c.run(pctx, "exec "+sudoWithPassword+"true", "sudo -S true", c.withSudoPassword(nil))
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		return &opError{host: c.cfg.Host, op: "check the sudo password of " + c.cfg.User, err: err}
+	}
+	said := redact(strings.TrimSpace(string(res.Stderr)), pw)
+	if said == "" {
+		said = fmt.Sprintf("exit status %d", res.ExitCode)
+	}
+	return fmt.Errorf("host %s: sudo refused the password given for %s: sudo said: %s; check the password (sudo_password_env in [ssh], or the one typed)",
+		c.cfg.Host, c.cfg.User, said)
+}
+
+// sudoWithPassword runs a command with the password read from stdin's
+// first line. -k ignores cached credentials so that sudo always reads that
+// line: if it skipped it, the command would read the password as its input.
+// An empty -p prompt keeps the prompt out of stderr.
+const sudoWithPassword = "sudo -k -S -p '' -- "
+
+// withSudoPassword puts the sudo password line before a command's stdin.
+// sudo reads its password a byte at a time, so the rest is left for the
+// command.
+func (c *Client) withSudoPassword(stdin io.Reader) io.Reader {
+	if c.sudoPass == nil {
+		return stdin
+	}
+	line := append(bytes.Clone(c.sudoPass), '\n')
+	if stdin == nil {
+		return bytes.NewReader(line)
+	}
+	return io.MultiReader(bytes.NewReader(line), stdin)
+}
+
+// redact hides the password should some sudo echo it back.
+func redact(s string, pw []byte) string {
+	if len(pw) == 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, string(pw), "[sudo password]")
 }
 
 // keepAlive probes the connection; when the peer stops answering (host
@@ -345,6 +486,7 @@ func (c *Client) Close() error {
 		}
 		c.sftpMu.Unlock()
 		err := c.ssh.Close()
+		c.release()
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			c.closeErr = fmt.Errorf("host %s: close connection: %w", c.cfg.Host, err)
 		}
@@ -415,6 +557,7 @@ func DialSome(ctx context.Context, cfgs []Config) (clients map[string]*Client, f
 
 	got := make([]*Client, len(cfgs))
 	errs := make([]error, len(cfgs))
+	pool := newJumpPool()
 	sem := make(chan struct{}, maxParallelDials)
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
@@ -428,7 +571,7 @@ func DialSome(ctx context.Context, cfgs []Config) (clients map[string]*Client, f
 				errs[i] = fmt.Errorf("host %s: connect: %w", cfg.Host, ctx.Err())
 				return
 			}
-			got[i], errs[i] = Dial(ctx, cfg)
+			got[i], errs[i] = dial(ctx, cfg, pool)
 		}()
 	}
 	wg.Wait()

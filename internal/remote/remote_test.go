@@ -594,13 +594,19 @@ func TestRunConcurrentOneConnection(t *testing.T) {
 // started: with sudo, the signal reaches sudo, which passes it to a shell
 // that would die and leave its children running.
 func TestRunCancel(t *testing.T) {
-	for _, mode := range []string{"root", "sudo"} {
+	for _, mode := range []string{"root", "sudo", "sudo with a password"} {
 		t.Run(mode, func(t *testing.T) {
 			var opts []serverOpt
-			if mode == "sudo" {
+			switch mode {
+			case "sudo":
 				opts = append(opts, asNonRoot())
+			case "sudo with a password":
+				opts = append(opts, withSudoPassword(sudoPW))
 			}
 			f := newFixture(t, opts...)
+			if mode == "sudo with a password" {
+				f.cfg.SudoPassword = func(string, string) ([]byte, error) { return []byte(sudoPW), nil }
+			}
 			c := f.dial(t)
 			marker := fmt.Sprintf("30.%d", time.Now().UnixNano()%1000000)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -713,13 +719,19 @@ func statFile(t *testing.T, name string) (fs.FileMode, uint32, uint64) {
 }
 
 func TestUpload(t *testing.T) {
-	for _, mode := range []string{"root", "sudo"} {
+	for _, mode := range []string{"root", "sudo", "sudo with a password"} {
 		t.Run(mode, func(t *testing.T) {
 			var opts []serverOpt
-			if mode == "sudo" {
+			switch mode {
+			case "sudo":
 				opts = append(opts, asNonRoot())
+			case "sudo with a password":
+				opts = append(opts, withSudoPassword(sudoPW))
 			}
 			f := newFixture(t, opts...)
+			if mode == "sudo with a password" {
+				f.cfg.SudoPassword = func(string, string) ([]byte, error) { return []byte(sudoPW), nil }
+			}
 			c := f.dial(t)
 			ctx := context.Background()
 			dir := filepath.Join(f.srv.home, "etc", "nats")

@@ -77,7 +77,7 @@ func tail(s string, n int) string {
 // and its session is closed; Run then returns ctx's error.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
 	tag := runTag()
-	res, err := c.run(ctx, c.wrap(cmd, tag), cmd, stdin)
+	res, err := c.run(ctx, c.wrap(cmd, tag), cmd, c.withSudoPassword(stdin))
 	var ce *cancelledError
 	if errors.As(err, &ce) {
 		c.killTagged(tag)
@@ -109,6 +109,9 @@ func (c *Client) wrap(cmd, tag string) string {
 	w := "sh -c " + shell.Quote(groupWrapper) + " " + shell.Quote(tag) + " " + shell.Quote(cmd)
 	if c.root {
 		return "exec " + w
+	}
+	if c.sudoPass != nil {
+		return "exec " + sudoWithPassword + w
 	}
 	return "exec sudo -n -- " + w
 }
@@ -143,7 +146,7 @@ func (c *Client) killTagged(tag string) {
 	id := strings.TrimPrefix(tag, tagPrefix)
 	script := `t=` + strings.TrimSuffix(tagPrefix, ":") + `; t="$t:` + id + `"; ` +
 		`for d in /proc/[0-9]*; do grep -qzxF -e "$t" "$d/cmdline" 2>/dev/null && kill -TERM "${d#/proc/}" 2>/dev/null; done; exit 0`
-	_, _ = c.run(ctx, c.wrap(script, runTag()), "stop cancelled command", nil)
+	_, _ = c.run(ctx, c.wrap(script, runTag()), "stop cancelled command", c.withSudoPassword(nil))
 }
 
 // AsUser returns a command line that runs cmd as another user (say the

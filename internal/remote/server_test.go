@@ -28,7 +28,8 @@ import (
 // testServer is an in-process SSH server on 127.0.0.1 for the tests. It
 // runs "exec" requests with /bin/sh -c on this machine (in its home
 // directory), serves the "sftp" subsystem with pkg/sftp, and forwards
-// direct-tcpip channels to loopback addresses only. It records what it was
+// direct-tcpip channels to loopback addresses only, so that it can be the
+// jump host in front of another test server. It records what it was
 // asked to do.
 type testServer struct {
 	t        *testing.T
@@ -43,9 +44,10 @@ type testServer struct {
 	mu          sync.Mutex
 	commands    []string
 	tunnels     []string
-	conns       int // accepted connections, ever
-	open        int // connections still open
-	sessions    int // exec/sftp sessions open now
+	users       []string // login user of each connection, in order
+	conns       int      // accepted connections, ever
+	open        int      // connections still open
+	sessions    int      // exec/sftp sessions open now
 	maxSessions int
 	live        map[*ssh.ServerConn]bool
 	pgroups     []int // of every command, killed at Close so no test leaks a process
@@ -80,6 +82,25 @@ func withoutSudoRight() serverOpt {
 	return func(s *testServer) {
 		asNonRoot()(s)
 		s.writeBin("sudo", `echo "sudo: a password is required" >&2; exit 1`)
+	}
+}
+
+// withSudoPassword makes the fake sudo want a password: `sudo -n` fails as
+// a real one does, and `sudo -k -S` with an empty prompt reads one line of stdin and runs
+// its command only if that line is pw, leaving the rest of stdin to it.
+func withSudoPassword(pw string) serverOpt {
+	return func(s *testServer) {
+		asNonRoot()(s)
+		if err := os.WriteFile(filepath.Join(s.bin, "sudo.pw"), []byte(pw+"\n"), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		s.writeBin("sudo", `if [ "$1" = -n ]; then echo "sudo: a password is required" >&2; exit 1; fi
+[ "$1" = -k ] && [ "$2" = -S ] && [ "$3" = -p ] && [ "$4" = "" ] && [ "$5" = -- ] || { echo "sudo: test: unexpected arguments" >&2; exit 2; }
+shift 5
+IFS= read -r want < "$(dirname "$0")/sudo.pw"
+IFS= read -r got || { echo "sudo: no password was provided" >&2; exit 1; }
+[ "$got" = "$want" ] || { echo "sudo: 1 incorrect password attempt" >&2; exit 1; }
+exec "$@"`)
 	}
 }
 
@@ -172,6 +193,7 @@ func (s *testServer) serveConn(c net.Conn, cfg *ssh.ServerConfig) {
 	s.mu.Lock()
 	s.conns++
 	s.open++
+	s.users = append(s.users, sc.User())
 	s.live[sc] = true
 	s.mu.Unlock()
 	defer func() {
@@ -352,6 +374,20 @@ func (s *testServer) recorded() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.commands...)
+}
+
+// tunnelled returns the targets of the direct-tcpip channels opened so
+// far: what a jump host was asked to forward to.
+func (s *testServer) tunnelled() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.tunnels...)
+}
+
+func (s *testServer) logins() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.users...)
 }
 
 func (s *testServer) stats() (conns, open, maxSessions int) {
