@@ -113,7 +113,15 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 	d := &decoder{defined: map[string]bool{}, bad: map[string]bool{}}
 	d.table("", tree, reflect.ValueOf(inv).Elem())
 
-	v := &validator{inv: inv, defined: d.defined, bad: d.bad, opts: opts}
+	v := &validator{inv: inv, defined: d.defined, bad: d.bad, opts: opts, explicitEmptyUser: map[string]bool{}}
+	if d.defined["ssh.user"] && inv.SSH.User == "" {
+		v.explicitEmptyUser["ssh.user"] = true
+	}
+	for i, h := range inv.Hosts {
+		if k := keyPath("hosts", i, "ssh_user"); d.defined[k] && h.SSHUser == "" {
+			v.explicitEmptyUser[k] = true
+		}
+	}
 	v.defaults()
 	v.validate()
 
