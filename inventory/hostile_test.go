@@ -102,3 +102,13 @@ func TestWrongTypedPasswordNotShown(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Found by FuzzLoad: the parser's message can quote a newline of the
+// file, which split one problem over two lines, the second without the
+// file's name.
+func TestSyntaxErrorStaysOneLine(t *testing.T) {
+	_, err := parseTest(t, "0.0.0.0={0=[{0=0b\n000", LoadOptions{SkipFileChecks: true})
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "t.toml:1: ") || !strings.Contains(err.Error(), `'0b\n'`) {
+		t.Fatalf("got %q", err)
+	}
+}

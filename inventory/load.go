@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -165,7 +167,7 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 	if _, err := toml.Decode(string(data), &tree); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			msg := pe.Message + "; fix the TOML syntax"
+			msg := oneLine(pe.Message) + "; fix the TOML syntax"
 			if holdsSecret(data, pe.Position.Line) {
 				msg = "not valid TOML (the parser's words are not shown: they may quote a password on this line); fix the TOML syntax"
 			}
@@ -201,6 +203,7 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 		return inv, nil
 	}
 	for i := range probs.List {
+		probs.List[i].Msg = oneLine(probs.List[i].Msg)
 		probs.List[i].File = path
 		probs.List[i].Line = inv.Line(probs.List[i].Key)
 	}
@@ -414,4 +417,23 @@ func holdsSecret(data []byte, line int) bool {
 		}
 	}
 	return false
+}
+
+// oneLine escapes control characters (newlines above all) in a message,
+// which may quote the file's text: each problem stays one line that starts
+// with file:line, however the file is written.
+func oneLine(msg string) string {
+	if !strings.ContainsFunc(msg, unicode.IsControl) {
+		return msg
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
