@@ -22,7 +22,6 @@ const (
 func natsKV(kv string) (string, string) { return natsAt, natsAt + "\n" + kv }
 func sshKV(kv string) (string, string)  { return sshAt, sshAt + "\n" + kv }
 func host1(kv string) (string, string)  { return host1At, host1At + "\n" + kv }
-func devKV(kv string) (string, string)  { return devAt, devAt + "\n  " + kv }
 func promKV(kv string) (string, string) { return promAt, promAt + "\n" + kv }
 
 // TestCatalogueOfBadInventories: each bad inventory, a small edit of the
