@@ -161,19 +161,34 @@ func (v *validator) checkSSH() {
 			v.add(key, "%s is a public key; name the private key file (without .pub)", f)
 			continue
 		}
-		fh, err := os.Open(f)
+		// Stat before opening: opening a FIFO would block.
+		fi, err := os.Stat(f)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			v.add(key, "identity file %s does not exist; fix the path or create a key with ssh-keygen -t ed25519 -f %s", f, f)
+			continue
 		case err != nil:
 			v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
-		default:
-			fi, err := fh.Stat()
-			fh.Close()
-			if err == nil && fi.IsDir() {
-				v.add(key, "identity file %s is a directory; name the private key file", f)
-			}
+			continue
+		case fi.IsDir():
+			v.add(key, "identity file %s is a directory; name the private key file", f)
+			continue
+		case !fi.Mode().IsRegular():
+			v.add(key, "identity file %s is not a regular file; name the private key file", f)
+			continue
+		case fi.Mode().Perm()&0o077 != 0:
+			// OpenSSH refuses such a key ("UNPROTECTED PRIVATE KEY FILE"):
+			// anyone on this machine may have copied it.
+			v.add(key, "identity file %s has mode %04o, so other users can read the private key; run chmod 600 %s (and consider the key compromised)",
+				f, fi.Mode().Perm(), f)
+			continue
 		}
+		fh, err := os.Open(f)
+		if err != nil {
+			v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
+			continue
+		}
+		fh.Close()
 	}
 	fi, err := os.Stat(s.KnownHosts)
 	switch {
@@ -226,6 +241,18 @@ func (v *validator) checkNATS() {
 	n := &v.inv.NATS
 	v.checkVersion(n.Version)
 
+	if *n.DownloadURL == "" && !v.opts.SkipFileChecks {
+		// Offline, the release files can only come from artifact_dir: a
+		// missing one would otherwise be found only after connecting.
+		switch fi, err := os.Stat(n.ArtifactDir); {
+		case errors.Is(err, fs.ErrNotExist):
+			v.add("nats.artifact_dir", "%s does not exist, and download_url = \"\" leaves it the only source of release files; create it with the release files in it, fix the path, or set download_url", n.ArtifactDir)
+		case err != nil:
+			v.add("nats.artifact_dir", "%s cannot be read (%v)", n.ArtifactDir, unwrapPathError(err))
+		case !fi.IsDir():
+			v.add("nats.artifact_dir", "%s is not a directory; name the folder that holds the release files", n.ArtifactDir)
+		}
+	}
 	if u := *n.DownloadURL; u != "" {
 		pu, err := url.Parse(u)
 		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -110,6 +111,14 @@ func TestValidation(t *testing.T) {
 	}
 	knownHosts := filepath.Join(tmp, "known_hosts")
 	if err := os.WriteFile(knownHosts, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openKey := filepath.Join(tmp, "id_open")
+	if err := os.WriteFile(openKey, []byte("key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifoKey := filepath.Join(tmp, "id_fifo")
+	if err := syscall.Mkfifo(fifoKey, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rules := filepath.Join(tmp, "alerts", "my.rules.yml")
@@ -1375,6 +1384,40 @@ func TestValidation(t *testing.T) {
 			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\naccept_new_host_keys = true", tmp)},
 			at:         "identity_files",
 			want:       "ssh.identity_files[0]: identity file " + tmp + " is a directory; name the private key file",
+			fileChecks: true,
+		},
+		{
+			name:       "identity file others can read (issue 9)",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\nknown_hosts = %q", openKey, knownHosts)},
+			at:         "identity_files",
+			want:       "ssh.identity_files[0]: identity file " + openKey + " has mode 0644, so other users can read the private key; run chmod 600 " + openKey,
+			fileChecks: true,
+		},
+		{
+			// Opening a FIFO would block: refused from its Stat.
+			name:       "identity file is a FIFO",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\nknown_hosts = %q", fifoKey, knownHosts)},
+			at:         "identity_files",
+			want:       "ssh.identity_files[0]: identity file " + fifoKey + " is not a regular file",
+			fileChecks: true,
+		},
+		{
+			name:       "offline without the artifact dir (issue 9)",
+			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.9\"\ndownload_url = \"\"\nartifact_dir = %q", filepath.Join(tmp, "no-artifacts")), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
+			at:         "artifact_dir",
+			want:       "nats.artifact_dir: " + filepath.Join(tmp, "no-artifacts") + ` does not exist, and download_url = "" leaves it the only source`,
+			fileChecks: true,
+		},
+		{
+			name:       "offline with an artifact dir that is a file",
+			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.9\"\ndownload_url = \"\"\nartifact_dir = %q", knownHosts), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
+			at:         "artifact_dir",
+			want:       "nats.artifact_dir: " + knownHosts + " is not a directory",
+			fileChecks: true,
+		},
+		{
+			name:       "offline with the artifact dir",
+			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.9\"\ndownload_url = \"\"\nartifact_dir = %q", tmp), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
 			fileChecks: true,
 		},
 		{

@@ -91,6 +91,7 @@ func TestCatalogueOfBadInventories(t *testing.T) {
 		{name: "connect timeout 0", old: sshAt, new: `connect_timeout = "0s"`, at: "connect_timeout", key: "ssh.connect_timeout", word: "more than 0"},
 		{name: "identity file missing", old: `identity_files = ["../.lab/id_ed25519"]`, new: `identity_files = ["/nonexistent/id_ed25519"]`, at: "identity_files", key: "ssh.identity_files[0]", word: "does not exist"},
 		{name: "identity file public", old: `identity_files = ["../.lab/id_ed25519"]`, new: `identity_files = ["/nonexistent/id_ed25519.pub"]`, at: "identity_files", key: "ssh.identity_files[0]", word: "public key"},
+		{name: "offline without the artifact dir", old: `artifact_dir = "../.lab/artifacts"`, new: `artifact_dir = "/nonexistent/artifacts"`, at: "artifact_dir = \"/nonexistent", key: "nats.artifact_dir", word: "does not exist"},
 		{name: "known_hosts missing", old: `known_hosts = "../.lab/known_hosts"`, new: `known_hosts = "/nonexistent/known_hosts"`, at: "known_hosts", key: "ssh.known_hosts", word: "does not exist"},
 		// [[hosts]].
 		{name: "IPv4-mapped address of another host", old: `address = "172.31.253.12"`, new: `address = "::ffff:172.31.253.11"`, at: "::ffff:", key: "hosts[1].address", word: "also used by hosts[0]"},
@@ -199,5 +200,19 @@ func TestInventoryNotAFileExitsTwo(t *testing.T) {
 		if code != 2 || !strings.Contains(out, p) || !strings.Contains(out, "not a file") {
 			t.Errorf("plan %s: exit %d, want 2 naming it:\n%s", p, code, out)
 		}
+	}
+}
+
+// A private key others can read is refused before it is offered, as
+// OpenSSH would: exit 2, its path and the chmod to run.
+func TestReadableIdentityFileExitsTwo(t *testing.T) {
+	inv := labWith(t, "", "")
+	key := filepath.Join(filepath.Dir(inv), "id_ed25519")
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run("plan", inv)
+	if code != 2 || !strings.Contains(out, "ssh.identity_files[0]: identity file "+key+" has mode 0644") || !strings.Contains(out, "chmod 600 "+key) {
+		t.Fatalf("exit %d, want 2 naming the key and the chmod:\n%s", code, out)
 	}
 }
