@@ -201,6 +201,9 @@ func (v *validator) checkSSH() {
 		v.add("ssh.known_hosts", "known_hosts file %s cannot be read (%v)", s.KnownHosts, unwrapPathError(err))
 	case fi.IsDir():
 		v.add("ssh.known_hosts", "%s is a directory; name the known_hosts file", s.KnownHosts)
+	case !fi.Mode().IsRegular():
+		// Reading a FIFO when connecting would block until a writer comes.
+		v.add("ssh.known_hosts", "%s is not a regular file; name the known_hosts file", s.KnownHosts)
 	}
 }
 

@@ -1402,6 +1402,13 @@ func TestValidation(t *testing.T) {
 			fileChecks: true,
 		},
 		{
+			name:       "known_hosts is a FIFO",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", fifoKey)},
+			at:         "known_hosts",
+			want:       "ssh.known_hosts: " + fifoKey + " is not a regular file; name the known_hosts file",
+			fileChecks: true,
+		},
+		{
 			name:       "offline without the artifact dir (issue 9)",
 			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.9\"\ndownload_url = \"\"\nartifact_dir = %q", filepath.Join(tmp, "no-artifacts")), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
 			at:         "artifact_dir",
