@@ -254,6 +254,15 @@ func (v *validator) checkNATS() {
 			v.add("nats.artifact_dir", "%s cannot be read (%v)", n.ArtifactDir, unwrapPathError(err))
 		case !fi.IsDir():
 			v.add("nats.artifact_dir", "%s is not a directory; name the folder that holds the release files", n.ArtifactDir)
+		case versionRe.MatchString(n.Version):
+			// Nothing can be downloaded, so a version without files there
+			// is one that cannot be deployed (a typo, or files not yet
+			// mirrored), which would otherwise show only after connecting.
+			rel := filepath.Join(n.ArtifactDir, "nats-server", "v"+n.Version)
+			if fi, err := os.Stat(rel); err != nil || !fi.IsDir() {
+				v.add("nats.version", "%s has no release files in %s, and download_url = \"\" allows no download; put the release there (tarball and SHA256SUMS), fix the version, or set download_url",
+					n.Version, rel)
+			}
 		}
 	}
 	if u := *n.DownloadURL; u != "" {

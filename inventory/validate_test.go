@@ -113,6 +113,9 @@ func TestValidation(t *testing.T) {
 	if err := os.WriteFile(knownHosts, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Join(tmp, "nats-server", "v2.14.9"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	openKey := filepath.Join(tmp, "id_open")
 	if err := os.WriteFile(openKey, []byte("key"), 0o644); err != nil {
 		t.Fatal(err)
@@ -1425,6 +1428,13 @@ func TestValidation(t *testing.T) {
 		{
 			name:       "offline with the artifact dir",
 			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.9\"\ndownload_url = \"\"\nartifact_dir = %q", tmp), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
+			fileChecks: true,
+		},
+		{
+			name:       "offline with a version the artifact dir lacks (issue 9)",
+			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.8\"\ndownload_url = \"\"\nartifact_dir = %q", tmp), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
+			at:         `version = "2.14.8"`,
+			want:       "nats.version: 2.14.8 has no release files in " + filepath.Join(tmp, "nats-server", "v2.14.8") + `, and download_url = "" allows no download`,
 			fileChecks: true,
 		},
 		{

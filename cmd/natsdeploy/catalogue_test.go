@@ -74,6 +74,7 @@ func TestCatalogueOfBadInventories(t *testing.T) {
 		{name: "memory store 0", old: `max_memory_store = "1GB"`, new: `max_memory_store = 0`, at: "max_memory_store = 0", key: "nats.max_memory_store", word: "more than 0"},
 		{name: "negative log files", old: `log_max_files = 5`, new: `log_max_files = -1`, at: "log_max_files = -1", key: "nats.log_max_files", word: "negative"},
 		// Versions, names, URLs.
+		{name: "offline version not in the artifact dir", old: natsAt, new: `version = "2.14.8"`, at: `version = "2.14.8"`, key: "nats.version", word: "no release files"},
 		{name: "version too old", old: natsAt, new: `version = "2.9.0"`, at: `version = "2.9.0"`, key: "nats.version", word: "too old"},
 		{name: "version with v", old: natsAt, new: `version = "v2.14.9"`, at: `version = "v2.14.9"`, key: "nats.version", word: "without the v"},
 		{name: "version latest", old: natsAt, new: `version = "latest"`, at: `version = "latest"`, key: "nats.version", word: "release version"},
