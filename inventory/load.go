@@ -186,13 +186,20 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 	d := &decoder{defined: map[string]bool{}, bad: map[string]bool{}}
 	d.table("", tree, reflect.ValueOf(inv).Elem())
 
-	v := &validator{inv: inv, defined: d.defined, bad: d.bad, opts: opts, explicitEmptyUser: map[string]bool{}}
-	if d.defined["ssh.user"] && inv.SSH.User == "" {
-		v.explicitEmptyUser["ssh.user"] = true
+	v := &validator{inv: inv, defined: d.defined, bad: d.bad, opts: opts, explicitEmpty: map[string]bool{}}
+	n := &inv.NATS
+	for key, val := range map[string]string{
+		"ssh.user": inv.SSH.User, "ssh.known_hosts": inv.SSH.KnownHosts, "secrets_file": inv.SecretsFile,
+		"nats.cluster_name": n.ClusterName, "nats.route_user": n.RouteUser, "nats.artifact_dir": n.ArtifactDir,
+		"nats.config_dir": n.ConfigDir, "nats.data_dir": n.DataDir, "nats.log_dir": n.LogDir,
+	} {
+		if d.defined[key] && val == "" {
+			v.explicitEmpty[key] = true
+		}
 	}
 	for i, h := range inv.Hosts {
 		if k := keyPath("hosts", i, "ssh_user"); d.defined[k] && h.SSHUser == "" {
-			v.explicitEmptyUser[k] = true
+			v.explicitEmpty[k] = true
 		}
 	}
 	v.defaults()

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +23,13 @@ import (
 type validator struct {
 	inv     *Inventory
 	defined map[string]bool
-	// explicitEmptyUser holds the ssh user keys written as "" in the file,
-	// which defaults() replaces and so would hide.
-	explicitEmptyUser map[string]bool
-	bad               map[string]bool
-	opts              LoadOptions
-	problems          []Problem
+	// explicitEmpty holds the keys written as "" in the file whose empty
+	// value defaults() replaces, and so would hide: "" is a mistake there,
+	// never a wish for the default.
+	explicitEmpty map[string]bool
+	bad           map[string]bool
+	opts          LoadOptions
+	problems      []Problem
 }
 
 func (v *validator) add(key, format string, args ...any) {
@@ -45,7 +48,31 @@ func (v *validator) add(key, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
+// emptyDefaults are the keys whose explicit "" is refused by checkEmpty,
+// with the default that removing the key gives. ssh.user and a host's
+// ssh_user have their own messages.
+var emptyDefaults = map[string]string{
+	"ssh.known_hosts":   DefaultKnownHosts,
+	"secrets_file":      "<inventory name>.secrets.toml beside the inventory",
+	"nats.cluster_name": DefaultClusterName,
+	"nats.route_user":   DefaultRouteUser,
+	"nats.artifact_dir": "~/.cache/natsdeploy/artifacts",
+	"nats.config_dir":   DefaultConfigDir,
+	"nats.data_dir":     DefaultDataDir,
+	"nats.log_dir":      DefaultLogDir,
+}
+
+func (v *validator) checkEmpty() {
+	// In a fixed order, so two on one line are always reported alike.
+	for _, key := range slices.Sorted(maps.Keys(emptyDefaults)) {
+		if v.explicitEmpty[key] {
+			v.add(key, "is empty; write a value, or remove the key to use the default (%s)", emptyDefaults[key])
+		}
+	}
+}
+
 func (v *validator) validate() {
+	v.checkEmpty()
 	v.checkSSH()
 	v.checkNATS()
 	v.checkHosts()
@@ -142,7 +169,7 @@ func PasswordProblem(pw string) string {
 
 func (v *validator) checkSSH() {
 	s := &v.inv.SSH
-	if v.explicitEmptyUser["ssh.user"] {
+	if v.explicitEmpty["ssh.user"] {
 		// defaults() would otherwise make it root without a word.
 		v.add("ssh.user", "is empty; write the remote login name, e.g. user = \"deploy\", or remove the key to log in as %s", DefaultSSHUser)
 	} else if !sshUserRe.MatchString(s.User) {
@@ -533,7 +560,7 @@ func (v *validator) checkHosts() {
 				addrs[machine] = i
 			}
 		}
-		if v.explicitEmptyUser[keyPath(base, "ssh_user")] {
+		if v.explicitEmpty[keyPath(base, "ssh_user")] {
 			v.add(keyPath(base, "ssh_user"), "is empty; write the login name for host %q, or remove the key to use [ssh] user", h.Name)
 		} else if h.SSHUser != "" && !sshUserRe.MatchString(h.SSHUser) {
 			v.add(keyPath(base, "ssh_user"), "%q is not a valid login name", h.SSHUser)

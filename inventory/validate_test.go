@@ -511,6 +511,42 @@ func TestValidation(t *testing.T) {
 			want: `ssh.user: is empty; write the remote login name`,
 		},
 		{
+			name: "explicit empty nats.data_dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"\""},
+			at:   "data_dir",
+			want: `nats.data_dir: is empty; write a value, or remove the key to use the default (/var/lib/nats)`,
+		},
+		{
+			name: "explicit empty nats.config_dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nconfig_dir = \"\""},
+			at:   "config_dir",
+			want: `nats.config_dir: is empty; write a value, or remove the key to use the default (/etc/nats)`,
+		},
+		{
+			name: "explicit empty nats.log_dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"\""},
+			at:   "log_dir",
+			want: `nats.log_dir: is empty; write a value, or remove the key to use the default (/var/log/nats)`,
+		},
+		{
+			name: "explicit empty nats.cluster_name",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ncluster_name = \"\""},
+			at:   "cluster_name",
+			want: `nats.cluster_name: is empty; write a value, or remove the key to use the default (nats-cluster)`,
+		},
+		{
+			name: "explicit empty nats.route_user",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nroute_user = \"\""},
+			at:   "route_user",
+			want: `nats.route_user: is empty; write a value, or remove the key to use the default (route)`,
+		},
+		{
+			name: "explicit empty ssh.known_hosts",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nknown_hosts = \"\""},
+			at:   "known_hosts",
+			want: `ssh.known_hosts: is empty; write a value, or remove the key to use the default (~/.ssh/known_hosts)`,
+		},
+		{
 			name: "explicit empty host ssh_user",
 			edit: []string{`address = "10.0.0.2"`, "address = \"10.0.0.2\"\nssh_user = \"\""},
 			at:   "ssh_user",
