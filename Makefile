@@ -22,7 +22,7 @@ STEP = @printf '==> %s\n'
 
 .PHONY: help deps deps-apt tools docker build lab-image lab-artifacts lab-up \
 	lab-reset lab-down lab-status lint unit e2e test demo bench clean nats-server-bin \
-	prometheus-bin tools-mutate mutate
+	prometheus-bin tools-mutate mutate fuzz
 
 help:
 	@echo 'natsdeploy make targets:'
@@ -36,6 +36,7 @@ help:
 	@echo '  lab-up         start the three lab hosts (healthy ones are kept)'
 	@echo '  lab-reset      recreate the three lab hosts from the image (clean slate)'
 	@echo '  lab-down       remove the lab hosts and network (the image is kept)'
+	@echo '  fuzz           fuzz the inventory loader for FUZZTIME (default 60s); no lab'
 	@echo '  mutate         mutation testing (gremlins) of MUTATE_PKGS; slow, not part of test'
 	@echo '  lint unit e2e bench clean'
 
@@ -119,6 +120,16 @@ prometheus-bin: lab-artifacts
 unit: tools nats-server-bin prometheus-bin
 	$(STEP) "go test ./...  (NATS_SERVER_BIN, NATSCLI_BIN, PROMETHEUS_BIN, PROMTOOL_BIN set: no real-binary test skips)"
 	@$(GO) test ./...
+
+# Fuzzing of the inventory loader: FuzzLoad's seeds run in every `go test`;
+# this searches beyond them for FUZZTIME. Anything it finds is written to
+# inventory/testdata/fuzz/FuzzLoad/ and then runs in every `go test` too:
+# commit it with the fix. Needs no lab.
+FUZZTIME ?= 60s
+
+fuzz:
+	$(STEP) "go test -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./inventory/"
+	@$(GO) test -run '^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./inventory/
 
 # Mutation testing with gremlins, package by package: each mutant of a
 # covered line is run against that package's tests. Efficacy is

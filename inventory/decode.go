@@ -79,7 +79,7 @@ func (d *decoder) value(path string, v any, fv reflect.Value) {
 			}
 			fv.SetInt(int64(s))
 		default:
-			d.problem(path, "expected a size such as \"1GB\", got %s; %s", tomlType(v), sizeForms)
+			d.problem(path, "expected a size such as \"1GB\", got %s; %s", describe(path, v), sizeForms)
 		}
 		return
 	case t == durationType:
@@ -94,7 +94,7 @@ func (d *decoder) value(path string, v any, fv reflect.Value) {
 		case int64, float64:
 			d.problem(path, "%v is not a duration: it has no unit; %s (in quotes)", x, durationForms)
 		default:
-			d.problem(path, "expected a duration such as \"30s\", got %s", tomlType(v))
+			d.problem(path, "expected a duration such as \"30s\", got %s", describe(path, v))
 		}
 		return
 	}
@@ -109,7 +109,7 @@ func (d *decoder) value(path string, v any, fv reflect.Value) {
 	case reflect.String:
 		s, ok := v.(string)
 		if !ok {
-			d.problem(path, "expected a string, got %s; put the value in double quotes", tomlType(v))
+			d.problem(path, "expected a string, got %s; put the value in double quotes", describe(path, v))
 			return
 		}
 		fv.SetString(s)
@@ -120,7 +120,7 @@ func (d *decoder) value(path string, v any, fv reflect.Value) {
 			if _, isStr := v.(string); isStr {
 				hint = "remove the quotes"
 			}
-			d.problem(path, "expected an integer, got %s; %s", tomlType(v), hint)
+			d.problem(path, "expected an integer, got %s; %s", describe(path, v), hint)
 			return
 		}
 		fv.SetInt(n)
@@ -131,7 +131,7 @@ func (d *decoder) value(path string, v any, fv reflect.Value) {
 			if _, isStr := v.(string); isStr {
 				hint = "; write it without quotes"
 			}
-			d.problem(path, "expected true or false, got %s%s", tomlType(v), hint)
+			d.problem(path, "expected true or false, got %s%s", describe(path, v), hint)
 			return
 		}
 		fv.SetBool(b)
@@ -142,7 +142,7 @@ func (d *decoder) value(path string, v any, fv reflect.Value) {
 			if t == reflect.TypeOf(AccountJetStream{}) {
 				hint = `; an account's JetStream is its limits: jetstream = { max_mem = "1GB", max_file = "4GB", max_streams = 1000, max_consumers = 10000 }`
 			}
-			d.problem(path, "expected a table, got %s%s", tomlType(v), hint)
+			d.problem(path, "expected a table, got %s%s", describe(path, v), hint)
 			return
 		}
 		d.table(path, m, fv)
@@ -166,9 +166,9 @@ func (d *decoder) slice(path string, v any, fv reflect.Value) {
 		}
 	default:
 		if t.Elem().Kind() == reflect.Struct {
-			d.problem(path, "expected a list of tables ([[%s]] sections), got %s", lastKey(path), tomlType(v))
+			d.problem(path, "expected a list of tables ([[%s]] sections), got %s", lastKey(path), describe(path, v))
 		} else {
-			d.problem(path, "expected a list such as [\"a\", \"b\"], got %s; put the value in [ ]", tomlType(v))
+			d.problem(path, "expected a list such as [\"a\", \"b\"], got %s; put the value in [ ]", describe(path, v))
 		}
 		return
 	}
@@ -188,6 +188,24 @@ func lastKey(path string) string {
 		}
 	}
 	return strings.Join(keep, ".")
+}
+
+// describe is tomlType, without the value under a password key: a value
+// of the wrong type there is still most likely the password.
+func describe(path string, v any) string {
+	if strings.Contains(strings.ToLower(path[strings.LastIndexByte(path, '.')+1:]), "password") {
+		switch v.(type) {
+		case string:
+			return "a string (not shown)"
+		case int64:
+			return "an integer (not shown)"
+		case float64:
+			return "a number (not shown)"
+		case bool:
+			return "a boolean (not shown)"
+		}
+	}
+	return tomlType(v)
 }
 
 func tomlType(v any) string {

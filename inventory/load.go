@@ -3,11 +3,15 @@ package inventory
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -81,13 +85,76 @@ func Load(path string) (*Inventory, error) {
 	return LoadWithOptions(path, LoadOptions{})
 }
 
+// MaxInventorySize is the largest inventory Load reads: hundreds of times
+// any real one, and small enough that a wrong path (a log, /dev/zero)
+// cannot exhaust memory.
+const MaxInventorySize = 4 << 20
+
 // LoadWithOptions is Load with options.
 func LoadWithOptions(path string, opts LoadOptions) (*Inventory, error) {
-	data, err := os.ReadFile(path)
+	data, err := readInventory(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading inventory: %w", err)
+		return nil, err
 	}
 	return Parse(path, data, opts)
+}
+
+// readInventory reads a regular file of at most MaxInventorySize bytes.
+// Anything else is refused before a byte is read: opening a FIFO would
+// block until a writer comes (no signal gets the process out of that
+// open), and a device such as /dev/zero never ends.
+func readInventory(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading inventory %s: %w", path, unwrapPathError(err))
+	}
+	if msg := notInventoryFile(fi); msg != "" {
+		return nil, fmt.Errorf("inventory %s %s; name the inventory's TOML file", path, msg)
+	}
+	// O_NONBLOCK: should the file be swapped for a FIFO after the Stat,
+	// the open returns at once rather than hang; the fd's own Stat below
+	// then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("reading inventory %s: %w", path, unwrapPathError(err))
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("reading inventory %s: %w", path, unwrapPathError(err))
+	}
+	if msg := notInventoryFile(fi); msg != "" {
+		return nil, fmt.Errorf("inventory %s %s; name the inventory's TOML file", path, msg)
+	}
+	// The size is read again through the limit: the file may grow.
+	data, err := io.ReadAll(io.LimitReader(f, MaxInventorySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading inventory %s: %w", path, unwrapPathError(err))
+	}
+	if len(data) > MaxInventorySize {
+		return nil, fmt.Errorf("inventory %s is larger than %d MiB, far more than an inventory needs; check that the path names the inventory", path, MaxInventorySize>>20)
+	}
+	return data, nil
+}
+
+// notInventoryFile says why fi cannot be an inventory, or "".
+func notInventoryFile(fi os.FileInfo) string {
+	m := fi.Mode()
+	switch {
+	case m.IsRegular():
+		if fi.Size() > MaxInventorySize {
+			return fmt.Sprintf("is %d bytes, more than the %d MiB an inventory may have; check that the path names the inventory", fi.Size(), MaxInventorySize>>20)
+		}
+		return ""
+	case m.IsDir():
+		return "is a directory, not a file"
+	case m&os.ModeNamedPipe != 0:
+		return "is a named pipe (FIFO), not a file"
+	case m&os.ModeSocket != 0:
+		return "is a socket, not a file"
+	case m&os.ModeDevice != 0:
+		return "is a device, not a file"
+	}
+	return "is not a regular file"
 }
 
 // Parse is Load for an inventory already in memory; path names it in
@@ -101,13 +168,19 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 	if _, err := toml.Decode(string(data), &tree); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
+			msg := oneLine(pe.Message) + "; fix the TOML syntax"
+			if holdsSecret(data, pe.Position.Line) {
+				msg = "not valid TOML (the parser's words are not shown: they may quote a password on this line); fix the TOML syntax"
+			}
 			return nil, &Problems{List: []Problem{{
 				File: path,
 				Line: pe.Position.Line,
-				Msg:  pe.Message + "; fix the TOML syntax",
+				Msg:  msg,
 			}}}
 		}
-		return nil, fmt.Errorf("reading inventory %s: %w", path, err)
+		// Not a syntax error: no line to blame, and the decoder's words
+		// are not trusted to leave values out.
+		return nil, fmt.Errorf("reading inventory %s: not valid TOML; fix the syntax", path)
 	}
 
 	inv := &Inventory{Path: path, Dir: filepath.Dir(abs), lines: locateKeys(string(data))}
@@ -115,7 +188,22 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 	d.table("", tree, reflect.ValueOf(inv).Elem())
 
 	inv.defined = d.defined
-	v := &validator{inv: inv, defined: d.defined, bad: d.bad, opts: opts}
+	v := &validator{inv: inv, defined: d.defined, bad: d.bad, opts: opts, explicitEmpty: map[string]bool{}}
+	n := &inv.NATS
+	for key, val := range map[string]string{
+		"ssh.user": inv.SSH.User, "ssh.known_hosts": inv.SSH.KnownHosts, "secrets_file": inv.SecretsFile,
+		"nats.cluster_name": n.ClusterName, "nats.route_user": n.RouteUser, "nats.artifact_dir": n.ArtifactDir,
+		"nats.config_dir": n.ConfigDir, "nats.data_dir": n.DataDir, "nats.log_dir": n.LogDir,
+	} {
+		if d.defined[key] && val == "" {
+			v.explicitEmpty[key] = true
+		}
+	}
+	for i, h := range inv.Hosts {
+		if k := keyPath("hosts", i, "ssh_user"); d.defined[k] && h.SSHUser == "" {
+			v.explicitEmpty[k] = true
+		}
+	}
 	v.defaults()
 	v.validate()
 
@@ -124,6 +212,7 @@ func Parse(path string, data []byte, opts LoadOptions) (*Inventory, error) {
 		return inv, nil
 	}
 	for i := range probs.List {
+		probs.List[i].Msg = oneLine(probs.List[i].Msg)
 		probs.List[i].File = path
 		probs.List[i].Line = inv.Line(probs.List[i].Key)
 	}
@@ -339,4 +428,37 @@ func (v *validator) localPath(key, p string) string {
 		return filepath.Join(v.inv.Dir, p)
 	}
 	return filepath.Clean(p)
+}
+
+// holdsSecret reports whether line (1-based) of the inventory, or the line
+// before it (a multi-line string's error may land on the next line),
+// mentions a password key. Only the key names matter: a value is never
+// looked at, since any could be a password.
+func holdsSecret(data []byte, line int) bool {
+	lines := strings.Split(string(data), "\n")
+	for n := line - 1; n <= line; n++ {
+		if n >= 1 && n <= len(lines) && strings.Contains(strings.ToLower(lines[n-1]), "password") {
+			return true
+		}
+	}
+	return false
+}
+
+// oneLine escapes control characters (newlines above all) in a message,
+// which may quote the file's text: each problem stays one line that starts
+// with file:line, however the file is written.
+func oneLine(msg string) string {
+	if !strings.ContainsFunc(msg, unicode.IsControl) {
+		return msg
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

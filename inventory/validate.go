@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/natsdeploy/natsdeploy/internal/remote"
 )
@@ -20,11 +23,15 @@ import (
 // validator checks a decoded, defaulted inventory. Every check runs; each
 // problem is recorded against the key path it is about.
 type validator struct {
-	inv      *Inventory
-	defined  map[string]bool
-	bad      map[string]bool
-	opts     LoadOptions
-	problems []Problem
+	inv     *Inventory
+	defined map[string]bool
+	// explicitEmpty holds the keys written as "" in the file whose empty
+	// value defaults() replaces, and so would hide: "" is a mistake there,
+	// never a wish for the default.
+	explicitEmpty map[string]bool
+	bad           map[string]bool
+	opts          LoadOptions
+	problems      []Problem
 }
 
 func (v *validator) add(key, format string, args ...any) {
@@ -43,7 +50,31 @@ func (v *validator) add(key, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
+// emptyDefaults are the keys whose explicit "" is refused by checkEmpty,
+// with the default that removing the key gives. ssh.user and a host's
+// ssh_user have their own messages.
+var emptyDefaults = map[string]string{
+	"ssh.known_hosts":   DefaultKnownHosts,
+	"secrets_file":      "<inventory name>.secrets.toml beside the inventory",
+	"nats.cluster_name": DefaultClusterName,
+	"nats.route_user":   DefaultRouteUser,
+	"nats.artifact_dir": "~/.cache/natsdeploy/artifacts",
+	"nats.config_dir":   DefaultConfigDir,
+	"nats.data_dir":     DefaultDataDir,
+	"nats.log_dir":      DefaultLogDir,
+}
+
+func (v *validator) checkEmpty() {
+	// In a fixed order, so two on one line are always reported alike.
+	for _, key := range slices.Sorted(maps.Keys(emptyDefaults)) {
+		if v.explicitEmpty[key] {
+			v.add(key, "is empty; write a value, or remove the key to use the default (%s)", emptyDefaults[key])
+		}
+	}
+}
+
 func (v *validator) validate() {
+	v.checkEmpty()
 	v.checkSSH()
 	v.checkNATS()
 	v.checkHosts()
@@ -75,6 +106,11 @@ var (
 // accepts (checked in its config parser, 2.14 and 2.15).
 const MinLameDuckDuration = Duration(30 * time.Second)
 
+// MaxLameDuckDuration bounds lame_duck_duration: it also sets the unit's
+// TimeoutStopSec and how long a rolling restart waits per node, so a typo
+// such as "999999h" would make every restart hang for years.
+const MaxLameDuckDuration = Duration(10 * time.Minute)
+
 // MinPasswordLength is the shortest password accepted from the inventory or
 // the environment. The seed's passwords (nats123, dev123, ...) are all
 // shorter, so none of them can slip through as a default.
@@ -92,22 +128,53 @@ var weakPasswords = map[string]bool{
 	"notify789": true, "cluster_pass_123": true, "admin123": true,
 }
 
-// passwordProblem says what is wrong with a password, without showing it.
-func passwordProblem(pw string) string {
+// commonPasswords are long enough for the length rule but are among the
+// first any password guesser tries (compared in lower case).
+var commonPasswords = map[string]bool{
+	"password1234": true, "password12345": true, "password123456": true, "passwordpassword": true,
+	"123456789012": true, "1234567890123": true, "12345678901234": true, "1234567890qwerty": true,
+	"qwertyuiop12": true, "qwertyuiopasdf": true, "qwerty123456": true, "1q2w3e4r5t6y": true,
+	"changeme1234": true, "letmein12345": true, "administrator": true, "iloveyou1234": true,
+	"welcome12345": true, "abcdefghijkl": true, "abc123abc123": true, "natsnatsnats": true,
+	"p@ssw0rd1234": true, "passw0rd1234": true, "secretsecret": true, "adminadmin123": true,
+}
+
+// MinPasswordDistinct is the fewest different characters a password may
+// have: "aaaaaaaaaaaa" and "abababababab" are long but guessed at once.
+const MinPasswordDistinct = 4
+
+// PasswordProblem says what is wrong with a password supplied by the
+// inventory, the environment or an edited secrets file, without showing
+// it; "" when it is acceptable. Length is counted in characters, not
+// bytes, so six two-byte letters are six, not twelve.
+func PasswordProblem(pw string) string {
+	distinct := map[rune]bool{}
+	for _, r := range pw {
+		distinct[r] = true
+	}
 	switch {
 	case weakPasswords[pw]:
 		return "is one of the seed's published example passwords"
-	case len(pw) < MinPasswordLength:
+	case utf8.RuneCountInString(pw) < MinPasswordLength:
 		return fmt.Sprintf("is shorter than %d characters", MinPasswordLength)
 	case len(pw) > MaxPasswordLength:
 		return fmt.Sprintf("is longer than %d bytes, which bcrypt cannot hash", MaxPasswordLength)
+	case !utf8.ValidString(pw):
+		return "is not valid UTF-8 text"
+	case commonPasswords[strings.ToLower(pw)]:
+		return "is one of the most common passwords, which are guessed first"
+	case len(distinct) < MinPasswordDistinct:
+		return fmt.Sprintf("has fewer than %d different characters, which makes it easy to guess", MinPasswordDistinct)
 	}
 	return ""
 }
 
 func (v *validator) checkSSH() {
 	s := &v.inv.SSH
-	if !sshUserRe.MatchString(s.User) {
+	if v.explicitEmpty["ssh.user"] {
+		// defaults() would otherwise make it root without a word.
+		v.add("ssh.user", "is empty; write the remote login name, e.g. user = \"deploy\", or remove the key to log in as %s", DefaultSSHUser)
+	} else if !sshUserRe.MatchString(s.User) {
 		v.add("ssh.user", "%q is not a valid login name; write the remote user, e.g. user = \"deploy\"", s.User)
 	}
 	v.checkPort("ssh.port", s.Port)
@@ -139,19 +206,34 @@ func (v *validator) checkSSH() {
 			v.add(key, "%s is a public key; name the private key file (without .pub)", f)
 			continue
 		}
-		fh, err := os.Open(f)
+		// Stat before opening: opening a FIFO would block.
+		fi, err := os.Stat(f)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			v.add(key, "identity file %s does not exist; fix the path or create a key with ssh-keygen -t ed25519 -f %s", f, f)
+			continue
 		case err != nil:
 			v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
-		default:
-			fi, err := fh.Stat()
-			fh.Close()
-			if err == nil && fi.IsDir() {
-				v.add(key, "identity file %s is a directory; name the private key file", f)
-			}
+			continue
+		case fi.IsDir():
+			v.add(key, "identity file %s is a directory; name the private key file", f)
+			continue
+		case !fi.Mode().IsRegular():
+			v.add(key, "identity file %s is not a regular file; name the private key file", f)
+			continue
+		case fi.Mode().Perm()&0o077 != 0:
+			// OpenSSH refuses such a key ("UNPROTECTED PRIVATE KEY FILE"):
+			// anyone on this machine may have copied it.
+			v.add(key, "identity file %s has mode %04o, so other users can read the private key; run chmod 600 %s (and consider the key compromised)",
+				f, fi.Mode().Perm(), f)
+			continue
 		}
+		fh, err := os.Open(f)
+		if err != nil {
+			v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
+			continue
+		}
+		fh.Close()
 	}
 	fi, err := os.Stat(s.KnownHosts)
 	switch {
@@ -164,6 +246,9 @@ func (v *validator) checkSSH() {
 		v.add("ssh.known_hosts", "known_hosts file %s cannot be read (%v)", s.KnownHosts, unwrapPathError(err))
 	case fi.IsDir():
 		v.add("ssh.known_hosts", "%s is a directory; name the known_hosts file", s.KnownHosts)
+	case !fi.Mode().IsRegular():
+		// Reading a FIFO when connecting would block until a writer comes.
+		v.add("ssh.known_hosts", "%s is not a regular file; name the known_hosts file", s.KnownHosts)
 	}
 }
 
@@ -219,10 +304,48 @@ func (v *validator) checkPort(key string, port int) bool {
 	return true
 }
 
+// MinServicePort is the lowest port a deployed service may listen on: the
+// units run as unprivileged users without CAP_NET_BIND_SERVICE, so a
+// privileged port would only fail on the hosts, after connecting.
+const MinServicePort = 1024
+
+// checkServicePort is checkPort for a port a deployed service listens on.
+func (v *validator) checkServicePort(key string, port int) bool {
+	if !v.checkPort(key, port) {
+		return false
+	}
+	if port < MinServicePort {
+		v.add(key, "port %d is a privileged port (below %d), which the service's unprivileged user cannot listen on; use %d or above", port, MinServicePort, MinServicePort)
+		return false
+	}
+	return true
+}
+
 func (v *validator) checkNATS() {
 	n := &v.inv.NATS
 	v.checkVersion(n.Version)
 
+	if *n.DownloadURL == "" && !v.opts.SkipFileChecks {
+		// Offline, the release files can only come from artifact_dir: a
+		// missing one would otherwise be found only after connecting.
+		switch fi, err := os.Stat(n.ArtifactDir); {
+		case errors.Is(err, fs.ErrNotExist):
+			v.add("nats.artifact_dir", "%s does not exist, and download_url = \"\" leaves it the only source of release files; create it with the release files in it, fix the path, or set download_url", n.ArtifactDir)
+		case err != nil:
+			v.add("nats.artifact_dir", "%s cannot be read (%v)", n.ArtifactDir, unwrapPathError(err))
+		case !fi.IsDir():
+			v.add("nats.artifact_dir", "%s is not a directory; name the folder that holds the release files", n.ArtifactDir)
+		case versionRe.MatchString(n.Version):
+			// Nothing can be downloaded, so a version without files there
+			// is one that cannot be deployed (a typo, or files not yet
+			// mirrored), which would otherwise show only after connecting.
+			rel := filepath.Join(n.ArtifactDir, "nats-server", "v"+n.Version)
+			if fi, err := os.Stat(rel); err != nil || !fi.IsDir() {
+				v.add("nats.version", "%s has no release files in %s, and download_url = \"\" allows no download; put the release there (tarball and SHA256SUMS), fix the version, or set download_url",
+					n.Version, rel)
+			}
+		}
+	}
 	if u := *n.DownloadURL; u != "" {
 		pu, err := url.Parse(u)
 		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
@@ -238,7 +361,7 @@ func (v *validator) checkNATS() {
 		port int
 	}{{"nats.client_port", n.ClientPort}, {"nats.cluster_port", n.ClusterPort}, {"nats.http_port", n.HTTPPort}}
 	for i, p := range ports {
-		if !v.checkPort(p.key, p.port) {
+		if !v.checkServicePort(p.key, p.port) {
 			continue
 		}
 		for _, q := range ports[:i] {
@@ -302,6 +425,9 @@ func (v *validator) checkNATS() {
 		// check it would surface only on the hosts, after connecting.
 		v.add("nats.lame_duck_duration", "%s is below nats-server's minimum of %s, and the server would not start; write at least \"%s\" (the default)",
 			n.LameDuckDuration, MinLameDuckDuration, MinLameDuckDuration)
+	} else if n.LameDuckDuration > MaxLameDuckDuration {
+		v.add("nats.lame_duck_duration", "%s is more than the maximum of %s; it also bounds how long stopping a node may take, so write at most \"%s\"",
+			n.LameDuckDuration, MaxLameDuckDuration, MaxLameDuckDuration)
 	} else if n.LameDuckGracePeriod >= n.LameDuckDuration {
 		v.add("nats.lame_duck_grace_period", "%s is not shorter than lame_duck_duration %s; nats-server needs the grace period to be shorter: lower it or raise lame_duck_duration",
 			n.LameDuckGracePeriod, n.LameDuckDuration)
@@ -338,14 +464,52 @@ func (v *validator) releaseVersion(key, ver, example string) []string {
 	return m
 }
 
-// systemDirs must never be config, data or log directories: natsdeploy sets
-// the owner and mode of those, which would break the host.
+// systemDirs must never be config, data or log directories themselves:
+// natsdeploy sets the owner and mode of those, which would break the host.
+// A directory of its own below one of them (/etc/nats, /var/lib/nats,
+// /opt/nats) is what they are for.
 var systemDirs = map[string]bool{
 	"/": true, "/bin": true, "/boot": true, "/dev": true, "/etc": true, "/home": true,
 	"/lib": true, "/lib64": true, "/opt": true, "/proc": true, "/root": true, "/run": true,
 	"/sbin": true, "/srv": true, "/sys": true, "/tmp": true, "/usr": true, "/usr/bin": true,
 	"/usr/lib": true, "/usr/local": true, "/usr/local/bin": true, "/var": true,
 	"/var/lib": true, "/var/log": true, "/var/run": true, "/var/tmp": true, "/etc/systemd": true,
+	"/mnt": true, "/media": true, "/var/cache": true, "/var/spool": true, "/var/mail": true,
+	"/var/backups": true, "/var/opt": true, "/var/local": true, "/lost+found": true,
+}
+
+// sensitiveTrees are trees in which no directory may be taken over, not
+// even a new one: they hold the system's programs, the kernel's views,
+// login and boot configuration, package databases and users' homes (an
+// owner change under /home/deploy locks the deploy user out of ~/.ssh).
+// A directory that contains one of them is refused too, as chown -R or a
+// later purge of it would reach into the tree.
+var sensitiveTrees = []string{
+	"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/boot", "/dev", "/proc",
+	"/sys", "/run", "/var/run", "/home", "/root", "/snap", "/tmp", "/var/tmp",
+	"/etc/ssh", "/etc/systemd", "/etc/sudoers.d", "/etc/pam.d", "/etc/security",
+	"/etc/apt", "/etc/ssl", "/etc/default", "/etc/init.d", "/etc/cron.d", "/etc/network",
+	"/var/log/journal", "/var/lib/dpkg", "/var/lib/apt", "/var/lib/systemd", "/var/lib/rpm",
+	"/var/cache/apt", "/var/spool/cron",
+}
+
+// systemDirProblem says why dir (clean, absolute) may not be taken over,
+// or "".
+func systemDirProblem(dir string) string {
+	if systemDirs[dir] {
+		return "is a system directory, whose owner and mode natsdeploy would change"
+	}
+	for _, t := range sensitiveTrees {
+		switch {
+		case dir == t:
+			return "is a system directory, whose owner and mode natsdeploy would change"
+		case within(dir, t):
+			return fmt.Sprintf("is inside %s, a system tree whose owners and modes natsdeploy must not change", t)
+		case within(t, dir):
+			return fmt.Sprintf("contains %s, a system tree whose owners and modes natsdeploy must not change", t)
+		}
+	}
+	return ""
 }
 
 // checkRemoteDir checks (and cleans) a directory on the hosts.
@@ -358,12 +522,31 @@ func (v *validator) checkRemoteDir(key string, p *string) bool {
 		v.add(key, "%q has characters other than letters, digits and / . _ - @ +; it ends up in systemd units and shell commands, so rename it", *p)
 		return false
 	}
-	*p = filepath.Clean(*p)
-	if systemDirs[*p] {
-		v.add(key, "%q is a system directory, whose owner and mode natsdeploy would change; use a directory of its own such as %q", *p, filepath.Join(*p, "nats"))
+	// The hosts are Linux: clean with slash semantics, so "/etc/nats/../ssh"
+	// is judged as the /etc/ssh it is.
+	clean := path.Clean(*p)
+	if msg := systemDirProblem(clean); msg != "" {
+		shown := fmt.Sprintf("%q", clean)
+		if clean != *p {
+			shown = fmt.Sprintf("%q (%s)", *p, clean)
+		}
+		v.add(key, "%s %s; use a directory of its own such as %q", shown, msg, suggestDir(key))
 		return false
 	}
+	*p = clean
 	return true
+}
+
+// suggestDir is the default of the directory key names, as an example of
+// a safe one.
+func suggestDir(key string) string {
+	switch key {
+	case "nats.config_dir":
+		return DefaultConfigDir
+	case "nats.log_dir":
+		return DefaultLogDir
+	}
+	return DefaultDataDir
 }
 
 // within reports whether dir is strictly below parent.
@@ -386,6 +569,18 @@ func (v *validator) checkHosts() {
 	names := map[string]int{}
 	addrs := map[string]int{}
 	sharedPort := false
+	// A loopback node next to nodes on other machines: the others' routes
+	// to it would reach themselves, and it would be named by an address
+	// no client elsewhere can use. Only a cluster wholly on this side of
+	// one loopback (tests, a single machine) may use one.
+	var loopback, elsewhere bool
+	for _, h := range hosts {
+		if ip := net.ParseIP(h.Address); ip != nil && ip.IsLoopback() || strings.EqualFold(h.Address, "localhost") {
+			loopback = true
+		} else if h.Address != "" {
+			elsewhere = true
+		}
+	}
 	for i, h := range hosts {
 		base := keyPath("hosts", i)
 		switch {
@@ -404,16 +599,19 @@ func (v *validator) checkHosts() {
 		case h.Address == "":
 			v.add(keyPath(base, "address"), "host %q has no address; add address = \"IP or DNS name\"", h.Name)
 		default:
+			machine := machineKey(h.Address)
 			if msg := addressProblem(h.Address); msg != "" {
 				v.add(keyPath(base, "address"), "%q %s", h.Address, msg)
-			} else if j, dup := addrs[strings.ToLower(h.Address)]; dup {
+			} else if loopback && elsewhere && isLoopback(h.Address) {
+				v.add(keyPath(base, "address"), "%q is a loopback address, which means a different machine to every host; write the address the other hosts reach this one at", h.Address)
+			} else if j, dup := addrs[machine]; dup {
 				if h.RunsNATS() && hosts[j].RunsNATS() {
 					v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; each NATS node needs a machine of its own (their ports would collide)", h.Address, j)
 				} else {
 					v.add(keyPath(base, "address"), "address %q is also used by hosts[%d]; list each machine once", h.Address, j)
 				}
 			} else {
-				addrs[strings.ToLower(h.Address)] = i
+				addrs[machine] = i
 			}
 		}
 		if jumpKey := keyPath(base, "jump"); v.defined[jumpKey] {
@@ -421,7 +619,9 @@ func (v *validator) checkHosts() {
 				v.add(jumpKey, "%v", err)
 			}
 		}
-		if h.SSHUser != "" && !sshUserRe.MatchString(h.SSHUser) {
+		if v.explicitEmpty[keyPath(base, "ssh_user")] {
+			v.add(keyPath(base, "ssh_user"), "is empty; write the login name for host %q, or remove the key to use [ssh] user", h.Name)
+		} else if h.SSHUser != "" && !sshUserRe.MatchString(h.SSHUser) {
 			v.add(keyPath(base, "ssh_user"), "%q is not a valid login name", h.SSHUser)
 		}
 		// A host's own ssh_port is checked here; the [ssh] port once, below.
@@ -464,7 +664,32 @@ func addressProblem(a string) string {
 	case strings.Contains(a, ":") && net.ParseIP(a) == nil:
 		return "contains a port; put the SSH port in ssh_port and only the host in address"
 	}
+	if ip := net.ParseIP(a); ip != nil {
+		switch {
+		case ip.IsUnspecified():
+			return "is the unspecified address (any interface), not a machine; write the host's own address"
+		case ip.IsMulticast():
+			return "is a multicast address, not a machine; write the host's own address"
+		case ip.Equal(net.IPv4bcast):
+			return "is the broadcast address, not a machine; write the host's own address"
+		}
+	}
 	return ""
+}
+
+func isLoopback(a string) bool {
+	ip := net.ParseIP(a)
+	return ip != nil && ip.IsLoopback() || strings.EqualFold(a, "localhost")
+}
+
+// machineKey is what two addresses of one machine have in common: an IP in
+// its canonical form (so ::ffff:192.0.2.1 is 192.0.2.1 and 2001:DB8::1 is
+// 2001:db8::1), a DNS name in lower case without a trailing dot.
+func machineKey(a string) string {
+	if ip := net.ParseIP(a); ip != nil {
+		return ip.String()
+	}
+	return strings.TrimSuffix(strings.ToLower(a), ".")
 }
 
 func (v *validator) checkAccounts() {
@@ -565,7 +790,7 @@ func (v *validator) checkUser(key string, a Account, u User) {
 		v.add(keyPath(key, "password_env"), "%s sets both password and password_env; keep one (password_env keeps the secret out of the file)", who)
 	}
 	if u.Password != "" {
-		if msg := passwordProblem(u.Password); msg != "" {
+		if msg := PasswordProblem(u.Password); msg != "" {
 			v.add(keyPath(key, "password"), "the password of %s %s; use at least %d characters, or remove it to have one generated and kept in the secrets file", who, msg, MinPasswordLength)
 		}
 	}
@@ -605,11 +830,16 @@ func (v *validator) checkUser(key string, a Account, u User) {
 	}
 }
 
+// badEnvNameMsg does not quote the value: what is not a variable name in a
+// password_env key is most often the password itself, pasted there.
+const badEnvNameMsg = "is not an environment variable name (its value is not shown: it may be a password); " +
+	"write the name of a variable that holds the password, in letters, digits and _, e.g. password_env = \"NATS_APP_PASSWORD\""
+
 // checkPasswordEnv checks now that the named variable holds a usable
 // password, so a missing export fails before anything is changed.
 func (v *validator) checkPasswordEnv(key, name, who string) {
 	if !envNameRe.MatchString(name) {
-		v.add(key, "%q is not an environment variable name; use letters, digits and _", name)
+		v.add(key, "%s", badEnvNameMsg)
 		return
 	}
 	pw, ok := os.LookupEnv(name)
@@ -617,7 +847,7 @@ func (v *validator) checkPasswordEnv(key, name, who string) {
 	case !ok || pw == "":
 		v.add(key, "environment variable %s (the password of %s) is not set; export it before running natsdeploy, or remove password_env to have a password generated", name, who)
 	default:
-		if msg := passwordProblem(pw); msg != "" {
+		if msg := PasswordProblem(pw); msg != "" {
 			v.add(key, "the password in environment variable %s (for %s) %s; use at least %d characters", name, who, msg, MinPasswordLength)
 		}
 	}
@@ -693,7 +923,7 @@ func (v *validator) checkMonitoring() {
 		} else {
 			v.releaseVersion(key+".version", s.version, s.def)
 		}
-		v.checkPort(key+".port", s.port)
+		v.checkServicePort(key+".port", s.port)
 	}
 
 	p := &m.Prometheus
@@ -798,7 +1028,7 @@ func (v *validator) checkGrafana(g *GrafanaSpec) {
 			v.checkPasswordEnv("monitoring.grafana.password_env", g.PasswordEnv, "the Grafana admin")
 		} else if !envNameRe.MatchString(g.PasswordEnv) {
 			// Disabled: the variable need not be set, but a bad name is a typo.
-			v.add("monitoring.grafana.password_env", "%q is not an environment variable name; use letters, digits and _", g.PasswordEnv)
+			v.add("monitoring.grafana.password_env", "%s", badEnvNameMsg)
 		}
 	}
 	if g.SHA256 != "" {
@@ -876,7 +1106,7 @@ func (v *validator) checkMonitoringPorts(m *Monitoring) {
 			for _, ub := range uses[:a] {
 				// Monitoring services come last in uses, so ua is one
 				// whenever either is.
-				if ua.port != ub.port || ua.port < 1 || ua.port > 65535 || !strings.HasPrefix(ua.key, "monitoring.") {
+				if ua.port != ub.port || ua.port < MinServicePort || ua.port > 65535 || !strings.HasPrefix(ua.key, "monitoring.") {
 					continue
 				}
 				// Blame the port the file sets, not the default it ran into.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -123,6 +124,17 @@ func TestValidation(t *testing.T) {
 	if err := os.WriteFile(knownHosts, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Join(tmp, "nats-server", "v2.14.9"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	openKey := filepath.Join(tmp, "id_open")
+	if err := os.WriteFile(openKey, []byte("key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifoKey := filepath.Join(tmp, "id_fifo")
+	if err := syscall.Mkfifo(fifoKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	rules := filepath.Join(tmp, "alerts", "my.rules.yml")
 	otherRules := filepath.Join(tmp, "other", "my.rules.yml")
 	yamlRules := filepath.Join(tmp, "other", "b.yaml")
@@ -153,6 +165,9 @@ func TestValidation(t *testing.T) {
 	t.Setenv("TEST_GRAFANA_SEED_PW", "admin123")
 	t.Setenv("TEST_GRAFANA_PW", "a-long-grafana-password")
 	os.Unsetenv("TEST_UNSET_PW")
+	t.Setenv("TEST_REPEAT_PW", "aaaaaaaaaaaa")
+	t.Setenv("TEST_COMMON_PW", "Password1234")
+	t.Setenv("TEST_UMLAUT_PW", "ääääää")
 
 	tests := []struct {
 		name string
@@ -405,10 +420,154 @@ func TestValidation(t *testing.T) {
 			want: "ssh.port: SSH port 4222 is also nats.client_port; sshd and nats-server cannot share a port",
 		},
 		{
-			name: "ssh port 1, also a NATS port",
-			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 1", `version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 1"},
-			at:   "port = 1",
-			want: "ssh.port: SSH port 1 is also nats.client_port; sshd and nats-server cannot share a port",
+			name: "IPv4-mapped IPv6 of another host (issue 9)",
+			edit: []string{`address = "10.0.0.3"`, `address = "::ffff:10.0.0.1"`},
+			at:   `"::ffff:10.0.0.1"`,
+			want: `hosts[2].address: address "::ffff:10.0.0.1" is also used by hosts[0]; each NATS node needs a machine of its own`,
+		},
+		{
+			name: "IPv6 written in two cases",
+			edit: []string{`address = "10.0.0.1"`, `address = "2001:DB8::1"`, `address = "10.0.0.3"`, `address = "2001:db8:0::1"`},
+			at:   `"2001:db8:0::1"`,
+			want: `hosts[2].address: address "2001:db8:0::1" is also used by hosts[0]`,
+		},
+		{
+			name: "DNS name with a trailing dot",
+			edit: []string{`address = "10.0.0.1"`, `address = "nats-1.example.com"`, `address = "10.0.0.3"`, `address = "NATS-1.example.com."`},
+			at:   `"NATS-1.example.com."`,
+			want: `hosts[2].address: address "NATS-1.example.com." is also used by hosts[0]`,
+		},
+		{
+			name: "loopback next to other machines (issue 9)",
+			edit: []string{`address = "10.0.0.2"`, `address = "127.0.0.1"`},
+			at:   `"127.0.0.1"`,
+			want: `hosts[1].address: "127.0.0.1" is a loopback address`,
+		},
+		{
+			name: "IPv6 loopback next to other machines",
+			edit: []string{`address = "10.0.0.2"`, `address = "::1"`},
+			at:   `"::1"`,
+			want: `hosts[1].address: "::1" is a loopback address`,
+		},
+		{
+			name: "localhost next to other machines",
+			edit: []string{`address = "10.0.0.2"`, `address = "localhost"`},
+			at:   `"localhost"`,
+			want: `hosts[1].address: "localhost" is a loopback address`,
+		},
+		{
+			name: "127.0.0.0/8 is loopback",
+			edit: []string{`address = "10.0.0.2"`, `address = "127.1.2.3"`},
+			at:   `"127.1.2.3"`,
+			want: `hosts[1].address: "127.1.2.3" is a loopback address`,
+		},
+		{
+			name: "0.0.0.0 as an address (issue 9)",
+			edit: []string{`address = "10.0.0.2"`, `address = "0.0.0.0"`},
+			at:   `"0.0.0.0"`,
+			want: `hosts[1].address: "0.0.0.0" is the unspecified address`,
+		},
+		{
+			name: ":: as an address",
+			edit: []string{`address = "10.0.0.2"`, `address = "::"`},
+			at:   `"::"`,
+			want: `hosts[1].address: "::" is the unspecified address`,
+		},
+		{
+			name: "multicast as an address",
+			edit: []string{`address = "10.0.0.2"`, `address = "224.0.0.1"`},
+			at:   `"224.0.0.1"`,
+			want: `hosts[1].address: "224.0.0.1" is a multicast address`,
+		},
+		{
+			name: "client port 80 (issue 9)",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 80"},
+			at:   "client_port",
+			want: `nats.client_port: port 80 is a privileged port (below 1024)`,
+		},
+		{
+			name: "cluster port 443",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ncluster_port = 443"},
+			at:   "cluster_port",
+			want: `nats.cluster_port: port 443 is a privileged port`,
+		},
+		{
+			name: "http port 1023",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nhttp_port = 1023"},
+			at:   "http_port",
+			want: `nats.http_port: port 1023 is a privileged port`,
+		},
+		{
+			name: "grafana on port 80",
+			edit: mon("host = \"n1\"\ngrafana.port = 80"),
+			at:   "grafana.port",
+			want: `monitoring.grafana.port: port 80 is a privileged port`,
+		},
+		{
+			name: "lame duck 999999h (issue 9)",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"999999h\""},
+			at:   "lame_duck_duration",
+			want: `nats.lame_duck_duration: 999999h is more than the maximum of 10m`,
+		},
+		{
+			name: "lame duck 11m",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlame_duck_duration = \"11m\""},
+			at:   "lame_duck_duration",
+			want: `nats.lame_duck_duration: 11m is more than the maximum of 10m`,
+		},
+		{
+			name: "explicit empty ssh user (issue 9)",
+			edit: []string{`user = "deploy"`, `user = ""`},
+			at:   `user = ""`,
+			want: `ssh.user: is empty; write the remote login name`,
+		},
+		{
+			name: "explicit empty nats.data_dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"\""},
+			at:   "data_dir",
+			want: `nats.data_dir: is empty; write a value, or remove the key to use the default (/var/lib/nats)`,
+		},
+		{
+			name: "explicit empty nats.config_dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nconfig_dir = \"\""},
+			at:   "config_dir",
+			want: `nats.config_dir: is empty; write a value, or remove the key to use the default (/etc/nats)`,
+		},
+		{
+			name: "explicit empty nats.log_dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"\""},
+			at:   "log_dir",
+			want: `nats.log_dir: is empty; write a value, or remove the key to use the default (/var/log/nats)`,
+		},
+		{
+			name: "explicit empty nats.cluster_name",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ncluster_name = \"\""},
+			at:   "cluster_name",
+			want: `nats.cluster_name: is empty; write a value, or remove the key to use the default (nats-cluster)`,
+		},
+		{
+			name: "explicit empty nats.route_user",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nroute_user = \"\""},
+			at:   "route_user",
+			want: `nats.route_user: is empty; write a value, or remove the key to use the default (route)`,
+		},
+		{
+			name: "explicit empty ssh.known_hosts",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nknown_hosts = \"\""},
+			at:   "known_hosts",
+			want: `ssh.known_hosts: is empty; write a value, or remove the key to use the default (~/.ssh/known_hosts)`,
+		},
+		{
+			name: "explicit empty host ssh_user",
+			edit: []string{`address = "10.0.0.2"`, "address = \"10.0.0.2\"\nssh_user = \"\""},
+			at:   "ssh_user",
+			want: `hosts[1].ssh_user: is empty; write the login name for host "n2"`,
+		},
+		{
+			name: "ssh port 1024, also a NATS port",
+			edit: []string{`user = "deploy"`, "user = \"deploy\"\nport = 1024", `version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 1024"},
+			at:   "port = 1024",
+			want: "ssh.port: SSH port 1024 is also nats.client_port; sshd and nats-server cannot share a port",
 		},
 		{
 			name: "ssh port 65535, also a NATS port",
@@ -417,8 +576,8 @@ func TestValidation(t *testing.T) {
 			want: "ssh.port: SSH port 65535 is also nats.http_port; sshd and nats-server cannot share a port",
 		},
 		{
-			name: "ports 1 and 65535 are in range",
-			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 1\nhttp_port = 65535"},
+			name: "ports 1024 and 65535 are in range",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nclient_port = 1024\nhttp_port = 65535"},
 		},
 		{
 			name: "connect_timeout zero",
@@ -594,13 +753,111 @@ func TestValidation(t *testing.T) {
 			name: "root as log dir",
 			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"/\""},
 			at:   "log_dir",
-			want: `nats.log_dir: "/" is a system directory, whose owner and mode natsdeploy would change; use a directory of its own such as "/nats"`,
+			want: `nats.log_dir: "/" is a system directory, whose owner and mode natsdeploy would change; use a directory of its own such as "/var/log/nats"`,
 		},
 		{
 			name: "system dir as data dir",
 			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/var/lib/\""},
 			at:   "data_dir",
-			want: `nats.data_dir: "/var/lib" is a system directory`,
+			want: `nats.data_dir: "/var/lib/" (/var/lib) is a system directory`,
+		},
+		{
+			name: "/usr/sbin as data dir (issue 9)",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/usr/sbin\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/usr/sbin" is inside /usr, a system tree`,
+		},
+		{
+			name: "a home as data dir (issue 9)",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/home/deploy\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/home/deploy" is inside /home, a system tree`,
+		},
+		{
+			name: "/etc/ssh reached through .. (issue 9)",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nconfig_dir = \"/etc/nats/../ssh\""},
+			at:   "config_dir",
+			want: `nats.config_dir: "/etc/nats/../ssh" (/etc/ssh) is a system directory`,
+		},
+		{
+			name: "journal as log dir (issue 9)",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"/var/log/journal\""},
+			at:   "log_dir",
+			want: `nats.log_dir: "/var/log/journal" is a system directory`,
+		},
+		{
+			name: "inside the journal",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"/var/log/journal/nats\""},
+			at:   "log_dir",
+			want: `nats.log_dir: "/var/log/journal/nats" is inside /var/log/journal`,
+		},
+		{
+			name: "dpkg database",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/var/lib/dpkg/nats\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/var/lib/dpkg/nats" is inside /var/lib/dpkg`,
+		},
+		{
+			name: "/root",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/root/nats\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/root/nats" is inside /root`,
+		},
+		{
+			name: "/boot",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/boot\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/boot" is a system directory`,
+		},
+		{
+			name: "/proc",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nlog_dir = \"/proc/nats\""},
+			at:   "log_dir",
+			want: `nats.log_dir: "/proc/nats" is inside /proc`,
+		},
+		{
+			name: "/usr/local/nats",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/usr/local/nats\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/usr/local/nats" is inside /usr`,
+		},
+		{
+			name: "/tmp",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/tmp/nats\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/tmp/nats" is inside /tmp`,
+		},
+		{
+			name: "/etc as config dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nconfig_dir = \"/etc\""},
+			at:   "config_dir",
+			want: `nats.config_dir: "/etc" is a system directory`,
+		},
+		{
+			name: "/srv as data dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/srv\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/srv" is a system directory`,
+		},
+		{
+			name: "/var/log/../lib is /var/lib",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/var/log/../lib\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "/var/log/../lib" (/var/lib) is a system directory`,
+		},
+		{
+			name: "relative data dir",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"var/lib/nats\""},
+			at:   "data_dir",
+			want: `nats.data_dir: "var/lib/nats" is not an absolute path`,
+		},
+		{
+			name: "dirs of their own below /etc, /var/lib, /var/log and /opt are fine",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\nconfig_dir = \"/etc/nats-prod\"\ndata_dir = \"/opt/nats/data\"\nlog_dir = \"/var/log/nats-prod\""},
+		},
+		{
+			name: "/srv/nats is fine",
+			edit: []string{`version = "2.14.9"`, "version = \"2.14.9\"\ndata_dir = \"/srv/nats\""},
 		},
 		{
 			name: "overlapping dirs",
@@ -773,13 +1030,73 @@ func TestValidation(t *testing.T) {
 			name: "password_env not a variable name",
 			edit: []string{appUser, appUser + "  password_env = \"$PW\"\n"},
 			at:   "password_env",
-			want: `accounts[1].users[0].password_env: "$PW" is not an environment variable name`,
+			want: `accounts[1].users[0].password_env: is not an environment variable name (its value is not shown`,
 		},
 		{
 			name: "inline seed password",
 			edit: []string{appUser, appUser + "  password = \"nats123\"\n"},
 			at:   "password",
 			want: `accounts[1].users[0].password: the password of user "app" is one of the seed's published example passwords; use at least 12 characters`,
+		},
+		{
+			name: "one character repeated (issue 9)",
+			edit: []string{appUser, appUser + "  password = \"aaaaaaaaaaaa\"\n"},
+			at:   "password =",
+			want: `accounts[1].users[0].password: the password of user "app" has fewer than 4 different characters`,
+		},
+		{
+			name: "two characters alternating",
+			edit: []string{appUser, appUser + "  password = \"abababababab\"\n"},
+			at:   "password =",
+			want: `accounts[1].users[0].password: the password of user "app" has fewer than 4 different characters`,
+		},
+		{
+			name: "a common password (issue 9)",
+			edit: []string{appUser, appUser + "  password = \"password1234\"\n"},
+			at:   "password =",
+			want: `accounts[1].users[0].password: the password of user "app" is one of the most common passwords`,
+		},
+		{
+			name: "a common password in other case",
+			edit: []string{appUser, appUser + "  password = \"QWERTY123456\"\n"},
+			at:   "password =",
+			want: `accounts[1].users[0].password: the password of user "app" is one of the most common passwords`,
+		},
+		{
+			name: "twelve bytes but six characters (issue 9)",
+			edit: []string{appUser, appUser + "  password = \"ääääää\"\n"},
+			at:   "password =",
+			want: `accounts[1].users[0].password: the password of user "app" is shorter than 12 characters`,
+		},
+		{
+			name: "env password one character repeated",
+			edit: []string{appUser, appUser + "  password_env = \"TEST_REPEAT_PW\"\n"},
+			at:   "password_env",
+			want: `accounts[1].users[0].password_env: the password in environment variable TEST_REPEAT_PW (for user "app") has fewer than 4 different characters`,
+		},
+		{
+			name: "env password common",
+			edit: []string{appUser, appUser + "  password_env = \"TEST_COMMON_PW\"\n"},
+			at:   "password_env",
+			want: `accounts[1].users[0].password_env: the password in environment variable TEST_COMMON_PW (for user "app") is one of the most common passwords`,
+		},
+		{
+			name: "env password of six umlauts",
+			edit: []string{appUser, appUser + "  password_env = \"TEST_UMLAUT_PW\"\n"},
+			at:   "password_env",
+			want: `accounts[1].users[0].password_env: the password in environment variable TEST_UMLAUT_PW (for user "app") is shorter than 12 characters`,
+		},
+		{
+			name: "a password in password_env is not echoed (issue 9)",
+			edit: []string{appUser, appUser + "  password_env = \"s3cret-Passw0rd!\"\n"},
+			at:   "password_env",
+			want: `accounts[1].users[0].password_env: is not an environment variable name (its value is not shown`,
+		},
+		{
+			name: "a long password of letters in non-ASCII is fine",
+			edit: []string{appUser, appUser + "  password = \"ÄÖÜäöüßÀÉÈÊË\"\n"},
+			at:   "",
+			want: ``,
 		},
 		{
 			name: "inline short password",
@@ -936,10 +1253,10 @@ func TestValidation(t *testing.T) {
 			want: `monitoring.grafana.port: port 9090 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
 		},
 		{
-			name: "two services on port 1",
-			edit: mon("host = \"n1\"\nprometheus.port = 1\ngrafana.port = 1"),
+			name: "two services on port 1024",
+			edit: mon("host = \"n1\"\nprometheus.port = 1024\ngrafana.port = 1024"),
 			at:   "grafana.port",
-			want: `monitoring.grafana.port: port 1 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
+			want: `monitoring.grafana.port: port 1024 is also monitoring.prometheus.port on host "n1"; give every service on one host its own port`,
 		},
 		{
 			name: "two services on port 65535",
@@ -967,9 +1284,9 @@ func TestValidation(t *testing.T) {
 		},
 		{
 			name: "exporter on the SSH port",
-			edit: mon("host = \"n1\"\n[monitoring.exporter]\nport = 22"),
-			at:   "port = 22",
-			want: `monitoring.exporter.port: port 22 is also ssh.port on host "n1"`,
+			edit: append([]string{`user = "deploy"`, "user = \"deploy\"\nport = 2222"}, mon("host = \"n1\"\nexporter.port = 2222")...),
+			at:   "exporter.port",
+			want: `monitoring.exporter.port: port 2222 is also ssh.port on host "n1"`,
 		},
 		{
 			name: "exporter on one host's own SSH port",
@@ -1052,7 +1369,7 @@ func TestValidation(t *testing.T) {
 			name: "grafana password_env not a variable name, grafana disabled",
 			edit: mon("host = \"n1\"\n[monitoring.grafana]\nenabled = false\npassword_env = \"$PW\""),
 			at:   "password_env",
-			want: `monitoring.grafana.password_env: "$PW" is not an environment variable name; use letters, digits and _`,
+			want: `monitoring.grafana.password_env: is not an environment variable name (its value is not shown`,
 		},
 		{
 			name: "grafana file and sha256",
@@ -1117,6 +1434,54 @@ func TestValidation(t *testing.T) {
 			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\naccept_new_host_keys = true", tmp)},
 			at:         "identity_files",
 			want:       "ssh.identity_files[0]: identity file " + tmp + " is a directory; name the private key file",
+			fileChecks: true,
+		},
+		{
+			name:       "identity file others can read (issue 9)",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\nknown_hosts = %q", openKey, knownHosts)},
+			at:         "identity_files",
+			want:       "ssh.identity_files[0]: identity file " + openKey + " has mode 0644, so other users can read the private key; run chmod 600 " + openKey,
+			fileChecks: true,
+		},
+		{
+			// Opening a FIFO would block: refused from its Stat.
+			name:       "identity file is a FIFO",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nidentity_files = [%q]\nknown_hosts = %q", fifoKey, knownHosts)},
+			at:         "identity_files",
+			want:       "ssh.identity_files[0]: identity file " + fifoKey + " is not a regular file",
+			fileChecks: true,
+		},
+		{
+			name:       "known_hosts is a FIFO",
+			edit:       []string{`user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", fifoKey)},
+			at:         "known_hosts",
+			want:       "ssh.known_hosts: " + fifoKey + " is not a regular file; name the known_hosts file",
+			fileChecks: true,
+		},
+		{
+			name:       "offline without the artifact dir (issue 9)",
+			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.9\"\ndownload_url = \"\"\nartifact_dir = %q", filepath.Join(tmp, "no-artifacts")), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
+			at:         "artifact_dir",
+			want:       "nats.artifact_dir: " + filepath.Join(tmp, "no-artifacts") + ` does not exist, and download_url = "" leaves it the only source`,
+			fileChecks: true,
+		},
+		{
+			name:       "offline with an artifact dir that is a file",
+			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.9\"\ndownload_url = \"\"\nartifact_dir = %q", knownHosts), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
+			at:         "artifact_dir",
+			want:       "nats.artifact_dir: " + knownHosts + " is not a directory",
+			fileChecks: true,
+		},
+		{
+			name:       "offline with the artifact dir",
+			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.9\"\ndownload_url = \"\"\nartifact_dir = %q", tmp), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
+			fileChecks: true,
+		},
+		{
+			name:       "offline with a version the artifact dir lacks (issue 9)",
+			edit:       []string{`version = "2.14.9"`, fmt.Sprintf("version = \"2.14.8\"\ndownload_url = \"\"\nartifact_dir = %q", tmp), `user = "deploy"`, fmt.Sprintf("user = \"deploy\"\nknown_hosts = %q", knownHosts)},
+			at:         `version = "2.14.8"`,
+			want:       "nats.version: 2.14.8 has no release files in " + filepath.Join(tmp, "nats-server", "v2.14.8") + `, and download_url = "" allows no download`,
 			fileChecks: true,
 		},
 		{
@@ -1400,9 +1765,10 @@ func TestNoFollowUpProblemsForBadValues(t *testing.T) {
 
 // A port clash that every NATS host shares is one mistake, reported once.
 func TestMonitoringPortClashReportedOnce(t *testing.T) {
-	text := strings.Replace(base, baseEnd, baseEnd+"\n[monitoring]\nhost = \"n1\"\nexporter.port = 22\n", 1)
+	text := strings.Replace(base, baseEnd, baseEnd+"\n[monitoring]\nhost = \"n1\"\nexporter.port = 2222\n", 1)
+	text = strings.Replace(text, `user = "deploy"`, "user = \"deploy\"\nport = 2222", 1)
 	_, err := parseTest(t, text, LoadOptions{SkipFileChecks: true})
-	want := fmt.Sprintf(`t.toml:%d: monitoring.exporter.port: port 22 is also ssh.port on host "n1"; give every service on one host its own port`, lineOf(t, text, "exporter.port"))
+	want := fmt.Sprintf(`t.toml:%d: monitoring.exporter.port: port 2222 is also ssh.port on host "n1"; give every service on one host its own port`, lineOf(t, text, "exporter.port"))
 	if err == nil || err.Error() != want {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/natsdeploy/natsdeploy/internal/deploy"
+	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles"
 )
@@ -153,6 +154,11 @@ func load(c *cli.Context) (*inventory.Inventory, error) {
 	if err == nil {
 		err = roles.Check(inv, roles.All)
 	}
+	if err == nil {
+		// A secrets file others can read is the user's to fix, like the
+		// inventory: said before any connection, with the chmod to run.
+		err = secrets.CheckFile(inv.SecretsFile)
+	}
 	if err != nil {
 		return nil, cli.Exit(fmt.Sprintf("%v\nnothing was changed", err), 2)
 	}
@@ -163,6 +169,9 @@ func load(c *cli.Context) (*inventory.Inventory, error) {
 type session struct {
 	lock   bool // take the run lock on every host
 	gather bool // read facts and compute the plans
+	// look: the command changes nothing, here either, so the secrets file
+	// is not written (see deploy.ConnectToLook).
+	look bool
 }
 
 // open loads the inventory, connects to every host and goes as far as s
@@ -178,7 +187,11 @@ func open(c *cli.Context, s session) (*deploy.Session, error) {
 // connect connects to every host of a loaded inventory and goes as far as
 // s asks.
 func connect(c *cli.Context, inv *inventory.Inventory, s session) (*deploy.Session, error) {
-	r, err := deploy.Connect(c.Context, inv, roles.All, c.App.Writer)
+	dial := deploy.Connect
+	if s.look {
+		dial = deploy.ConnectToLook
+	}
+	r, err := dial(c.Context, inv, roles.All, c.App.Writer)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +251,7 @@ func applyCmd(c *cli.Context) error {
 }
 
 func planCmd(c *cli.Context) error {
-	r, err := open(c, session{gather: true})
+	r, err := open(c, session{gather: true, look: true})
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,8 @@ func labWith(t *testing.T, old, new string) string {
 	text = strings.ReplaceAll(text, `"../.lab/`, `"`+dir+`/`)
 	os.WriteFile(filepath.Join(dir, "id_ed25519"), []byte("key"), 0o600)
 	os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600)
-	os.MkdirAll(filepath.Join(dir, "artifacts"), 0o755)
+	// The lab is offline: the release of its version must be there.
+	os.MkdirAll(filepath.Join(dir, "artifacts", "nats-server", "v2.14.9"), 0o755)
 	p := filepath.Join(dir, "inv.toml")
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

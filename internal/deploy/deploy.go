@@ -66,14 +66,29 @@ type Session struct {
 // host cannot be reached or authenticated, it closes the others and returns
 // an error naming every failed host: nothing has been changed anywhere.
 func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
+	return connect(ctx, inv, rs, out, true)
+}
+
+// ConnectToLook is Connect for a command that changes nothing (plan): the
+// secrets are resolved as Connect does, so what it renders is what apply
+// would, but the secrets file is neither written nor created, nor its
+// folder. Passwords generated for it live in memory only, which is safe as
+// no hash of theirs reaches a host; apply generates its own and keeps them.
+func ConnectToLook(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
+	return connect(ctx, inv, rs, out, false)
+}
+
+func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer, save bool) (*Session, error) {
 	sec, err := OpenSecrets(inv, rs)
 	if err != nil {
 		return nil, err
 	}
 	// Saved before any host is touched: a password whose hash reaches a
 	// host must never exist only in memory.
-	if err := sec.Save(); err != nil {
-		return nil, err
+	if save {
+		if err := sec.Save(); err != nil {
+			return nil, err
+		}
 	}
 	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
 	cfgs, err := sshConfigs(inv, sudo)

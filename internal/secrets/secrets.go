@@ -30,6 +30,8 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -366,22 +368,44 @@ func Generate() (string, error) {
 	return string(out), nil
 }
 
+// CheckFile refuses a secrets file that is there but cannot be used as
+// one: not a regular file, or readable by other users. Nothing is read
+// from it, so callers can run it while checking their input, before any
+// connection, and report it as the usage problem it is. A file that does
+// not exist yet is fine: it is created on the first apply.
+func CheckFile(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("secrets file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("secrets file %s is not a regular file; move it away or set secrets_file in the inventory", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("secrets file %s has mode %04o, so other users can read it; run `chmod 600 %s` (and consider changing the passwords in it)", path, perm, path)
+	}
+	if fi.Size() > maxFileSize {
+		return fmt.Errorf("secrets file %s is %d bytes, far more than a secrets file holds; check secrets_file in the inventory", path, fi.Size())
+	}
+	return nil
+}
+
+// maxFileSize bounds what read loads: a secrets file holds a few hundred
+// bytes per user.
+const maxFileSize = 4 << 20
+
 // read loads the secrets file, or an empty one if it does not exist. It
 // refuses a file others can read: it holds passwords.
 func read(path string) (fileData, error) {
 	var d fileData
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if err := CheckFile(path); err != nil {
+		return d, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return d, nil
-	}
-	if err != nil {
-		return d, fmt.Errorf("secrets file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return d, fmt.Errorf("secrets file %s is not a regular file; move it away or set secrets_file in the inventory", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return d, fmt.Errorf("secrets file %s has mode %04o, so other users can read it; run `chmod 600 %s` (and consider changing the passwords in it)", path, perm, path)
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -396,7 +420,78 @@ func read(path string) (fileData, error) {
 		}
 		return d, fmt.Errorf("secrets file %s: not in the expected layout; fix it, or delete it to have generated passwords made anew", path)
 	}
+	if err := checkStored(path, string(raw), d); err != nil {
+		return d, err
+	}
 	return d, nil
+}
+
+// checkStored applies the inventory's password rules to the passwords the
+// file keeps: they were generated, but the file is meant to be edited by
+// hand ("delete an entry to have it generated anew"), and a weak one typed
+// there would otherwise be deployed without a word.
+func checkStored(path, raw string, d fileData) error {
+	check := func(header []string, e entry) error {
+		if e.Password == "" {
+			return nil
+		}
+		if msg := inventory.PasswordProblem(e.Password); msg != "" {
+			at := path
+			if n := passwordLine(raw, header); n > 0 {
+				at = fmt.Sprintf("%s:%d", path, n)
+			}
+			return fmt.Errorf("secrets file %s: [%s] password %s; delete the password line (and its bcrypt and check lines) to have one generated, or write a stronger one",
+				at, strings.Join(header, "."), msg)
+		}
+		return nil
+	}
+	if err := check([]string{"route"}, d.Route); err != nil {
+		return err
+	}
+	for _, a := range sortedKeys(d.Accounts) {
+		for _, u := range sortedKeys(d.Accounts[a]) {
+			if err := check([]string{"accounts", a, u}, d.Accounts[a][u]); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range sortedKeys(d.Secrets) {
+		if err := check([]string{"secrets", n}, d.Secrets[n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// passwordLine finds the line of the password key in the [header] table,
+// as the encoder writes it (one table per entry, quoted keys where
+// needed); 0 when it cannot tell.
+func passwordLine(raw string, header []string) int {
+	in := false
+	for i, line := range strings.Split(raw, "\n") {
+		l := strings.TrimSpace(line)
+		if strings.HasPrefix(l, "[") {
+			parts := strings.Split(strings.Trim(l, "[]"), ".")
+			for j := range parts {
+				parts[j] = strings.Trim(strings.TrimSpace(parts[j]), `"'`)
+			}
+			in = slices.Equal(parts, header)
+			continue
+		}
+		if k, _, ok := strings.Cut(l, "="); in && ok && strings.TrimSpace(k) == "password" {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // Password returns the password of user in account, or "" if the inventory

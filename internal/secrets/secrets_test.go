@@ -599,3 +599,65 @@ func TestNoSlotsNoTable(t *testing.T) {
 		t.Fatal("the file has a [secrets] table without any slot")
 	}
 }
+
+// A weak password typed into the secrets file by hand is refused like one
+// in the inventory, with the file's line and the entry, never the value.
+func TestWeakPasswordEditedIntoFile(t *testing.T) {
+	dir := t.TempDir()
+	inv := load(t, dir, "", "")
+	s := open(t, inv)
+	save(t, s)
+	raw, err := os.ReadFile(inv.SecretsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := s.Password("APP", "app")
+	lineNo := 0
+	for i, l := range strings.Split(string(raw), "\n") {
+		if strings.Contains(l, gen) {
+			lineNo = i + 1
+		}
+	}
+	for _, tc := range []struct{ name, pw, want string }{
+		{"one character repeated", "zzzzzzzzzzzzzzzz", "has fewer than 4 different characters"},
+		{"a common one", "password1234", "is one of the most common passwords"},
+		{"six characters in twelve bytes", "ääääää", "is shorter than 12 characters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			edited := strings.Replace(string(raw), gen, tc.pw, 1)
+			if err := os.WriteFile(inv.SecretsFile, []byte(edited), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Open(inv)
+			want := fmt.Sprintf("%s:%d: [accounts.APP.app] password %s", inv.SecretsFile, lineNo, tc.want)
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), tc.pw) {
+				t.Fatalf("got %v\nwant it to contain %q and not the password", err, want)
+			}
+		})
+	}
+}
+
+// CheckFile is what the CLI runs before connecting: a missing file is
+// fine, a readable-by-others or non-regular one is not.
+func TestCheckFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.toml")
+	if err := CheckFile(p); err != nil {
+		t.Fatalf("missing file: %v", err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckFile(p); err == nil || !strings.Contains(err.Error(), "run `chmod 600 "+p+"`") {
+		t.Fatalf("mode 0644: %v", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckFile(p); err != nil {
+		t.Fatalf("mode 0600: %v", err)
+	}
+	if err := CheckFile(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("a directory: %v", err)
+	}
+}
