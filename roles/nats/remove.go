@@ -171,7 +171,11 @@ func (Role) Remove(ctx context.Context, env role.Env, ds []role.Departure, logf 
 	for _, d := range ds {
 		req, _ := json.Marshal(map[string]string{"peer": d.Name})
 		err := health.Poll(ctx, time.Minute, func() error {
-			msg, err := nc.RequestWithContext(ctx, "$JS.API.SERVER.REMOVE", req)
+			// Bounded, so a meta group without a leader is asked again
+			// rather than waited on forever.
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			msg, err := nc.RequestWithContext(rctx, "$JS.API.SERVER.REMOVE", req)
 			if err != nil {
 				return err
 			}
