@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,17 +64,34 @@ func (Role) Departed(ctx context.Context, env role.Env) ([]role.Departure, error
 			addr[name] = ip
 		}
 	}
-	for _, n := range nodes {
-		get := monitorOf(n, port)
-		var rz monitor.Routez
-		if err := monitor.JSON(ctx, get, "/routez", &rz); err == nil {
-			for _, r := range rz.Routes {
+	// Every apply asks this, so the nodes are asked at once; the answers
+	// are merged in inventory order.
+	type view struct {
+		rz  monitor.Routez
+		rok bool
+		jz  monitor.Jsz
+		jok bool
+	}
+	views := make([]view, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			get := monitorOf(n, port)
+			views[i].rok = monitor.JSON(ctx, get, "/routez", &views[i].rz) == nil
+			views[i].jok = monitor.JSON(ctx, get, "/jsz", &views[i].jz) == nil
+		}()
+	}
+	wg.Wait()
+	for i, n := range nodes {
+		if v := views[i]; v.rok {
+			for _, r := range v.rz.Routes {
 				add(r.RemoteName, r.IP)
 			}
 		}
-		var jz monitor.Jsz
-		if err := monitor.JSON(ctx, get, "/jsz", &jz); err == nil && jz.Meta != nil && jz.Meta.Leader == n.Name {
-			for _, p := range jz.Meta.Replicas {
+		if v := views[i]; v.jok && v.jz.Meta != nil && v.jz.Meta.Leader == n.Name {
+			for _, p := range v.jz.Meta.Replicas {
 				add(p.Name, "")
 			}
 		}
