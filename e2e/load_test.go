@@ -184,7 +184,13 @@ func TestZeroLossUnderLoad(t *testing.T) {
 		urls = append(urls, "nats://"+h.Address+":4222")
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","), nats.UserInfo("admin", sec.Password("ADMIN", "admin")),
-		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(5*time.Second))
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(5*time.Second),
+		// A node cut off the network drops packets without a reset: only
+		// missed PINGs tell the client its server is gone. nats.go's
+		// default (every 2 minutes) would keep it publishing into the void
+		// that long; a client that wants to ride out a partition pings
+		// often, and so does this one.
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3))
 	if err != nil {
 		t.Fatal(err)
 	}
