@@ -385,6 +385,45 @@ func TestRollingRestartWaitsForClusterGate(t *testing.T) {
 	}
 }
 
+// A cluster gate that passes once and then fails again (a link dropped a
+// moment after all were up) is not settled: apply waits until it has kept
+// passing for the hold, without restarting anyone for a blip.
+func TestReloadSettledOnlyAfterHold(t *testing.T) {
+	targets, log, _ := newCluster(t, 3)
+	var polls atomic.Int32
+	var passedAt []int32
+	var mu sync.Mutex
+	gate := &desired.ClusterGate{Desc: "all linked", Check: func(context.Context, []desired.Node) error {
+		n := polls.Add(1)
+		if n == 2 {
+			return &desired.Lagging{Nodes: []string{"n3"}, Err: fmt.Errorf("n3 has no route to n1")}
+		}
+		mu.Lock()
+		passedAt = append(passedAt, n)
+		mu.Unlock()
+		return nil
+	}}
+	for i := range targets {
+		targets[i].Desired.Units[0].Settled = gate
+		targets[i].Plan.Handlers["nats-server.service"] = desired.Reload
+	}
+	var l logs
+	if err := Handlers(context.Background(), targets, Timeouts{Health: 2 * time.Second, Reload: 2 * time.Second, Hold: 300 * time.Millisecond}, l.f); err != nil {
+		t.Fatal(err)
+	}
+	if got := filter(*log, "systemctl restart"); len(got) != 0 {
+		t.Errorf("a blip restarted %v", got)
+	}
+	// Poll 1 passed, 2 failed: the hold starts again from poll 3, and
+	// needs more than one pass after it.
+	if n := polls.Load(); n < 4 {
+		t.Errorf("settled after %d polls (passes at %v): the failure inside the hold was ignored", n, passedAt)
+	}
+	if !strings.Contains(l.text(), "settled after the reload") {
+		t.Errorf("no settled line:\n%s", l.text())
+	}
+}
+
 // logs collects Logf lines.
 type logs struct {
 	mu    sync.Mutex

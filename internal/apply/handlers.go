@@ -23,11 +23,16 @@ type Timeouts struct {
 	// ready before refusing: enough to ride out a blip, short enough to
 	// report a real problem at once.
 	Preflight time.Duration
+	// Hold is how long a cluster gate must keep passing after a reload
+	// before the cluster counts as settled: members that re-make their
+	// links after a reload can drop one again a second or two after all
+	// were up (a duplicate resolved, a late refusal of old credentials).
+	Hold time.Duration
 }
 
 // DefaultTimeouts suit a VM fleet; a cluster that must catch up on a lot
 // of data after a restart may need more.
-var DefaultTimeouts = Timeouts{Start: 2 * time.Minute, Health: 2 * time.Minute, Reload: 20 * time.Second, Preflight: 10 * time.Second}
+var DefaultTimeouts = Timeouts{Start: 2 * time.Minute, Health: 2 * time.Minute, Reload: 20 * time.Second, Preflight: 10 * time.Second, Hold: 5 * time.Second}
 
 // Logf reports progress for a host.
 type Logf func(host, format string, args ...any)
@@ -314,7 +319,7 @@ func settleAfterReload(ctx context.Context, targets []Target, u desired.Unit, to
 	if u.Settled == nil {
 		return nil
 	}
-	err := waitSettled(ctx, targets, u, to.Reload)
+	err := waitStable(ctx, targets, u, to.Reload, to.Hold)
 	for tries := 0; err != nil && tries < len(targets); tries++ {
 		var lag *desired.Lagging
 		if !errors.As(err, &lag) || len(lag.Nodes) == 0 {
@@ -332,13 +337,39 @@ func settleAfterReload(ctx context.Context, targets []Target, u desired.Unit, to
 		if rerr := waitReady(ctx, t, tu, to.Health); rerr != nil {
 			return rerr
 		}
-		err = waitSettled(ctx, targets, u, to.Reload)
+		err = waitStable(ctx, targets, u, to.Reload, to.Hold)
 	}
 	if err != nil {
 		return fmt.Errorf("not settled after the reload: %w; run apply again (it owes the reload and the settling), or look at each member's routes", err)
 	}
 	logf("", "%s settled after the reload: %s", u.Name, u.Settled.Desc)
 	return nil
+}
+
+// waitStable is waitSettled that also wants the gate to keep passing for
+// hold; a failure within hold starts the wait for it over.
+func waitStable(ctx context.Context, targets []Target, u desired.Unit, timeout, hold time.Duration) error {
+	deadline := time.Now().Add(timeout + hold)
+	for {
+		if err := waitSettled(ctx, targets, u, time.Until(deadline).Round(10*time.Millisecond)); err != nil {
+			return err
+		}
+		var err error
+		for since := time.Now(); err == nil && time.Since(since) < hold; {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(health.Interval):
+			}
+			err = waitSettled(ctx, targets, u, 0)
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
 }
 
 func targetNamed(targets []Target, name string) (Target, bool) {
