@@ -631,30 +631,14 @@ func checkCluster(t *testing.T, hosts []lab.Host) {
 	eventually(t, time.Minute, "cluster formed", func() error {
 		leaders := map[string]bool{}
 		for _, h := range hosts {
-			var rz struct {
-				Routes []struct {
-					RemoteName string `json:"remote_name"`
-				} `json:"routes"`
-			}
-			monitor(t, h, "/routez", &rz)
-			peers := map[string]bool{}
-			for _, r := range rz.Routes {
-				peers[r.RemoteName] = true
-			}
+			peers, leader, size := clusterView(t, h)
 			if len(peers) != len(hosts)-1 {
 				return fmt.Errorf("%s has routes to %v, want the %d other nodes", h.Name, peers, len(hosts)-1)
 			}
-			var jz struct {
-				Meta struct {
-					Leader      string `json:"leader"`
-					ClusterSize int    `json:"cluster_size"`
-				} `json:"meta_cluster"`
+			if leader == "" || size != len(hosts) {
+				return fmt.Errorf("%s: meta leader %q, cluster size %d", h.Name, leader, size)
 			}
-			monitor(t, h, "/jsz", &jz)
-			if jz.Meta.Leader == "" || jz.Meta.ClusterSize != len(hosts) {
-				return fmt.Errorf("%s: meta leader %q, cluster size %d", h.Name, jz.Meta.Leader, jz.Meta.ClusterSize)
-			}
-			leaders[jz.Meta.Leader] = true
+			leaders[leader] = true
 			if code := monitor(t, h, "/healthz", nil); code != 200 {
 				return fmt.Errorf("%s /healthz %d", h.Name, code)
 			}
@@ -664,6 +648,31 @@ func checkCluster(t *testing.T, hosts []lab.Host) {
 		}
 		return nil
 	})
+}
+
+// clusterView is one node's own view: the peers it routes to (each once,
+// however many pooled routes), the meta leader it names and the meta
+// group's size.
+func clusterView(t *testing.T, h lab.Host) (peers map[string]bool, leader string, size int) {
+	t.Helper()
+	var rz struct {
+		Routes []struct {
+			RemoteName string `json:"remote_name"`
+		} `json:"routes"`
+	}
+	monitor(t, h, "/routez", &rz)
+	peers = map[string]bool{}
+	for _, r := range rz.Routes {
+		peers[r.RemoteName] = true
+	}
+	var jz struct {
+		Meta struct {
+			Leader      string `json:"leader"`
+			ClusterSize int    `json:"cluster_size"`
+		} `json:"meta_cluster"`
+	}
+	monitor(t, h, "/jsz", &jz)
+	return peers, jz.Meta.Leader, jz.Meta.ClusterSize
 }
 
 // checkStream reads the R3 stream through each given node.

@@ -299,26 +299,11 @@ func checkClusterNow(t *testing.T, hosts []lab.Host) {
 	t.Helper()
 	leaders := map[string]bool{}
 	for _, h := range hosts {
-		var rz struct {
-			Routes []struct {
-				RemoteName string `json:"remote_name"`
-			} `json:"routes"`
-		}
-		monitor(t, h, "/routez", &rz)
-		peers := map[string]bool{}
-		for _, r := range rz.Routes {
-			peers[r.RemoteName] = true
-		}
+		peers, leader, _ := clusterView(t, h)
 		if len(peers) != len(hosts)-1 {
 			t.Errorf("right after apply, %s routes to %v, want the %d other nodes", h.Name, peers, len(hosts)-1)
 		}
-		var jz struct {
-			Meta struct {
-				Leader string `json:"leader"`
-			} `json:"meta_cluster"`
-		}
-		monitor(t, h, "/jsz", &jz)
-		leaders[jz.Meta.Leader] = true
+		leaders[leader] = true
 	}
 	if len(leaders) != 1 || leaders[""] {
 		t.Errorf("right after apply, meta leaders seen: %v", leaders)
