@@ -344,6 +344,7 @@ func (v *validator) defaults() {
 		}
 	}
 	v.monitoringDefaults()
+	v.tlsDefaults()
 }
 
 // monitoringDefaults runs after the [nats] defaults, which it inherits from.

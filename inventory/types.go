@@ -26,6 +26,9 @@ type Inventory struct {
 	// Monitoring is the Prometheus/Grafana/exporter/surveyor stack; nil when
 	// the file has no [monitoring] section, and then none of it is deployed.
 	Monitoring *Monitoring `toml:"monitoring"`
+	// TLS turns on TLS for clients, routes and the monitoring port; nil
+	// when the file has no [tls] section: all three are plaintext.
+	TLS *TLS `toml:"tls"`
 
 	// defined holds the key paths written in the file, so that what the
 	// inventory says can win over the ssh config while defaults do not.
@@ -117,6 +120,11 @@ type Host struct {
 	SSHPort int    `toml:"ssh_port"`
 	// Jump overrides [ssh] jump for this host; "none" reaches it directly.
 	Jump string `toml:"jump"`
+	// TLSCert and TLSKey are the host's own certificate and key (PEM,
+	// on the control machine) instead of one natsdeploy issues; they must
+	// chain to [tls] ca_cert. Absolute after Load.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 	// NATS false means the host runs no NATS node (e.g. a dedicated
 	// monitoring host). Default true; non-nil after Load. Use RunsNATS.
 	NATS *bool `toml:"nats"`

@@ -81,6 +81,7 @@ func (v *validator) validate() {
 	v.checkAccounts()
 	v.checkStandaloneQuotas()
 	v.checkMonitoring()
+	v.checkTLS()
 	if filepath.Clean(v.inv.SecretsFile) == filepath.Join(v.inv.Dir, filepath.Base(v.inv.Path)) {
 		v.add("secrets_file", "is the inventory itself; name another file (default: %s.secrets.toml beside the inventory)",
 			strings.TrimSuffix(filepath.Base(v.inv.Path), ".toml"))

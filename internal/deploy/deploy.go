@@ -23,6 +23,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/lock"
+	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
 	"github.com/natsdeploy/natsdeploy/internal/remote"
 	"github.com/natsdeploy/natsdeploy/internal/role"
@@ -39,6 +40,8 @@ type Session struct {
 	Inv     *inventory.Inventory
 	Roles   []role.Role
 	Secrets *secrets.Store
+	// TLS is the deployment's CA and certificates; nil without TLS.
+	TLS   *pki.Material
 	Conns   map[string]apply.Conn // by host name
 	Targets []apply.Target        // in inventory order, after Gather
 	// Teardowns are destroy's plans, in inventory order, after PlanDestroy.
@@ -90,6 +93,17 @@ func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 			return nil, err
 		}
 	}
+	tlsm, err := pki.Open(inv, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	if save {
+		// Like the secrets: a key that reaches a host is on disk here
+		// first, so the next run renders the same bytes.
+		if err := tlsm.Save(); err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+	}
 	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
 	cfgs, err := sshConfigs(inv, sudo)
 	if err != nil {
@@ -104,6 +118,16 @@ func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 		conns[name] = Conn{c}
 	}
 	s := New(inv, rs, sec, conns, out)
+	s.TLS = tlsm
+	if tlsm != nil {
+		for _, line := range tlsm.Issued {
+			verb := "issued"
+			if !save {
+				verb = "would issue"
+			}
+			s.Logf("", "TLS: %s %s", verb, line)
+		}
+	}
 	s.sudo = sudo
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
@@ -132,6 +156,13 @@ func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io
 		conns[name] = Conn{c}
 	}
 	s := New(inv, rs, nil, conns, out)
+	// Only to trust the nodes' monitoring ports: nothing is issued or
+	// saved by a command that looks.
+	if s.TLS, err = pki.Open(inv, time.Now()); err != nil {
+		s.close = func() { remote.CloseAll(clients) }
+		s.Close()
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
 	s.sudo = sudo
 	s.Unreachable = failed
 	s.close = func() { remote.CloseAll(clients) }
@@ -321,7 +352,7 @@ func (s *Session) render(h inventory.Host, arts map[string]artifact.Binary) (des
 func (s *Session) renderParts(h inventory.Host, arts map[string]artifact.Binary) ([]desired.Part, error) {
 	var parts []desired.Part
 	for _, r := range role.On(s.Roles, s.Inv, h.Name) {
-		d, err := r.Desired(role.Input{Inv: s.Inv, Host: h, Secrets: s.Secrets, Artifacts: arts})
+		d, err := r.Desired(role.Input{Inv: s.Inv, Host: h, Secrets: s.Secrets, TLS: s.TLS, Artifacts: arts})
 		if err != nil {
 			return nil, fmt.Errorf("role %s on host %s: %w", r.Name(), h.Name, err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/internal/status"
@@ -59,6 +60,10 @@ type Input struct {
 	// host (paths, users, units, ports), before any secret is resolved;
 	// a role then renders with placeholders.
 	Secrets *secrets.Store
+	// TLS is the CA bundle and each node's certificate; nil when the
+	// inventory turns TLS off, and in claims-only renders (then a role
+	// renders placeholders for the certificate files).
+	TLS *pki.Material
 	// Artifacts are the verified binaries, by Release.ID(). Nil when the
 	// engine only needs paths and rendered files (facts probing, verify):
 	// Binary then gives a placeholder.
@@ -78,6 +83,8 @@ func (in Input) Binary(name, version string) artifact.Binary {
 type Env struct {
 	Inv     *inventory.Inventory
 	Secrets *secrets.Store
+	// TLS is nil when the inventory turns TLS off.
+	TLS *pki.Material
 	// Remote returns the connection to a host, or nil when there is none.
 	Remote func(host string) desired.Remote
 }
