@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/natsdeploy/natsdeploy/internal/contexts"
 	"github.com/natsdeploy/natsdeploy/internal/deploy"
+	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/roles"
 )
 
@@ -32,7 +34,20 @@ func contextsCmd(c *cli.Context) error {
 			return err
 		}
 	}
-	names, err := contexts.Write(inv, sec, dir)
+	var ca []byte
+	if inv.TLS.ClientsOn() {
+		tlsm, err := pki.Open(inv, time.Now())
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		// The CA the servers' certificates chain to must be the one on
+		// disk, which apply deploys.
+		if err := tlsm.Save(); err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		ca = tlsm.Trust
+	}
+	names, err := contexts.WriteTLS(inv, sec, dir, ca)
 	if err != nil {
 		return err
 	}

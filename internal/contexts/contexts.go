@@ -97,6 +97,13 @@ func ServerURLs(inv *inventory.Inventory) string {
 // password is known before writing anything. An empty dir means
 // DefaultDir().
 func Write(inv *inventory.Inventory, passwords Passwords, dir string) ([]string, error) {
+	return WriteTLS(inv, passwords, dir, nil)
+}
+
+// WriteTLS is Write for a cluster whose clients need TLS: ca (the CA
+// bundle, PEM) is written beside the contexts and each context names it,
+// so natscli verifies the servers against it.
+func WriteTLS(inv *inventory.Inventory, passwords Passwords, dir string, ca []byte) ([]string, error) {
 	if inv == nil || passwords == nil {
 		return nil, errors.New("write contexts: inventory and passwords are required")
 	}
@@ -137,6 +144,7 @@ func Write(inv *inventory.Inventory, passwords Passwords, dir string) ([]string,
 				URL:         url,
 				User:        u.Name,
 				Password:    pw,
+				CA:          caPath(inv, dir, ca),
 			}})
 		}
 	}
@@ -151,6 +159,11 @@ func Write(inv *inventory.Inventory, passwords Passwords, dir string) ([]string,
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("write contexts: %w", err)
 	}
+	if len(ca) > 0 {
+		if err := atomicfile.Write(caPath(inv, dir, ca), ca, 0o644); err != nil {
+			return nil, fmt.Errorf("write contexts: CA: %w", err)
+		}
+	}
 	var names []string
 	for _, e := range entries {
 		b, err := json.MarshalIndent(e.ctx, "", "  ")
@@ -163,4 +176,12 @@ func Write(inv *inventory.Inventory, passwords Passwords, dir string) ([]string,
 		names = append(names, e.name)
 	}
 	return names, nil
+}
+
+// caPath is where WriteTLS keeps the CA bundle; "" without one.
+func caPath(inv *inventory.Inventory, dir string, ca []byte) string {
+	if len(ca) == 0 {
+		return ""
+	}
+	return filepath.Join(dir, Name(inv, "ca")+".pem")
 }

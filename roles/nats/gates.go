@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
@@ -15,18 +14,14 @@ import (
 // node's monitoring port on the host's loopback, through the SSH
 // connection.
 
-func monitorOf(n desired.Node, port int) monitor.Get {
-	return monitor.Over(n.Remote.HTTPClient(), "http://127.0.0.1:"+strconv.Itoa(port))
-}
-
 // readyGate: without parameters /healthz on a JetStream node waits for the
 // meta leader and every local replica to catch up, the gate a rolling
 // restart needs before the next node goes.
-func readyGate(port int) *desired.Gate {
+func readyGate(mon Mon) *desired.Gate {
 	return &desired.Gate{
 		Desc: "/healthz",
 		Check: func(ctx context.Context, n desired.Node) error {
-			return monitor.Healthz(ctx, monitorOf(n, port))
+			return monitor.Healthz(ctx, mon.Of(n.Remote))
 		},
 	}
 }
@@ -35,19 +30,37 @@ func readyGate(port int) *desired.Gate {
 // config on disk and /varz reports the running config's config_digest in
 // the same form; equal means a reload took effect (nats-server only logs a
 // reload it refused).
-func reloadGate(port int, config string) *desired.ReloadGate {
+//
+// The digest covers the config text, not the certificate files it names,
+// so with TLS on the node must also serve the certificate on disk (cert):
+// a renewal is in service only then.
+func reloadGate(mon Mon, config, cert string) *desired.ReloadGate {
+	desc := "config_digest"
+	if cert != "" {
+		desc += " and the certificate served"
+	}
 	return &desired.ReloadGate{
-		Desc: "config_digest",
+		Desc: desc,
 		Want: func(ctx context.Context, n desired.Node) (string, error) {
 			return DiskDigest(ctx, n.Remote, config)
 		},
 		Check: func(ctx context.Context, n desired.Node, want string) error {
-			got, err := monitor.Digest(ctx, monitorOf(n, port))
+			got, err := monitor.Digest(ctx, mon.Of(n.Remote))
 			if err != nil {
 				return err
 			}
 			if !monitor.SameDigest(got, want) {
 				return fmt.Errorf("config_digest is %q, want %q (the reload did not take effect)", got, want)
+			}
+			if cert == "" {
+				return nil
+			}
+			served, err := mon.ServedFingerprint(ctx, n.Remote)
+			if err != nil {
+				return fmt.Errorf("certificate served: %w", err)
+			}
+			if served != cert {
+				return fmt.Errorf("serves certificate %.16s..., want %.16s... (the renewed certificate is not in service)", served, cert)
 			}
 			return nil
 		},
@@ -60,14 +73,14 @@ func reloadGate(port int, config string) *desired.ReloadGate {
 // and re-solicits its routes, and the meta leader's "current" view lags a
 // lost route by seconds. It relies on the host name being the node's
 // server_name, as Render makes it.
-func metaGate(port int) *desired.ClusterGate {
+func metaGate(mon Mon) *desired.ClusterGate {
 	return &desired.ClusterGate{
 		Desc: "every node routes to every other; the JetStream meta leader sees every node current",
 		Check: func(ctx context.Context, nodes []desired.Node) error {
 			gets := make([]monitor.Get, len(nodes))
 			names := make([]string, len(nodes))
 			for i, n := range nodes {
-				gets[i], names[i] = monitorOf(n, port), n.Name
+				gets[i], names[i] = mon.Of(n.Remote), n.Name
 			}
 			if err := monitor.RoutesWhole(ctx, gets, names); err != nil {
 				return err
@@ -81,14 +94,14 @@ func metaGate(port int) *desired.ClusterGate {
 // would hand leadership to a node the roll takes down later, which hands
 // it on again: an election, and a moment without a meta leader, per step
 // instead of once. Like metaGate it relies on host name == server_name.
-func leaderGate(port int) *desired.OrderGate {
+func leaderGate(mon Mon) *desired.OrderGate {
 	return &desired.OrderGate{
 		Desc: "the JetStream meta leader",
 		Last: func(ctx context.Context, nodes []desired.Node) (string, error) {
 			gets := make([]monitor.Get, len(nodes))
 			names := make([]string, len(nodes))
 			for i, n := range nodes {
-				gets[i], names[i] = monitorOf(n, port), n.Name
+				gets[i], names[i] = mon.Of(n.Remote), n.Name
 			}
 			return monitor.MetaLeader(ctx, gets, names)
 		},

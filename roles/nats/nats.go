@@ -34,6 +34,7 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/files"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/pki"
 	secretstore "github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
@@ -51,14 +52,25 @@ const (
 	RoutesFile   = "routes.conf"
 	AccountsFile = "accounts.conf"
 	LoggingFile  = "logging.conf"
-	LogFile      = "nats-server.log"
+	TLSFile      = "tls.conf"
+	// The TLS material, beside the config: the CA bundle and the node's
+	// own certificate and key.
+	CAFile   = "ca.pem"
+	CertFile = "server-cert.pem"
+	KeyFile  = "server-key.pem"
+	// tlsTimeout (seconds) is the TLS handshake's limit: nats-server's
+	// default of 2s is short for a node whose CPUs are saturated.
+	tlsTimeout = 5
+	LogFile    = "nats-server.log"
 
 	// ValidateGroup ties the three config files together: they are staged
 	// side by side and checked as one config before any is swapped in.
 	ValidateGroup = "nats-config"
 	// ValidateCmd parses the staged config as the service user, so a file
 	// the service could not read fails here and not at the next restart.
-	ValidateCmd = "runuser -u " + User + " -- " + BinaryPath + " -t -c {dir}/" + ConfigFile
+	// It runs in the staging folder because the certificate paths are
+	// relative to the service's working directory, the config folder.
+	ValidateCmd = "cd {dir} && runuser -u " + User + " -- " + BinaryPath + " -t -c " + ConfigFile
 
 	// stopBuffer is added to lame_duck_duration for TimeoutStopSec: after
 	// lame duck the server still shuts down, and JetStream writes its
@@ -129,6 +141,13 @@ type Artifact struct {
 // inv must come from inventory.Load: the invariants `nats-server -t` does not
 // check (DESIGN.md section 6) are inventory validation's, with file:line.
 func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Artifact) (desired.Host, error) {
+	return DesiredTLS(inv, host, sec, bin, nil)
+}
+
+// DesiredTLS is Desired with the deployment's TLS material; with TLS on
+// and tlsm nil (a render that only looks at claims) the certificate files
+// are placeholders.
+func DesiredTLS(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Artifact, tlsm *pki.Material) (desired.Host, error) {
 	if bin.Path == "" || bin.SHA256 == "" {
 		return desired.Host{}, fmt.Errorf("nats on %s: no verified nats-server binary", host.Name)
 	}
@@ -170,6 +189,7 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		{RoutesFile, cfg.Routes, desired.Reload, true},
 		{AccountsFile, cfg.Accounts, desired.Reload, false},
 		{LoggingFile, cfg.Logging, desired.Reload, false},
+		{TLSFile, cfg.TLS, desired.Reload, false},
 	} {
 		if f.content == nil {
 			continue // a single node has no routes
@@ -182,6 +202,13 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 			Sensitive: f.sensitive,
 			Service:   Service, OnChange: f.onChange,
 		})
+	}
+	certs := nodeCerts(inv, host, tlsm)
+	for _, f := range certs {
+		f.ValidateGroup, f.ValidateCmd = ValidateGroup, ValidateCmd
+		f.Service, f.OnChange = Service, desired.Reload
+		f.SHA256 = sum(f.Content)
+		h.Files = append(h.Files, f)
 	}
 	for _, u := range []struct {
 		path, service string
@@ -197,6 +224,7 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		})
 	}
 
+	mon := Monitor(inv, tlsm)
 	h.Units = []desired.Unit{
 		// The log copier first: it must be running before the server
 		// writes its first line.
@@ -204,10 +232,10 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 		{
 			Name:     Service,
 			UnitFile: UnitPath,
-			Ready:    readyGate(n.HTTPPort),
-			Reload:   reloadGate(n.HTTPPort, path.Join(n.ConfigDir, ConfigFile)),
-			Settled:  metaGate(n.HTTPPort),
-			Order:    leaderGate(n.HTTPPort),
+			Ready:    readyGate(mon),
+			Reload:   reloadGate(mon, path.Join(n.ConfigDir, ConfigFile), servedWant(certs)),
+			Settled:  metaGate(mon),
+			Order:    leaderGate(mon),
 			// systemd's messages and errors from before the log file
 			// opens are in the journal; the rest is in the log file, read
 			// directly in case the copier is not running.
@@ -228,9 +256,9 @@ func Desired(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin Art
 
 // Rendered are the rendered files of one host.
 type Rendered struct {
-	Server, Accounts, Logging []byte // files in ConfigDir
-	Routes                    []byte // in ConfigDir; nil for a single node
-	Unit, LogUnit             []byte // systemd units
+	Server, Accounts, Logging, TLS []byte // files in ConfigDir
+	Routes                         []byte // in ConfigDir; nil for a single node
+	Unit, LogUnit                  []byte // systemd units
 }
 
 // Render renders the config files and units of host. Output depends only on
@@ -287,6 +315,9 @@ func Render(inv *inventory.Inventory, host inventory.Host, sec Secrets) (Rendere
 		LogSizeLimit:        n.LogMaxSize.Bytes(),
 		LogMaxFiles:         n.LogMaxFiles,
 		SystemAccount:       sys.Name,
+		HTTPS:               inv.TLS.MonitoringOn(),
+		AllowNonTLS:         inv.TLS.MonitoringOn() && !inv.TLS.ClientsOn(),
+		tlsData:             tlsData{RouteTLS: inv.TLS.RoutesOn(), ServerTLS: inv.TLS.ClientsOn() || inv.TLS.MonitoringOn(), CAFile: CAFile, CertFile: CertFile, KeyFile: KeyFile, TLSTimeout: tlsTimeout},
 	}
 
 	var accounts accountsData
@@ -343,6 +374,7 @@ func Render(inv *inventory.Inventory, host inventory.Host, sec Secrets) (Rendere
 	unit := unitData{
 		Binary:           BinaryPath,
 		Config:           path.Join(n.ConfigDir, ConfigFile),
+		ConfigDir:        n.ConfigDir,
 		User:             User,
 		Group:            User,
 		DataDir:          n.DataDir,
@@ -365,6 +397,7 @@ func Render(inv *inventory.Inventory, host inventory.Host, sec Secrets) (Rendere
 		{"nats/routes.conf.tmpl", server, &r.Routes},
 		{"nats/accounts.conf.tmpl", accounts, &r.Accounts},
 		{"nats/logging.conf.tmpl", logging, &r.Logging},
+		{"nats/tls.conf.tmpl", server.tlsData, &r.TLS},
 		{"nats/nats-server.service.tmpl", unit, &r.Unit},
 		{"nats/nats-server-log.service.tmpl", unit, &r.LogUnit},
 	} {
@@ -393,6 +426,14 @@ type serverData struct {
 	LogSizeLimit                          int64
 	LogMaxFiles                           int
 	SystemAccount                         string
+	HTTPS, AllowNonTLS                    bool
+	tlsData
+}
+
+type tlsData struct {
+	ServerTLS, RouteTLS       bool
+	CAFile, CertFile, KeyFile string
+	TLSTimeout                int
 }
 
 type accountsData struct{ Accounts []accountData }
@@ -415,6 +456,7 @@ type loggingData struct {
 
 type unitData struct {
 	Binary, Config, User, Group  string
+	ConfigDir                    string
 	DataDir, LogDir, LogFile     string
 	LameDuckDuration, StopBuffer string
 	TimeoutStopSec               string

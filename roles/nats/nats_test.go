@@ -142,6 +142,7 @@ func (r Rendered) byName() map[string][]byte {
 		RoutesFile:   r.Routes,
 		AccountsFile: r.Accounts,
 		LoggingFile:  r.Logging,
+		TLSFile:      r.TLS,
 		Service:      r.Unit,
 		LogService:   r.LogUnit,
 	}
@@ -358,6 +359,7 @@ func TestDesired(t *testing.T) {
 		"/etc/nats/routes.conf":                       {0o640, "root", "nats", desired.Reload, Service, true, true},
 		"/etc/nats/accounts.conf":                     {0o640, "root", "nats", desired.Reload, Service, true, false},
 		"/etc/nats/logging.conf":                      {0o640, "root", "nats", desired.Reload, Service, true, false},
+		"/etc/nats/tls.conf":                          {0o640, "root", "nats", desired.Reload, Service, true, false},
 		"/etc/systemd/system/nats-server.service":     {0o644, "root", "root", desired.Restart, Service, false, false},
 		"/etc/systemd/system/nats-server-log.service": {0o644, "root", "root", desired.Restart, LogService, false, false},
 	}
@@ -373,7 +375,7 @@ func TestDesired(t *testing.T) {
 		if f.Mode != w.mode || f.Owner != w.owner || f.Group != w.group || f.OnChange != w.onChange || f.Service != w.service || f.Sensitive != w.sensitive {
 			t.Errorf("%s: %v %s:%s %s %s sensitive=%v", f.Path, f.Mode, f.Owner, f.Group, f.OnChange, f.Service, f.Sensitive)
 		}
-		if w.validate != (f.ValidateGroup == ValidateGroup && f.ValidateCmd == "runuser -u nats -- /usr/local/bin/nats-server -t -c {dir}/nats-server.conf") {
+		if w.validate != (f.ValidateGroup == ValidateGroup && f.ValidateCmd == "cd {dir} && runuser -u nats -- /usr/local/bin/nats-server -t -c nats-server.conf") {
 			t.Errorf("%s: validate %q %q", f.Path, f.ValidateGroup, f.ValidateCmd)
 		}
 		if (f.Source == "") == (f.Content == nil) {

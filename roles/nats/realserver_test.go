@@ -25,6 +25,7 @@ import (
 	natsclient "github.com/nats-io/nats.go"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/testbin"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
@@ -56,7 +57,7 @@ func writeConfig(t *testing.T, inv *inventory.Inventory, r Rendered, addr string
 	if addr != "" {
 		server = bytes.ReplaceAll(server, []byte(`"0.0.0.0:`), []byte(`"`+addr+`:`))
 	}
-	for name, content := range map[string][]byte{ConfigFile: server, RoutesFile: r.Routes, AccountsFile: r.Accounts, LoggingFile: r.Logging} {
+	for name, content := range map[string][]byte{ConfigFile: server, RoutesFile: r.Routes, AccountsFile: r.Accounts, LoggingFile: r.Logging, TLSFile: r.TLS} {
 		if content == nil {
 			continue // a single node has no routes.conf
 		}
@@ -72,7 +73,11 @@ var digestRE = regexp.MustCompile(`is valid \((sha256:[0-9a-f]{64})\)`)
 // checkConfig runs `nats-server -t -c` and returns the digest it prints.
 func checkConfig(t *testing.T, bin, conf string) string {
 	t.Helper()
-	out, err := exec.Command(bin, "-t", "-c", conf).CombinedOutput()
+	// From the config folder, as apply's ValidateCmd and the unit run it:
+	// the certificate paths are relative.
+	cmd := exec.Command(bin, "-t", "-c", conf)
+	cmd.Dir = filepath.Dir(conf)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("nats-server -t -c %s: %v\n%s", conf, err, out)
 	}
@@ -445,6 +450,7 @@ type realCluster struct {
 	addrs []string
 	ports []int // client, cluster, monitoring
 	nodes []*realNode
+	tls   *pki.Material // nil without TLS
 }
 
 type realNode struct {
@@ -471,6 +477,13 @@ func (n *realNode) stop() {
 // shown if it failed.
 func startRealCluster(t *testing.T) *realCluster {
 	t.Helper()
+	return startRealClusterWith(t, nil)
+}
+
+// startRealClusterWith starts the cluster with TLS set as tlsOn says (nil:
+// off); the material is in c.tls.
+func startRealClusterWith(t *testing.T, tlsOn *inventory.TLS) *realCluster {
+	t.Helper()
 	c := &realCluster{bin: testbin.NATSServer(t), addrs: []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}}
 	c.ports = freePorts(t, c.addrs, 3)
 
@@ -486,6 +499,17 @@ func startRealCluster(t *testing.T) *realCluster {
 	c.sec = fakeSecrets{awkwardRoute, awkwardRouteHash}
 
 	root := t.TempDir()
+	if tlsOn != nil {
+		tlsOn.Dir = filepath.Join(root, "tls")
+		c.base.TLS = tlsOn
+		var err error
+		if c.tls, err = pki.Open(c.base, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.tls.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range c.addrs {
 		inv := fixture()
 		*inv = *c.base
@@ -494,10 +518,15 @@ func startRealCluster(t *testing.T) *realCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := os.MkdirAll(inv.NATS.ConfigDir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		writeCerts(t, inv, c.tls)
 		n := &realNode{inv: inv, conf: writeConfig(t, inv, r, c.addrs[i]), exited: make(chan struct{})}
 		n.mon = fmt.Sprintf("http://%s:%d", c.addrs[i], c.ports[2])
 		checkConfig(t, c.bin, n.conf)
 		n.cmd = exec.Command(c.bin, "-c", n.conf)
+		n.cmd.Dir = inv.NATS.ConfigDir // as the unit's WorkingDirectory
 		// If the test binary dies, its servers must not outlive it.
 		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		var stderr bytes.Buffer

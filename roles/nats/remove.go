@@ -48,7 +48,7 @@ func members(env role.Env) ([]desired.Node, map[string]bool) {
 // Departed reads every inventory node's routes and the meta leader's peers.
 // Nodes that do not answer (not installed yet, stopped) tell nothing.
 func (Role) Departed(ctx context.Context, env role.Env) ([]role.Departure, error) {
-	port := env.Inv.NATS.HTTPPort
+	mon := Monitor(env.Inv, env.TLS)
 	nodes, in := members(env)
 	addr := map[string]string{}
 	var names []string
@@ -78,7 +78,7 @@ func (Role) Departed(ctx context.Context, env role.Env) ([]role.Departure, error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			get := monitorOf(n, port)
+			get := mon.Of(n.Remote)
 			views[i].rok = monitor.JSON(ctx, get, "/routez", &views[i].rz) == nil
 			views[i].jok = monitor.JSON(ctx, get, "/jsz", &views[i].jz) == nil
 		}()
@@ -110,7 +110,7 @@ func (Role) Departed(ctx context.Context, env role.Env) ([]role.Departure, error
 // included: a stream with its only replica on a departing member is seen
 // only there.
 func (Role) CheckRemoval(ctx context.Context, env role.Env, ds []role.Departure) error {
-	port := env.Inv.NATS.HTTPPort
+	mon := Monitor(env.Inv, env.TLS)
 	nodes, _ := members(env)
 	left := len(env.Inv.NATSHosts())
 	going := map[string]bool{}
@@ -126,7 +126,7 @@ func (Role) CheckRemoval(ctx context.Context, env role.Env, ds []role.Departure)
 	seen := map[string]bool{} // one verdict per stream, from the first node that holds it
 	for _, n := range nodes {
 		var sz monitor.Streamz
-		if err := monitor.JSON(ctx, monitorOf(n, port), monitor.StreamsPath, &sz); err != nil {
+		if err := monitor.JSON(ctx, mon.Of(n.Remote), monitor.StreamsPath, &sz); err != nil {
 			return fmt.Errorf("read the streams %s holds: %w", n.Name, err)
 		}
 		for _, a := range sz.Accounts {
@@ -180,8 +180,12 @@ func (Role) Remove(ctx context.Context, env role.Env, ds []role.Departure, logf 
 	for _, h := range env.Inv.NATSHosts() {
 		urls = append(urls, fmt.Sprintf("nats://%s:%d", h.Address, env.Inv.NATS.ClientPort))
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.UserInfo(inventory.OperatorUser, pw), nats.Name("natsdeploy"),
-		nats.Timeout(10*time.Second), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.UserInfo(inventory.OperatorUser, pw), nats.Name("natsdeploy"),
+		nats.Timeout(10 * time.Second), nats.MaxReconnects(-1)}
+	if env.Inv.TLS.ClientsOn() && env.TLS != nil {
+		opts = append(opts, nats.Secure(env.TLS.ClientTLS("")))
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
 		return fmt.Errorf("connect as %s to remove peers: %w", inventory.OperatorUser, err)
 	}
@@ -242,9 +246,9 @@ func names(ds []role.Departure) string {
 // streamsWhole: the meta leader counts no departed peer, and every stream
 // the members hold has all its replicas there, current.
 func streamsWhole(ctx context.Context, env role.Env, nodes []desired.Node, going map[string]bool) error {
-	port := env.Inv.NATS.HTTPPort
+	mon := Monitor(env.Inv, env.TLS)
 	for _, n := range nodes {
-		get := monitorOf(n, port)
+		get := mon.Of(n.Remote)
 		var jz monitor.Jsz
 		if err := monitor.JSON(ctx, get, "/jsz", &jz); err != nil {
 			return fmt.Errorf("%s: %w", n.Name, err)

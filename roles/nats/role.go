@@ -2,13 +2,13 @@ package nats
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"path"
 	"strings"
 
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
-	"github.com/natsdeploy/natsdeploy/internal/health"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	secretstore "github.com/natsdeploy/natsdeploy/internal/secrets"
@@ -83,7 +83,7 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 	if in.Secrets == nil {
 		sec = claimsOnly{}
 	}
-	return Desired(in.Inv, in.Host, sec, Artifact{Path: b.Path, SHA256: b.SHA256, Version: b.Version})
+	return DesiredTLS(in.Inv, in.Host, sec, Artifact{Path: b.Path, SHA256: b.SHA256, Version: b.Version}, in.TLS)
 }
 
 // claimsOnly stands in for the secrets store when the engine renders only
@@ -105,6 +105,7 @@ func (r Role) Verify(ctx context.Context, env role.Env) []report.Result {
 		Inventory: env.Inv,
 		Passwords: env.Secrets,
 		Probe:     probe{env: env},
+		TLS:       clientTLS(env),
 		ExpectedDigest: func(ctx context.Context, h inventory.Host) (string, error) {
 			rem := env.Remote(h.Name)
 			if rem == nil {
@@ -126,7 +127,7 @@ func (p probe) HTTPGet(ctx context.Context, h inventory.Host, path string) ([]by
 	if rem == nil {
 		return nil, 0, fmt.Errorf("host %s: not connected", h.Name)
 	}
-	return health.Get(ctx, rem.HTTPClient(), fmt.Sprintf("http://127.0.0.1:%d%s", p.env.Inv.NATS.HTTPPort, path))
+	return Monitor(p.env.Inv, p.env.TLS).Of(rem)(ctx, path)
 }
 
 func (p probe) ServiceActive(ctx context.Context, h inventory.Host) (bool, string, error) {
@@ -142,4 +143,13 @@ func (p probe) ServiceActive(ctx context.Context, h inventory.Host) (bool, strin
 	}
 	state := strings.TrimSpace(out)
 	return state == "active", state, nil
+}
+
+// clientTLS is how the verifier's clients trust the nodes, or nil when the
+// client port is plaintext.
+func clientTLS(env role.Env) *tls.Config {
+	if !env.Inv.TLS.ClientsOn() || env.TLS == nil {
+		return nil
+	}
+	return env.TLS.ClientTLS("")
 }

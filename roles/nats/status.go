@@ -32,7 +32,7 @@ func (r Role) Status(ctx context.Context, env role.Env) []status.Service {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			svc := nodeStatus(ctx, monitor.Over(rem.HTTPClient(), fmt.Sprintf("http://127.0.0.1:%d", env.Inv.NATS.HTTPPort)), h, hosts)
+			svc := nodeStatus(ctx, Monitor(env.Inv, env.TLS).Of(rem), h, hosts)
 			out[i] = &svc
 		}()
 	}

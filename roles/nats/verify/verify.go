@@ -22,6 +22,7 @@ package verify
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type Options struct {
 	ExpectedDigest func(ctx context.Context, host inventory.Host) (string, error)
 	// NATSURL is the client URL of one host. Default nats://address:client_port.
 	NATSURL func(host inventory.Host) string
+	// TLS is how clients trust the nodes when the inventory requires TLS
+	// on the client port; its ServerName is left empty so each connection
+	// checks the name it dials.
+	TLS *tls.Config
 	// Parallel bounds how many checks run at once. Default 8.
 	Parallel int
 	// Logins bounds how many logins are in progress at once: each costs
@@ -315,6 +320,7 @@ func (v *verifier) connect(h inventory.Host, user, password string) (*nats.Conn,
 		var nc *nats.Conn
 		nc, err = v.login(v.opts.NATSURL(h),
 			nats.Name("natsdeploy-verify"),
+			v.secure(),
 			nats.UserInfo(user, password),
 			nats.Timeout(v.opts.ConnectTimeout),
 			nats.NoReconnect(),
@@ -337,6 +343,14 @@ func (v *verifier) connect(h inventory.Host, user, password string) (*nats.Conn,
 		}
 	}
 	return nil, &ConnectError{Host: h.Name, User: user, Tries: connectTries, Err: err}
+}
+
+// secure makes connections TLS when the client port requires it.
+func (v *verifier) secure() nats.Option {
+	if v.opts.TLS == nil {
+		return func(*nats.Options) error { return nil }
+	}
+	return nats.Secure(v.opts.TLS)
 }
 
 // login is nats.Connect within a login slot. The slot is released
