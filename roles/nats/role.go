@@ -114,7 +114,7 @@ func (r Role) Verify(ctx context.Context, env role.Env) []report.Result {
 			return DiskDigest(ctx, rem, path.Join(env.Inv.NATS.ConfigDir, ConfigFile))
 		},
 	})
-	return rep.Results
+	return append(rep.Results, verifyTLS(ctx, env)...)
 }
 
 // probe lets the verifier see each node through its SSH connection: the

@@ -20,6 +20,7 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/pki"
+	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats/monitor"
 	"github.com/natsdeploy/natsdeploy/roles/nats/tlsprobe"
@@ -243,6 +244,51 @@ func TestRealTLSCluster(t *testing.T) {
 		}
 	}
 
+	// verify's TLS rows: all pass on the real thing; each fails when what
+	// it proves is not so.
+	env := role.Env{Inv: c.base, TLS: c.tls, Remote: func(name string) desired.Remote {
+		for i, h := range c.base.Hosts {
+			if h.Name == name {
+				return loopbackOn(c.addrs[i])
+			}
+		}
+		return nil
+	}}
+	rows := verifyTLS(ctx, env)
+	if len(rows) != 9 {
+		t.Fatalf("%d TLS rows, want 3 listeners x 3 nodes: %+v", len(rows), rows)
+	}
+	for _, r := range rows {
+		if !r.OK {
+			t.Errorf("%s %s: %s", r.Check, r.Target, r.Seen)
+		}
+	}
+	otherInv := *c.base
+	otherTLS := *c.base.TLS
+	otherTLS.Dir = t.TempDir() + "/other"
+	otherInv.TLS = &otherTLS
+	otherCA, err := pki.Open(&otherInv, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	soon := *c.base
+	soonTLS := *c.base.TLS
+	soonTLS.RenewBefore = soonTLS.ValidFor + inventory.Duration(time.Hour)
+	soon.TLS = &soonTLS
+	for _, tc := range []struct {
+		name, want string
+		env        role.Env
+	}{
+		{"another CA", "does not chain to the CA", role.Env{Inv: c.base, TLS: otherCA, Remote: env.Remote}},
+		{"expiring within renew_before", "sooner than", role.Env{Inv: &soon, TLS: c.tls, Remote: env.Remote}},
+	} {
+		for _, r := range verifyTLS(ctx, tc.env) {
+			if r.OK || r.Skipped || !strings.Contains(r.Seen, tc.want) {
+				t.Errorf("%s: %s %s ok=%v skipped=%v %q, want a failure saying %q", tc.name, r.Check, r.Target, r.OK, r.Skipped, r.Seen, tc.want)
+			}
+		}
+	}
+
 	// Renewal: with renew_before past the lifetime, every node's
 	// certificate is due now; nats-1 gets its new files and a SIGHUP.
 	due := *c.base
@@ -300,3 +346,41 @@ func varzDigestTLS(t *testing.T, get monitor.Get) string {
 }
 
 var _ = tls.VersionTLS12
+
+// A cluster that serves plaintext while the inventory asks for TLS fails
+// every TLS row, naming the plaintext answer.
+func TestVerifyTLSPlaintextCluster(t *testing.T) {
+	c := startRealCluster(t)
+	ctx := context.Background()
+	gets := make([]monitor.Get, len(c.addrs))
+	names := make([]string, len(c.addrs))
+	for i, a := range c.addrs {
+		gets[i], names[i] = monitor.Over(loopbackOn(a).HTTPClient(), "http://127.0.0.1:"+strconv.Itoa(c.ports[2])), c.base.Hosts[i].Name
+	}
+	waitFor(t, 60*time.Second, "routes whole", func() error { return monitor.RoutesWhole(ctx, gets, names) })
+	inv := *c.base
+	on := allTLS()
+	on.Dir = t.TempDir() + "/tls"
+	inv.TLS = on
+	tlsm, err := pki.Open(&inv, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := role.Env{Inv: &inv, TLS: tlsm, Remote: func(name string) desired.Remote {
+		for i, h := range inv.Hosts {
+			if h.Name == name {
+				return loopbackOn(c.addrs[i])
+			}
+		}
+		return nil
+	}}
+	rows := verifyTLS(ctx, env)
+	if len(rows) != 9 {
+		t.Fatalf("%d rows, want 9", len(rows))
+	}
+	for _, r := range rows {
+		if r.OK || r.Skipped || !strings.Contains(r.Seen, "plaintext client was answered") {
+			t.Errorf("%s %s: ok=%v skipped=%v %q, want a failure for the plaintext answer", r.Check, r.Target, r.OK, r.Skipped, r.Seen)
+		}
+	}
+}
