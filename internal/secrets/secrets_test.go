@@ -265,7 +265,7 @@ func TestFileModeEnforced(t *testing.T) {
 	}
 }
 
-func TestCorruptFileErrorShowsNoSecret(t *testing.T) {
+func TestCorruptUserErrorShowsNoSecret(t *testing.T) {
 	dir := t.TempDir()
 	inv := load(t, dir, "", "")
 	const secret = "TopSecretValue123"
