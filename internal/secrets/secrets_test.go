@@ -84,6 +84,8 @@ func hash(t *testing.T, s *Store, account, user string) string {
 func TestMain(m *testing.M) {
 	// Every test but TestRealCost hashes at bcrypt's minimum cost.
 	hashCost = bcrypt.MinCost
+	// and encrypts with a passphrase at a small fraction of age's cost.
+	scryptWorkFactor = 10
 	os.Exit(m.Run())
 }
 
