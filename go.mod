@@ -3,6 +3,7 @@ module github.com/natsdeploy/natsdeploy
 go 1.26.8
 
 require (
+	filippo.io/age v1.3.2
 	github.com/BurntSushi/toml v1.6.0
 	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/kevinburke/ssh_config v1.6.0
@@ -14,6 +15,8 @@ require (
 )
 
 require (
+	filippo.io/edwards25519 v1.2.0 // indirect
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/kr/fs v0.1.0 // indirect

@@ -248,6 +248,16 @@ func (v *validator) defaults() {
 		inv.SecretsFile = v.localPath("secrets_file", inv.SecretsFile)
 	}
 
+	sec := &inv.Secrets
+	if sec.Identity != "" {
+		sec.Identity = v.localPath("secrets.identity", sec.Identity)
+	}
+	for i, r := range sec.Recipients {
+		if !IsKeyLine(r) {
+			sec.Recipients[i] = v.localPath(keyPath("secrets.recipients", i), r)
+		}
+	}
+
 	s := &inv.SSH
 	if s.User == "" {
 		s.User = DefaultSSHUser

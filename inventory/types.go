@@ -3,7 +3,12 @@
 // Inventory value this package returns and never re-reads the file.
 package inventory
 
-import "path/filepath"
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
 
 // Inventory is one deployment: the hosts, how to reach them, the NATS
 // cluster to build on them and the tenants it serves.
@@ -18,6 +23,9 @@ type Inventory struct {
 	// passwords (mode 0600; see internal/secrets). Default:
 	// "<inventory name without .toml>.secrets.toml" beside the inventory.
 	SecretsFile string `toml:"secrets_file"`
+	// Secrets says how the secrets file is kept at rest: in plain text
+	// (the default) or encrypted with age.
+	Secrets SecretsSpec `toml:"secrets"`
 
 	SSH      SSH       `toml:"ssh"`
 	NATS     NATS      `toml:"nats"`
@@ -37,6 +45,89 @@ type Inventory struct {
 	// lines maps a key path such as "accounts.2.users.0.allow" to the line
 	// it was written on, for error messages after loading.
 	lines map[string]int
+}
+
+// Ways to encrypt the secrets file ([secrets] encrypt).
+const (
+	EncryptPassphrase = "passphrase"
+	EncryptSSHKey     = "ssh-key"
+)
+
+// SecretsSpec is the [secrets] table. With Encrypt set, the secrets file is
+// an age file (armored): it is decrypted in memory on every run and
+// written back encrypted, never in plain text.
+type SecretsSpec struct {
+	// Encrypt is "" (plain text), EncryptPassphrase or EncryptSSHKey.
+	Encrypt string `toml:"encrypt"`
+	// PassphraseEnv names the environment variable holding the passphrase
+	// (encrypt = "passphrase"); unset, it is asked on the terminal. There
+	// is no inline passphrase: it would sit beside the file it protects.
+	PassphraseEnv string `toml:"passphrase_env"`
+	// Recipients are the SSH public keys (ssh-ed25519 or ssh-rsa) the file
+	// is encrypted to (encrypt = "ssh-key"): each an authorized_keys line,
+	// or a local file of them (absolute after Load). Default: Identity's
+	// own public key.
+	Recipients []string `toml:"recipients"`
+	// Identity is the SSH private key that decrypts the file (encrypt =
+	// "ssh-key"), absolute after Load. A key protected by a passphrase has
+	// it asked on the terminal.
+	Identity string `toml:"identity"`
+}
+
+// IsKeyLine tells a recipients entry written as a public key from one
+// naming a file: the base64 of every SSH public key starts with "AAAA"
+// (the length of its type name), which no sensible path has after a space.
+func IsKeyLine(entry string) bool { return strings.Contains(entry, " AAAA") }
+
+// RecipientLines returns the authorized_keys lines of every recipients
+// entry, reading the files it names; "#" comments and blank lines are
+// skipped.
+func (s SecretsSpec) RecipientLines() ([]string, error) {
+	var out []string
+	for _, e := range s.Recipients {
+		if IsKeyLine(e) {
+			out = append(out, strings.TrimSpace(e))
+			continue
+		}
+		lines, err := readKeyFile(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lines...)
+	}
+	return out, nil
+}
+
+// maxKeyFile bounds a recipients file: a few keys, not a log file named
+// by mistake.
+const maxKeyFile = 1 << 20
+
+func readKeyFile(path string) ([]string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("recipients file %s: %w", path, unwrapPathError(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("recipients file %s is not a regular file", path)
+	}
+	if fi.Size() > maxKeyFile {
+		return nil, fmt.Errorf("recipients file %s is %d bytes, far more than a file of public keys", path, fi.Size())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("recipients file %s: %w", path, unwrapPathError(err))
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("recipients file %s holds no public key", path)
+	}
+	return out, nil
 }
 
 // SSH says how the control machine reaches every host.

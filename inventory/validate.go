@@ -82,6 +82,7 @@ func (v *validator) validate() {
 	v.checkStandaloneQuotas()
 	v.checkMonitoring()
 	v.checkTLS()
+	v.checkSecrets()
 	if filepath.Clean(v.inv.SecretsFile) == filepath.Join(v.inv.Dir, filepath.Base(v.inv.Path)) {
 		v.add("secrets_file", "is the inventory itself; name another file (default: %s.secrets.toml beside the inventory)",
 			strings.TrimSuffix(filepath.Base(v.inv.Path), ".toml"))
@@ -202,39 +203,7 @@ func (v *validator) checkSSH() {
 		return
 	}
 	for i, f := range s.IdentityFiles {
-		key := keyPath("ssh.identity_files", i)
-		if strings.HasSuffix(f, ".pub") {
-			v.add(key, "%s is a public key; name the private key file (without .pub)", f)
-			continue
-		}
-		// Stat before opening: opening a FIFO would block.
-		fi, err := os.Stat(f)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			v.add(key, "identity file %s does not exist; fix the path or create a key with ssh-keygen -t ed25519 -f %s", f, f)
-			continue
-		case err != nil:
-			v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
-			continue
-		case fi.IsDir():
-			v.add(key, "identity file %s is a directory; name the private key file", f)
-			continue
-		case !fi.Mode().IsRegular():
-			v.add(key, "identity file %s is not a regular file; name the private key file", f)
-			continue
-		case fi.Mode().Perm()&0o077 != 0:
-			// OpenSSH refuses such a key ("UNPROTECTED PRIVATE KEY FILE"):
-			// anyone on this machine may have copied it.
-			v.add(key, "identity file %s has mode %04o, so other users can read the private key; run chmod 600 %s (and consider the key compromised)",
-				f, fi.Mode().Perm(), f)
-			continue
-		}
-		fh, err := os.Open(f)
-		if err != nil {
-			v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
-			continue
-		}
-		fh.Close()
+		v.checkPrivateKeyFile(keyPath("ssh.identity_files", i), f)
 	}
 	fi, err := os.Stat(s.KnownHosts)
 	switch {
@@ -251,6 +220,44 @@ func (v *validator) checkSSH() {
 		// Reading a FIFO when connecting would block until a writer comes.
 		v.add("ssh.known_hosts", "%s is not a regular file; name the known_hosts file", s.KnownHosts)
 	}
+}
+
+// checkPrivateKeyFile checks a private key file on this machine as OpenSSH
+// would before using it; it reports whether the file can be read.
+func (v *validator) checkPrivateKeyFile(key, f string) bool {
+	if strings.HasSuffix(f, ".pub") {
+		v.add(key, "%s is a public key; name the private key file (without .pub)", f)
+		return false
+	}
+	// Stat before opening: opening a FIFO would block.
+	fi, err := os.Stat(f)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		v.add(key, "identity file %s does not exist; fix the path or create a key with ssh-keygen -t ed25519 -f %s", f, f)
+		return false
+	case err != nil:
+		v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
+		return false
+	case fi.IsDir():
+		v.add(key, "identity file %s is a directory; name the private key file", f)
+		return false
+	case !fi.Mode().IsRegular():
+		v.add(key, "identity file %s is not a regular file; name the private key file", f)
+		return false
+	case fi.Mode().Perm()&0o077 != 0:
+		// OpenSSH refuses such a key ("UNPROTECTED PRIVATE KEY FILE"):
+		// anyone on this machine may have copied it.
+		v.add(key, "identity file %s has mode %04o, so other users can read the private key; run chmod 600 %s (and consider the key compromised)",
+			f, fi.Mode().Perm(), f)
+		return false
+	}
+	fh, err := os.Open(f)
+	if err != nil {
+		v.add(key, "identity file %s cannot be read (%v); fix its owner or mode (chmod 600 %s)", f, unwrapPathError(err), f)
+		return false
+	}
+	fh.Close()
+	return true
 }
 
 func (v *validator) checkSSHConfig() {

@@ -24,6 +24,14 @@ func sshKV(kv string) (string, string)  { return sshAt, sshAt + "\n" + kv }
 func host1(kv string) (string, string)  { return host1At, host1At + "\n" + kv }
 func promKV(kv string) (string, string) { return promAt, promAt + "\n" + kv }
 
+// secrets adds a [secrets] table of these lines before [ssh].
+func secretsTable(lines ...string) (string, string) {
+	return "[ssh]", "[secrets]\n" + strings.Join(lines, "\n") + "\n[ssh]"
+}
+
+// ecdsaKey is a public key age cannot encrypt to.
+const ecdsaKey = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBM2IYVH7Y9JWFaieQPg0vAILFxRYrJeEMlECDETv2qJzJMSZiMxvte99SGabgEpQZti4hHxk2QRXeYMomBAXHuE= test"
+
 // TestCatalogueOfBadInventories: each bad inventory, a small edit of the
 // lab's, is refused with exit 2 before any connection (the lab's hosts
 // cannot be reached from here, so getting past the checks would show as
@@ -41,6 +49,10 @@ func TestCatalogueOfBadInventories(t *testing.T) {
 	}
 	kv := func(name string, edit func(string) (string, string), line, key, word string) bad {
 		o, n := edit(line)
+		return bad{name: name, old: o, new: n, at: line, key: key, word: word}
+	}
+	sec := func(name string, lines []string, line, key, word string) bad {
+		o, n := secretsTable(lines...)
 		return bad{name: name, old: o, new: n, at: line, key: key, word: word}
 	}
 	const secret = "s3cret-Passw0rd!"
@@ -143,6 +155,21 @@ func TestCatalogueOfBadInventories(t *testing.T) {
 		kv("rule file not yaml", promKV, `rule_files = ["rules.txt"]`, "monitoring.prometheus.rule_files[0]", ".yml or .yaml"),
 		kv("prometheus version 3", promKV, `version = "3"`, "monitoring.prometheus.version", "release version"),
 		{name: "grafana password inline", old: "[monitoring.grafana]\nenabled = false", new: "[monitoring.grafana]\nenabled = false\npassword = \"" + secret + "\"", at: "password =", key: "monitoring.grafana.password", word: "not written in the inventory", hide: secret},
+		// [secrets]: how the secrets file is encrypted.
+		sec("encrypt gpg", []string{`encrypt = "gpg"`}, `encrypt = "gpg"`, "secrets.encrypt", "not a way to encrypt"),
+		sec("ssh-key without identity", []string{`encrypt = "ssh-key"`}, `encrypt = "ssh-key"`, "secrets.encrypt", "needs identity"),
+		sec("identity with a passphrase", []string{`encrypt = "passphrase"`, `identity = "../.lab/id_ed25519"`}, `identity =`, "secrets.identity", `only used with encrypt = "ssh-key"`),
+		sec("recipients without encrypt", []string{`recipients = ["../.lab/id_ed25519.pub"]`}, `recipients =`, "secrets.recipients", `only used with encrypt = "ssh-key"`),
+		sec("passphrase_env with ssh-key", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519"`, `passphrase_env = "X"`}, `passphrase_env`, "secrets.passphrase_env", `only used with encrypt = "passphrase"`),
+		{name: "passphrase pasted into passphrase_env", old: "[ssh]", new: "[secrets]\nencrypt = \"passphrase\"\npassphrase_env = \"" + secret + "\"\n[ssh]", at: "passphrase_env", key: "secrets.passphrase_env", word: "not an environment variable name", hide: secret},
+		sec("passphrase variable unset", []string{`encrypt = "passphrase"`, `passphrase_env = "NATSDEPLOY_CATALOGUE_UNSET"`}, `passphrase_env`, "secrets.passphrase_env", "is not set"),
+		sec("identity missing", []string{`encrypt = "ssh-key"`, `identity = "/nonexistent/id_ed25519"`}, `identity =`, "secrets.identity", "does not exist"),
+		sec("identity a public key", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519.pub"`}, `identity =`, "secrets.identity", "is a public key"),
+		sec("identity not a key", []string{`encrypt = "ssh-key"`, `identity = "../.lab/known_hosts"`}, `identity =`, "secrets.identity", "is not an SSH private key"),
+		sec("recipient not a key", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519"`, `recipients = ["ssh-ed25519 AAAAnot-base64 me"]`}, `recipients =`, "secrets.recipients[0]", "is not an SSH public key"),
+		sec("recipient an ECDSA key", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519"`, `recipients = ["` + ecdsaKey + `"]`}, `recipients =`, "secrets.recipients[0]", "age encrypts only to ssh-ed25519 and ssh-rsa keys"),
+		sec("recipients file missing", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519"`, `recipients = ["/nonexistent/keys.pub"]`}, `recipients =`, "secrets.recipients[0]", "no such file"),
+		sec("recipients empty", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519"`, `recipients = []`}, `recipients =`, "secrets.recipients", "is empty"),
 		// The file itself.
 		{name: "secrets file is the inventory", old: "[ssh]", new: "secrets_file = \"inv.toml\"\n[ssh]", at: "secrets_file", key: "secrets_file", word: "inventory itself"},
 		{name: "TOML syntax error", old: natsAt, new: `version = "2.14.9`, at: `version = "2.14.9`, key: "", word: "fix the TOML syntax"},

@@ -22,11 +22,11 @@ func contextsCmd(c *cli.Context) error {
 	}
 	sec, err := deploy.OpenSecrets(inv, roles.All)
 	if err != nil {
-		return err
+		return secretsProblem(err)
 	}
 	// A password generated now must be the one later deployed.
 	if err := sec.Save(); err != nil {
-		return err
+		return secretsProblem(err)
 	}
 	dir := c.String("dir")
 	if dir == "" {

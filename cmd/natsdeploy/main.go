@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/natsdeploy/natsdeploy/internal/deploy"
+	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles"
@@ -130,6 +131,7 @@ func newApp(out io.Writer) *cli.App {
 				},
 				Action: restartCmd,
 			},
+			secretsCommand,
 			destroyCommand,
 			dashboardsCommand,
 			labCommand,
@@ -150,7 +152,13 @@ func load(c *cli.Context) (*inventory.Inventory, error) {
 		}
 		return nil, cli.Exit(fmt.Sprintf("usage: natsdeploy %s INVENTORY.toml", c.Command.Name), 2)
 	}
-	inv, err := inventory.Load(c.Args().First())
+	return loadPath(c.Args().First())
+}
+
+// loadPath is load for an inventory path the caller took from its
+// arguments.
+func loadPath(path string) (*inventory.Inventory, error) {
+	inv, err := inventory.Load(path)
 	if err == nil {
 		err = roles.Check(inv, roles.All)
 	}
@@ -172,6 +180,9 @@ type session struct {
 	// look: the command changes nothing, here either, so the secrets file
 	// is not written (see deploy.ConnectToLook).
 	look bool
+	// sec, when set, is the secrets store already opened (and changed) by
+	// the command; it is saved before any connection.
+	sec *secrets.Store
 }
 
 // open loads the inventory, connects to every host and goes as far as s
@@ -188,12 +199,17 @@ func open(c *cli.Context, s session) (*deploy.Session, error) {
 // s asks.
 func connect(c *cli.Context, inv *inventory.Inventory, s session) (*deploy.Session, error) {
 	dial := deploy.Connect
-	if s.look {
+	switch {
+	case s.sec != nil:
+		dial = func(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*deploy.Session, error) {
+			return deploy.ConnectWith(ctx, inv, rs, s.sec, out)
+		}
+	case s.look:
 		dial = deploy.ConnectToLook
 	}
 	r, err := dial(c.Context, inv, roles.All, c.App.Writer)
 	if err != nil {
-		return nil, err
+		return nil, secretsProblem(err)
 	}
 	if s.lock {
 		if err := r.Lock(c.Context); err != nil {
@@ -210,6 +226,17 @@ func connect(c *cli.Context, inv *inventory.Inventory, s session) (*deploy.Sessi
 	return r, nil
 }
 
+// secretsProblem makes a problem with the secrets file or its key (a wrong
+// passphrase, a damaged file) the usage error it is: exit 2, and nothing
+// was changed, since the secrets are read before any host is contacted.
+func secretsProblem(err error) error {
+	var ue *secrets.UserError
+	if errors.As(err, &ue) {
+		return cli.Exit(fmt.Sprintf("%v\nnothing was changed", err), 2)
+	}
+	return err
+}
+
 func applyCmd(c *cli.Context) error {
 	start := time.Now()
 	r, err := open(c, session{lock: true, gather: true})
@@ -217,12 +244,19 @@ func applyCmd(c *cli.Context) error {
 		return err
 	}
 	defer r.Close()
+	return applyOpen(c, r, start, c.Bool("allow-remove"), c.Bool("no-verify"))
+}
+
+// applyOpen is apply from a session locked and gathered: departures, the
+// change, the verifier. secrets rotate rolls its new password out through
+// it, exactly as apply would.
+func applyOpen(c *cli.Context, r *deploy.Session, start time.Time, allowRemove, noVerify bool) error {
 	out := c.App.Writer
 	gone, err := r.Departures(c.Context)
 	if err != nil {
 		return err
 	}
-	if len(gone) > 0 && !c.Bool("allow-remove") {
+	if len(gone) > 0 && !allowRemove {
 		return cli.Exit(fmt.Sprintf("the cluster has members the inventory no longer names:\n%sto remove them, run apply --allow-remove; to keep them, put them back in the inventory\nnothing was changed",
 			deploy.DescribeDepartures(gone)), 2)
 	}
@@ -244,7 +278,7 @@ func applyCmd(c *cli.Context) error {
 			len(r.Targets), time.Since(start).Round(10*time.Millisecond))
 	}
 	r.Unlock(c.Context)
-	if c.Bool("no-verify") {
+	if noVerify {
 		return nil
 	}
 	return runVerify(c, r, false)

@@ -86,13 +86,25 @@ func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	if err != nil {
 		return nil, err
 	}
+	if !save {
+		return dial(ctx, inv, rs, sec, out, false)
+	}
+	return ConnectWith(ctx, inv, rs, sec, out)
+}
+
+// ConnectWith is Connect with the secrets already open (and perhaps
+// changed, as by a rotation): one decryption, one passphrase asked, per
+// run. It saves them before it connects.
+func ConnectWith(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, out io.Writer) (*Session, error) {
 	// Saved before any host is touched: a password whose hash reaches a
 	// host must never exist only in memory.
-	if save {
-		if err := sec.Save(); err != nil {
-			return nil, err
-		}
+	if err := sec.Save(); err != nil {
+		return nil, err
 	}
+	return dial(ctx, inv, rs, sec, out, true)
+}
+
+func dial(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, out io.Writer, save bool) (*Session, error) {
 	tlsm, err := pki.Open(inv, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("TLS: %w", err)

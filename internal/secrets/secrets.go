@@ -132,6 +132,11 @@ func fingerprint(pw, hash string) string {
 // safe for concurrent use.
 type Store struct {
 	path string
+	// seal encrypts the file on Save when the inventory says so; existed
+	// says the file was there when opened (a new one's passphrase is asked
+	// twice).
+	seal    *sealer
+	existed bool
 
 	mu      sync.Mutex
 	data    fileData // what the file should hold
@@ -142,6 +147,16 @@ type Store struct {
 	passwords map[string]string
 	// slots are the requested slots by name.
 	slots map[string]Slot
+	// origins say, by the same keys as passwords, where each came from,
+	// which decides whether it can be rotated here.
+	origins map[string]origin
+}
+
+// origin is where a resolved password came from.
+type origin struct {
+	desc   string // `password of user "x" of account "Y"`
+	from   string // "" when generated and kept in the file
+	noHash bool   // a slot without Bcrypt
 }
 
 const routeKey = "\x00route"
@@ -165,14 +180,18 @@ func Open(inv *inventory.Inventory, slots ...Slot) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	old, err := read(inv.SecretsFile)
+	seal := newSealer(inv)
+	old, existed, err := read(inv.SecretsFile, seal)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{
 		path:      inv.SecretsFile,
+		seal:      seal,
+		existed:   existed,
 		passwords: map[string]string{},
 		slots:     map[string]Slot{},
+		origins:   map[string]origin{},
 		data:      fileData{Accounts: map[string]map[string]entry{}, Secrets: map[string]entry{}},
 	}
 
@@ -183,8 +202,9 @@ func Open(inv *inventory.Inventory, slots ...Slot) (*Store, error) {
 		desc   string // for errors: `password of user "x" of account "Y"`
 		prev   entry
 		pw     string
-		keep   bool // store the password itself (it was generated)
-		noHash bool // a slot without Bcrypt
+		keep   bool   // store the password itself (it was generated)
+		from   string // where a password not kept comes from, for messages
+		noHash bool   // a slot without Bcrypt
 		out    *entry
 	}
 	var jobs []*job
@@ -193,9 +213,10 @@ func Open(inv *inventory.Inventory, slots ...Slot) (*Store, error) {
 		j := &job{key: key, desc: desc, prev: prev}
 		switch {
 		case inline != "":
-			j.pw = inline
+			j.pw, j.from = inline, "the inventory (its password key)"
 		case env != "":
-			j.pw = os.Getenv(env)
+			j.pw, j.from = os.Getenv(env), "environment variable "+env
+
 			if j.pw == "" {
 				return nil, fmt.Errorf("%s: environment variable %s is not set; %s", desc, env, envHint)
 			}
@@ -282,6 +303,7 @@ func Open(inv *inventory.Inventory, slots ...Slot) (*Store, error) {
 
 	for _, j := range jobs {
 		s.passwords[j.key] = j.pw
+		s.origins[j.key] = origin{desc: j.desc, from: j.from, noHash: j.noHash}
 	}
 	for _, a := range inv.Accounts {
 		for _, u := range a.Users {
@@ -397,28 +419,39 @@ func CheckFile(path string) error {
 // bytes per user.
 const maxFileSize = 4 << 20
 
-// read loads the secrets file, or an empty one if it does not exist. It
-// refuses a file others can read: it holds passwords.
-func read(path string) (fileData, error) {
+// read loads the secrets file, or an empty one if it does not exist, and
+// reports whether it exists. It refuses a file others can read: it holds
+// passwords. An encrypted file is decrypted in memory by seal.
+func read(path string, seal *sealer) (fileData, bool, error) {
 	var d fileData
 	if err := CheckFile(path); err != nil {
-		return d, err
+		return d, false, err
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return d, nil
+		return d, false, nil
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return d, fmt.Errorf("secrets file: %w", err)
+		return d, true, fmt.Errorf("secrets file: %w", err)
 	}
+	if raw, err = seal.open(raw); err != nil {
+		return d, true, err
+	}
+	d, err = parse(path, raw)
+	return d, true, err
+}
+
+// parse decodes the plain text of the secrets file and checks it.
+func parse(path string, raw []byte) (fileData, error) {
+	var d fileData
 	if _, err := toml.Decode(string(raw), &d); err != nil {
 		// The parser's message may quote the text near the error, which
 		// could be a password: give the line only.
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return d, fmt.Errorf("secrets file %s:%d: not valid TOML; fix that line, or delete the file to have generated passwords made anew", path, pe.Position.Line)
+			return d, userErrorf("secrets file %s:%d: not valid TOML; fix that line, or delete the file to have generated passwords made anew", path, pe.Position.Line)
 		}
-		return d, fmt.Errorf("secrets file %s: not in the expected layout; fix it, or delete it to have generated passwords made anew", path)
+		return d, userErrorf("secrets file %s: not in the expected layout; fix it, or delete it to have generated passwords made anew", path)
 	}
 	if err := checkStored(path, string(raw), d); err != nil {
 		return d, err
@@ -440,7 +473,7 @@ func checkStored(path, raw string, d fileData) error {
 			if n := passwordLine(raw, header); n > 0 {
 				at = fmt.Sprintf("%s:%d", path, n)
 			}
-			return fmt.Errorf("secrets file %s: [%s] password %s; delete the password line (and its bcrypt and check lines) to have one generated, or write a stronger one",
+			return userErrorf("secrets file %s: [%s] password %s; delete the password line (and its bcrypt and check lines) to have one generated, or write a stronger one",
 				at, strings.Join(header, "."), msg)
 		}
 		return nil
@@ -580,10 +613,17 @@ func (s *Store) Save() error {
 	if err := enc.Encode(s.data); err != nil {
 		return fmt.Errorf("encoding secrets file: %w", err)
 	}
-	if err := writeAtomic(s.path, buf.Bytes()); err != nil {
+	data := buf.Bytes()
+	if s.seal.on() {
+		var err error
+		if data, err = s.seal.seal(data, !s.existed); err != nil {
+			return err
+		}
+	}
+	if err := writeAtomic(s.path, data); err != nil {
 		return fmt.Errorf("writing secrets file: %w", err)
 	}
-	s.changed = false
+	s.changed, s.existed = false, true
 	return nil
 }
 

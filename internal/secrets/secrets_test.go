@@ -84,6 +84,8 @@ func hash(t *testing.T, s *Store, account, user string) string {
 func TestMain(m *testing.M) {
 	// Every test but TestRealCost hashes at bcrypt's minimum cost.
 	hashCost = bcrypt.MinCost
+	// and encrypts with a passphrase at a small fraction of age's cost.
+	scryptWorkFactor = 10
 	os.Exit(m.Run())
 }
 
@@ -265,7 +267,7 @@ func TestFileModeEnforced(t *testing.T) {
 	}
 }
 
-func TestCorruptFileErrorShowsNoSecret(t *testing.T) {
+func TestCorruptUserErrorShowsNoSecret(t *testing.T) {
 	dir := t.TempDir()
 	inv := load(t, dir, "", "")
 	const secret = "TopSecretValue123"
