@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -514,8 +513,7 @@ func killWhen(t *testing.T, inv string, cond func(out string) bool) {
 // fails on a node that is up while one of its stream replicas catches up
 // with a peer that just restarted, which is every roll's normal course.
 func healthz(h lab.Host) int {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + h.Address + ":8222/healthz?js-enabled-only=true")
+	resp, err := monitorClient(time.Second).Get(monitorURL(h, "/healthz?js-enabled-only=true"))
 	if err != nil {
 		return 0
 	}
@@ -605,7 +603,7 @@ func checkReplicas(t *testing.T, hosts []lab.Host, want uint64) {
 
 func connect(t *testing.T, h lab.Host, user, pw string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect("nats://"+h.Address+":4222", nats.UserInfo(user, pw), nats.Timeout(5*time.Second), nats.NoReconnect())
+	nc, err := nats.Connect("nats://"+h.Address+":4222", tlsOpt(), nats.UserInfo(user, pw), nats.Timeout(5*time.Second), nats.NoReconnect())
 	if err != nil {
 		t.Fatalf("connect to %s as %s: %v", h.Name, user, err)
 	}
@@ -687,7 +685,7 @@ func checkStreamNamed(t *testing.T, hosts []lab.Host, pw, stream string, want ui
 	t.Helper()
 	for _, h := range hosts {
 		eventually(t, time.Minute, stream+" readable via "+h.Name, func() error {
-			nc, err := nats.Connect("nats://"+h.Address+":4222", nats.UserInfo("admin", pw), nats.Timeout(5*time.Second), nats.NoReconnect())
+			nc, err := nats.Connect("nats://"+h.Address+":4222", tlsOpt(), nats.UserInfo("admin", pw), nats.Timeout(5*time.Second), nats.NoReconnect())
 			if err != nil {
 				return err
 			}
@@ -747,6 +745,10 @@ func checkHostSecurity(t *testing.T, h lab.Host) {
 		"/var/log/nats":              "750 nats nats",
 		"/usr/local/bin/nats-server": "755 root root",
 		"/var/lib/natsdeploy":        "700 root root",
+		// lab.toml turns TLS on: the node's key is the service's alone.
+		"/etc/nats/server-key.pem":  "600 nats nats",
+		"/etc/nats/server-cert.pem": "640 root nats",
+		"/etc/nats/ca.pem":          "640 root nats",
 	}
 	for p, w := range want {
 		if got := hostExec(t, h, "stat -c '%a %U %G' "+p); got != w {

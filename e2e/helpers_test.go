@@ -8,7 +8,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/natsdeploy/natsdeploy/internal/lab"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
@@ -179,11 +184,54 @@ func sums(t *testing.T, hosts []lab.Host) map[string]string {
 	return out
 }
 
+// labTLS is how tests trust the lab's nodes: the CA natsdeploy made on
+// this run's first apply (lab.toml's [tls] dir, beside the inventories).
+// Nil while there is none yet.
+func labTLS() (*tls.Config, error) {
+	b, err := os.ReadFile(filepath.Join(workDir, "lab.tls", "ca.pem"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("no certificate in the lab CA file")
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// tlsOpt makes a nats.go connection trust the lab's CA (lab.toml turns
+// TLS on for clients).
+func tlsOpt() nats.Option {
+	return func(o *nats.Options) error {
+		cfg, err := labTLS()
+		if err != nil || cfg == nil {
+			return err
+		}
+		o.Secure, o.TLSConfig = true, cfg
+		return nil
+	}
+}
+
+// monitorURL and monitorClient reach a lab node's https monitoring port
+// from here, trusting the lab's CA.
+func monitorURL(h lab.Host, path string) string { return "https://" + h.Address + ":8222" + path }
+
+func monitorClient(timeout time.Duration) *http.Client {
+	cfg, err := labTLS()
+	if err != nil || cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12} // fails, saying why
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: cfg, Proxy: nil}}
+}
+
 // monitor fetches a monitoring endpoint of a lab node directly.
 func monitor(t *testing.T, h lab.Host, path string, v any) int {
 	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + h.Address + ":8222" + path)
+	c := monitorClient(5 * time.Second)
+	resp, err := c.Get(monitorURL(h, path))
 	if err != nil {
 		t.Fatalf("%s %s: %v", h.Name, path, err)
 	}

@@ -185,7 +185,7 @@ func TestZeroLossUnderLoad(t *testing.T) {
 	for _, i := range []int{2, 0, 1} {
 		urls = append(urls, "nats://"+hosts[i].Address+":4222")
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.UserInfo("admin", sec.Password("ADMIN", "admin")),
+	nc, err := nats.Connect(strings.Join(urls, ","), tlsOpt(), nats.UserInfo("admin", sec.Password("ADMIN", "admin")),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(5*time.Second),
 		// A node cut off the network drops packets without a reset: only
 		// missed PINGs tell the client its server is gone. nats.go's

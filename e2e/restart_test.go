@@ -31,7 +31,7 @@ func TestRestart(t *testing.T) {
 	// Each use connects afresh, through a node that is up: a restart
 	// closes the connections of the node it takes down.
 	withJS := func(h lab.Host, f func(ctx context.Context, js jetstream.JetStream) error) error {
-		nc, err := nats.Connect("nats://"+h.Address+":4222", nats.UserInfo("admin", adminPw), nats.Timeout(5*time.Second), nats.NoReconnect())
+		nc, err := nats.Connect("nats://"+h.Address+":4222", tlsOpt(), nats.UserInfo("admin", adminPw), nats.Timeout(5*time.Second), nats.NoReconnect())
 		if err != nil {
 			return err
 		}

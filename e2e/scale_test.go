@@ -177,5 +177,5 @@ func connectAny(hosts []lab.Host, pw string) (*nats.Conn, error) {
 	for _, h := range hosts {
 		urls = append(urls, "nats://"+h.Address+":4222")
 	}
-	return nats.Connect(strings.Join(urls, ","), nats.UserInfo("admin", pw), nats.Timeout(5*time.Second))
+	return nats.Connect(strings.Join(urls, ","), tlsOpt(), nats.UserInfo("admin", pw), nats.Timeout(5*time.Second))
 }

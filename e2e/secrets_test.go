@@ -104,12 +104,12 @@ func TestSecretsRotate(t *testing.T) {
 			}
 			for _, h := range hosts {
 				eventually(t, 30*time.Second, h.Name+" takes the new password and refuses the old", func() error {
-					nc, err := nats.Connect("nats://"+h.Address+":4222", nats.UserInfo("dev-user", now["dev-user"]), nats.Timeout(5*time.Second), nats.NoReconnect())
+					nc, err := nats.Connect("nats://"+h.Address+":4222", tlsOpt(), nats.UserInfo("dev-user", now["dev-user"]), nats.Timeout(5*time.Second), nats.NoReconnect())
 					if err != nil {
 						return fmt.Errorf("new password refused: %v", err)
 					}
 					nc.Close()
-					nc, err = nats.Connect("nats://"+h.Address+":4222", nats.UserInfo("dev-user", old["dev-user"]), nats.Timeout(5*time.Second), nats.NoReconnect())
+					nc, err = nats.Connect("nats://"+h.Address+":4222", tlsOpt(), nats.UserInfo("dev-user", old["dev-user"]), nats.Timeout(5*time.Second), nats.NoReconnect())
 					if err == nil {
 						nc.Close()
 						return fmt.Errorf("old password still accepted")

@@ -3,10 +3,12 @@ package nats
 import (
 	"context"
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/shell"
 	"github.com/natsdeploy/natsdeploy/roles/nats/monitor"
 )
 
@@ -110,8 +112,10 @@ func leaderGate(mon Mon) *desired.OrderGate {
 
 // DigestCmd prints, on stderr, the digest of the config on disk, parsed as
 // the service user would read it.
+// From the config's folder, the service's working directory: the
+// certificate paths in it are relative.
 func DigestCmd(config string) string {
-	return "runuser -u " + User + " -- " + BinaryPath + " -t -c " + config
+	return "cd " + shell.Quote(path.Dir(config)) + " && runuser -u " + User + " -- " + BinaryPath + " -t -c " + shell.Quote(path.Base(config))
 }
 
 // DiskDigest asks the host's nats-server for the digest of the config on
