@@ -41,7 +41,7 @@ type Session struct {
 	Roles   []role.Role
 	Secrets *secrets.Store
 	// TLS is the deployment's CA and certificates; nil without TLS.
-	TLS   *pki.Material
+	TLS     *pki.Material
 	Conns   map[string]apply.Conn // by host name
 	Targets []apply.Target        // in inventory order, after Gather
 	// Teardowns are destroy's plans, in inventory order, after PlanDestroy.

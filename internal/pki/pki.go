@@ -161,12 +161,20 @@ func Open(inv *inventory.Inventory, now time.Time) (*Material, error) {
 func (m *Material) openCA(t *inventory.TLS, now time.Time) (crypto.Signer, error) {
 	stored := filepath.Join(t.Dir, CAFile)
 	prevPath := filepath.Join(t.Dir, PreviousCAFile)
-	old, _ := readCert(stored)
-	prev, _ := readCert(prevPath)
+	// Only a missing file means "none": taking a damaged one for missing
+	// would make a new CA, re-issue every certificate and drop the old CA
+	// from Trust while nodes still present certificates it signed.
+	old, err := readStoredCert(stored)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := readStoredCert(prevPath)
+	if err != nil {
+		return nil, err
+	}
 
 	var ca *x509.Certificate
 	var key crypto.Signer
-	var err error
 	switch {
 	case t.CACert != "":
 		if ca, err = readCert(t.CACert); err != nil {
@@ -184,6 +192,11 @@ func (m *Material) openCA(t *inventory.TLS, now time.Time) (crypto.Signer, error
 			}
 			if !samePublic(ca.PublicKey, key.Public()) {
 				return nil, fmt.Errorf("tls.ca_key: %s is not the key of ca_cert %s", t.CAKey, t.CACert)
+			}
+			// A certificate never outlives its CA, so each one issued
+			// now would be due at once, and again on every apply.
+			if ca.NotAfter.Sub(now) < m.renew {
+				return nil, fmt.Errorf("tls.ca_cert: %s expires on %s, within renew_before (%s): every certificate issued from it would be due for renewal at once; name a new CA in ca_cert and ca_key (the old one stays trusted until it expires)", t.CACert, ca.NotAfter.Format(time.DateOnly), m.renew)
 			}
 		}
 	default:
@@ -302,6 +315,15 @@ func (m *Material) own(h inventory.Host, now time.Time) (Node, error) {
 // pool, carry addr among its names and be valid from now until at least
 // now+left.
 func Check(c *x509.Certificate, pool *x509.CertPool, addr string, now time.Time, left time.Duration) error {
+	// Verify reports either end of the validity window as "does not chain
+	// to the CA"; say which, so an expired certificate is not taken for a
+	// wrong CA.
+	if now.After(c.NotAfter) {
+		return fmt.Errorf("expired on %s", c.NotAfter.Format(time.RFC3339))
+	}
+	if now.Before(c.NotBefore) {
+		return fmt.Errorf("not valid before %s (is this machine's clock right?)", c.NotBefore.Format(time.RFC3339))
+	}
 	if _, err := c.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 		return fmt.Errorf("does not chain to the CA: %w", err)
 	}
@@ -452,6 +474,19 @@ func readCert(p string) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", p)
 	}
 	return x509.ParseCertificate(blk.Bytes)
+}
+
+// readStoredCert reads a certificate natsdeploy keeps in the TLS
+// directory: nil when there is none yet.
+func readStoredCert(p string) (*x509.Certificate, error) {
+	c, err := readCert(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("TLS directory: %w (restore it, or remove it to start over: a new CA re-issues every certificate)", err)
+	}
+	return c, nil
 }
 
 func readKey(p string) (crypto.Signer, error) {

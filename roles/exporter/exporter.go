@@ -8,6 +8,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"strconv"
@@ -31,6 +32,13 @@ const (
 	Service    = "prometheus-nats-exporter.service"
 	BinaryPath = "/usr/local/bin/prometheus-nats-exporter"
 	UnitPath   = "/etc/systemd/system/" + Service
+
+	// ConfigDir holds the CA bundle when the monitoring port is https;
+	// nothing else, and nothing secret.
+	ConfigDir = "/etc/prometheus-nats-exporter"
+	// CAPath is the CA bundle the exporter trusts the node's https
+	// monitoring port with.
+	CAPath = ConfigDir + "/ca.pem"
 
 	// natsUnit is nats-server's unit, which the exporter starts after.
 	natsUnit = "nats-server.service"
@@ -139,7 +147,7 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 		return desired.Host{}, fmt.Errorf("exporter on %s: %w", in.Host.Name, err)
 	}
 	port := in.Inv.Monitoring.Exporter.Port
-	return desired.Host{
+	h := desired.Host{
 		Name: in.Host.Name,
 		// No home of its own: / is not writable under ProtectSystem and
 		// the exporter writes nothing.
@@ -162,11 +170,34 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 			Ready:    readyGate(port),
 		}},
 		Ports: []desired.Port{{Number: port, Key: "monitoring.exporter.port"}},
-	}, nil
+	}
+	if in.Inv.TLS.MonitoringOn() {
+		// Public certificates only: the exporter is a client of the
+		// node's https port and presents no certificate of its own (its
+		// collectors have no way to), so no key comes here.
+		trust := placeholderTrust
+		if in.TLS != nil {
+			trust = in.TLS.Trust
+		}
+		h.Dirs = append(h.Dirs, desired.Dir{Path: ConfigDir, Owner: "root", Group: "root", Mode: fs.ModeDir | 0o755})
+		h.Files = append(h.Files, desired.File{
+			Path: CAPath, Content: trust, SHA256: sum(trust),
+			Mode: 0o644, Owner: "root", Group: "root",
+			// Go reads its roots once per process: a new CA needs a
+			// restart to be trusted.
+			Service: Service, OnChange: desired.Restart,
+		})
+	}
+	return h, nil
 }
 
+// placeholderTrust stands in for the CA bundle when the engine renders
+// only to see what the role claims, before the TLS material is opened.
+var placeholderTrust = []byte("-\n")
+
 // ExecStart is the exporter's command line: the collectors, the listener,
-// and the node's monitoring URL on loopback. No -prefix: it would rename
+// and the node's monitoring URL on loopback, https when [tls] monitoring
+// is on (127.0.0.1 is among the names of every node's certificate). No -prefix: it would rename
 // jetstream_* onto the surveyor's names. No -use_internal_server_name: it
 // makes the exporter wait for /varz before it listens, so a node that is
 // down would also take its exporter's /metrics away; the server_id label
@@ -175,20 +206,34 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 func ExecStart(inv *inventory.Inventory) string {
 	args := []string{BinaryPath, "-port", strconv.Itoa(inv.Monitoring.Exporter.Port), "-addr", "0.0.0.0"}
 	args = append(args, Collectors...)
-	args = append(args, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(inv.NATS.HTTPPort)))
+	args = append(args, MonitorURL(inv))
 	return strings.Join(args, " ")
+}
+
+// MonitorURL is the node's monitoring port as the exporter reads it.
+func MonitorURL(inv *inventory.Inventory) string {
+	scheme := "http"
+	if inv.TLS.MonitoringOn() {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(inv.NATS.HTTPPort))
 }
 
 type unitData struct {
 	ExecStart, User, Group, NATSUnit string
+	// CAFile and CADir are set when the monitoring port is https: see
+	// the template.
+	CAFile, CADir string
 }
 
 // RenderUnit renders prometheus-nats-exporter.service; it depends only on
 // the inventory, so it is the same on every host.
 func RenderUnit(inv *inventory.Inventory) ([]byte, error) {
-	return render("exporter/prometheus-nats-exporter.service.tmpl", unitData{
-		ExecStart: ExecStart(inv), User: User, Group: User, NATSUnit: natsUnit,
-	})
+	d := unitData{ExecStart: ExecStart(inv), User: User, Group: User, NATSUnit: natsUnit}
+	if inv.TLS.MonitoringOn() {
+		d.CAFile, d.CADir = CAPath, ConfigDir
+	}
+	return render("exporter/prometheus-nats-exporter.service.tmpl", d)
 }
 
 func metricsURL(port int) string {

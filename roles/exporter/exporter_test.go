@@ -14,11 +14,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
@@ -298,6 +301,116 @@ func TestCheckMetrics(t *testing.T) {
 			ok, seen := checkMetrics(context.Background(), srv.Client(), srv.URL+"/metrics")
 			if ok != tc.ok || !strings.Contains(seen, tc.seen) {
 				t.Errorf("checkMetrics = %v %q, want %v %q", ok, seen, tc.ok, tc.seen)
+			}
+		})
+	}
+}
+
+// labWithTLS is labWithExporter with [tls] turning on the listeners in
+// on, its TLS directory under t's temporary directory.
+func labWithTLS(t *testing.T, on inventory.TLS) *inventory.Inventory {
+	t.Helper()
+	inv := labWithExporter(t)
+	on.Dir = filepath.Join(t.TempDir(), "lab.tls")
+	on.ValidFor, on.RenewBefore = inventory.DefaultTLSValidFor, inventory.DefaultTLSRenewBefore
+	inv.TLS = &on
+	return inv
+}
+
+func TestUnitGoldenTLS(t *testing.T) {
+	got, err := RenderUnit(labWithTLS(t, inventory.TLS{Monitoring: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "prometheus-nats-exporter-tls.service.golden")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./roles/exporter -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from %s (run go test ./roles/exporter -update if intended):\n%s", Service, golden, got)
+	}
+}
+
+// The exporter follows [tls] monitoring alone: https and the CA bundle
+// when it is on, the plain unit and no bundle otherwise (TLS on the
+// client port or routes only changes nothing for it).
+func TestTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tls   *inventory.TLS
+		https bool
+	}{
+		{"no [tls]", nil, false},
+		{"clients and routes", &inventory.TLS{Clients: true, Routes: true}, false},
+		{"monitoring", &inventory.TLS{Monitoring: true}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := labWithExporter(t)
+			if tc.tls != nil {
+				inv = labWithTLS(t, *tc.tls)
+			}
+			plain, err := RenderUnit(labWithExporter(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			unit, err := RenderUnit(inv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(ExecStart(inv), " https://127.0.0.1:8222"); got != tc.https {
+				t.Errorf("ExecStart %q: https %v, want %v", ExecStart(inv), got, tc.https)
+			}
+			if got := bytes.Contains(unit, []byte("Environment=SSL_CERT_FILE="+CAPath+"\n")); got != tc.https {
+				t.Errorf("unit sets SSL_CERT_FILE %v, want %v", got, tc.https)
+			}
+			if !tc.https && !bytes.Equal(unit, plain) {
+				t.Errorf("unit differs from the plain one:\n%s", unit)
+			}
+
+			m, err := pki.Open(inv, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range []role.Input{
+				{Inv: inv, Host: inv.NATSHosts()[0], Artifacts: standInBinary, TLS: m},
+				// Claims only: no material yet, the same paths.
+				{Inv: inv, Host: inv.NATSHosts()[0]},
+			} {
+				d, err := Role{}.Desired(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ca *desired.File
+				for i, f := range d.Files {
+					if strings.Contains(string(f.Content), "PRIVATE KEY") || strings.Contains(f.Path, "key") {
+						t.Errorf("%s: a private key goes to the host", f.Path)
+					}
+					if f.Path == CAPath {
+						ca = &d.Files[i]
+					}
+				}
+				if (ca != nil) != tc.https {
+					t.Fatalf("CA bundle deployed %v, want %v", ca != nil, tc.https)
+				}
+				if ca == nil {
+					continue
+				}
+				if ca.Mode != 0o644 || ca.OnChange != desired.Restart || ca.Service != Service || ca.Sensitive {
+					t.Errorf("CA bundle: mode %04o, on change %v of %s, sensitive %v", ca.Mode, ca.OnChange, ca.Service, ca.Sensitive)
+				}
+				if in.TLS != nil && !bytes.Equal(ca.Content, m.Trust) {
+					t.Error("CA bundle is not the deployment's Trust")
+				}
+				if !slices.ContainsFunc(d.Dirs, func(dir desired.Dir) bool { return dir.Path == ConfigDir }) {
+					t.Errorf("%s not among the directories", ConfigDir)
+				}
 			}
 		})
 	}

@@ -401,3 +401,33 @@ func TestVersionCmdNamesTheVersion(t *testing.T) {
 		t.Errorf("%s printed %q: version %q; the unit wants %q, the inventory %q", cmd, out, got, u.Version, inv.Monitoring.Prometheus.Version)
 	}
 }
+
+// [tls] changes nothing Prometheus renders: it scrapes the exporters and
+// the surveyor, whose /metrics stay http (serving https would need a key
+// on each NATS host for the exporter: the node's own, which is also good
+// for routes), and never the nodes' monitoring ports itself. The same
+// bytes as without TLS, so prometheus-all.yml is what promtool checks.
+func TestTLSLeavesScrapesPlain(t *testing.T) {
+	plain := labInventory(t, func(inv *inventory.Inventory) {
+		inv.Monitoring.Exporter.Enabled, inv.Monitoring.Surveyor.Enabled = on(), on()
+	})
+	tls := labInventory(t, func(inv *inventory.Inventory) {
+		inv.Monitoring.Exporter.Enabled, inv.Monitoring.Surveyor.Enabled = on(), on()
+		inv.TLS = &inventory.TLS{Clients: true, Routes: true, Monitoring: true, Dir: t.TempDir()}
+	})
+	h, _ := tls.MonitoringHost()
+	want, err := Render(plain, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Render(tls, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Config, want.Config) || !bytes.Equal(got.Unit, want.Unit) {
+		t.Errorf("TLS changed what Prometheus renders:\n%s", got.Config)
+	}
+	if bytes.Contains(got.Config, []byte("scheme: https")) {
+		t.Error("a scrape job uses https, but no target serves it")
+	}
+}

@@ -43,6 +43,9 @@ const (
 	// ConfigDir; --config names it anyway so no other extension there
 	// (nats-surveyor.json, .toml) is picked instead.
 	ConfigPath = ConfigDir + "/nats-surveyor.yaml"
+	// CAPath is the CA bundle the surveyor trusts the nodes' client port
+	// with when [tls] clients is on (--tlscacert).
+	CAPath = ConfigDir + "/ca.pem"
 	// WorkDir is its working directory and home: empty, its own.
 	WorkDir = "/var/lib/nats-surveyor"
 )
@@ -149,7 +152,7 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 		return desired.Host{}, fmt.Errorf("surveyor on %s: %w", in.Host.Name, err)
 	}
 	port := in.Inv.Monitoring.Surveyor.Port
-	return desired.Host{
+	h := desired.Host{
 		Name:  in.Host.Name,
 		Users: []desired.User{{Name: User, Home: WorkDir, Shell: "/usr/sbin/nologin"}},
 		Dirs: []desired.Dir{
@@ -183,8 +186,28 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 			Ready:    readyGate(port),
 		}},
 		Ports: []desired.Port{{Number: port, Key: "monitoring.surveyor.port"}},
-	}, nil
+	}
+	if in.Inv.TLS.ClientsOn() {
+		// Public certificates only: the surveyor logs in with its
+		// password, so it presents no certificate and gets no key.
+		trust := placeholderTrust
+		if in.TLS != nil {
+			trust = in.TLS.Trust
+		}
+		h.Files = append(h.Files, desired.File{
+			Path: CAPath, Content: trust, SHA256: sum(trust),
+			Mode: 0o644, Owner: "root", Group: "root",
+			// Read once, when the surveyor connects: a new CA needs a
+			// restart to be trusted.
+			Service: Service, OnChange: desired.Restart,
+		})
+	}
+	return h, nil
 }
+
+// placeholderTrust stands in for the CA bundle when the engine renders
+// only to see what the role claims, before the TLS material is opened.
+var placeholderTrust = []byte("-\n")
 
 // Rendered are the surveyor's rendered files.
 type Rendered struct {
@@ -193,11 +216,17 @@ type Rendered struct {
 }
 
 // Servers is the comma-separated client URL of every NATS node: the
-// surveyor needs one to connect and fails over to the others.
+// surveyor needs one to connect and fails over to the others. tls://
+// when [tls] clients is on, so nats.go insists on TLS and checks each
+// node's certificate against the address dialled (one of its names).
 func Servers(inv *inventory.Inventory) string {
+	scheme := "nats://"
+	if inv.TLS.ClientsOn() {
+		scheme = "tls://"
+	}
 	var urls []string
 	for _, h := range inv.NATSHosts() {
-		urls = append(urls, "nats://"+net.JoinHostPort(h.Address, strconv.Itoa(inv.NATS.ClientPort)))
+		urls = append(urls, scheme+net.JoinHostPort(h.Address, strconv.Itoa(inv.NATS.ClientPort)))
 	}
 	return strings.Join(urls, ",")
 }
@@ -207,8 +236,12 @@ func Servers(inv *inventory.Inventory) string {
 // nats_survey_expected_count means a node did not answer. --jsz all and
 // --accounts give the nats_stream_*, nats_consumer_* and
 // nats_core_account_* series the NATS Surveyor dashboard queries.
+// --tlscacert (TLS on the client port) is the CA bundle nats.go trusts the
+// nodes with; not --tlscert/--tlskey, which would present a client
+// certificate the client port does not ask for. Its /metrics stays http:
+// Prometheus reads it on this host's loopback.
 func ExecStart(inv *inventory.Inventory) string {
-	return strings.Join([]string{
+	args := []string{
 		BinaryPath,
 		"--config", ConfigPath,
 		"--servers", Servers(inv),
@@ -217,7 +250,11 @@ func ExecStart(inv *inventory.Inventory) string {
 		"--addr", "0.0.0.0",
 		"--jsz", "all",
 		"--accounts",
-	}, " ")
+	}
+	if inv.TLS.ClientsOn() {
+		args = append(args, "--tlscacert", CAPath)
+	}
+	return strings.Join(args, " ")
 }
 
 type configData struct{ User, Password string }

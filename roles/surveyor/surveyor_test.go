@@ -17,9 +17,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/exporter"
@@ -355,6 +357,132 @@ func TestCheckServers(t *testing.T) {
 			ok, seen := checkServers(context.Background(), srv.Client(), srv.URL+"/metrics", 3)
 			if ok != tc.ok || !strings.Contains(seen, tc.seen) {
 				t.Errorf("checkServers = %v %q, want %v %q", ok, seen, tc.ok, tc.seen)
+			}
+		})
+	}
+}
+
+// labWithTLS is labWithSurveyor with [tls] turning on the listeners in
+// on, its TLS directory under t's temporary directory.
+func labWithTLS(t *testing.T, on inventory.TLS) *inventory.Inventory {
+	t.Helper()
+	inv := labWithSurveyor(t)
+	on.Dir = filepath.Join(t.TempDir(), "lab.tls")
+	on.ValidFor, on.RenewBefore = inventory.DefaultTLSValidFor, inventory.DefaultTLSRenewBefore
+	inv.TLS = &on
+	return inv
+}
+
+func TestGoldenTLS(t *testing.T) {
+	r, err := Render(labWithTLS(t, inventory.TLS{Clients: true}), testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Render(labWithSurveyor(t), testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(r.Config, plain.Config) {
+		t.Errorf("TLS changed the config file; it carries the credentials only:\n%s", r.Config)
+	}
+	golden := filepath.Join("testdata", "nats-surveyor-tls.service.golden")
+	if *update {
+		if err := os.WriteFile(golden, r.Unit, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./roles/surveyor -update to create it)", err)
+	}
+	if !bytes.Equal(r.Unit, want) {
+		t.Errorf("%s differs from %s (run go test ./roles/surveyor -update if intended):\n%s", Service, golden, r.Unit)
+	}
+}
+
+// The surveyor follows [tls] clients alone: tls:// servers, --tlscacert
+// and the CA bundle when it is on; nothing changes for TLS on routes or
+// the monitoring port, which it does not use.
+func TestTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tls  *inventory.TLS
+		on   bool
+	}{
+		{"no [tls]", nil, false},
+		{"routes and monitoring", &inventory.TLS{Routes: true, Monitoring: true}, false},
+		{"clients", &inventory.TLS{Clients: true}, true},
+		{"all", &inventory.TLS{Clients: true, Routes: true, Monitoring: true}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := labWithSurveyor(t)
+			if tc.tls != nil {
+				inv = labWithTLS(t, *tc.tls)
+			}
+			cmd := ExecStart(inv)
+			want := ExecStart(labWithSurveyor(t))
+			if tc.on {
+				want = strings.ReplaceAll(want, "nats://", "tls://") + " --tlscacert " + CAPath
+			}
+			if cmd != want {
+				t.Errorf("ExecStart =\n%s\nwant\n%s", cmd, want)
+			}
+			if strings.Contains(cmd, "--tlscert") || strings.Contains(cmd, "--tlskey") || strings.Contains(cmd, "--http-tls") {
+				t.Errorf("ExecStart gives the surveyor a certificate of its own: %s", cmd)
+			}
+
+			m, err := pki.Open(inv, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _ := inv.MonitoringHost()
+			for _, in := range []role.Input{
+				{Inv: inv, Host: h, Artifacts: standIns, TLS: m},
+				// Claims only: no material yet, the same paths.
+				{Inv: inv, Host: h},
+			} {
+				d, err := Role{}.Desired(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ca *desired.File
+				for i, f := range d.Files {
+					if strings.Contains(string(f.Content), "PRIVATE KEY") {
+						t.Errorf("%s: a private key goes to the host", f.Path)
+					}
+					if f.Path == CAPath {
+						ca = &d.Files[i]
+					}
+				}
+				if (ca != nil) != tc.on {
+					t.Fatalf("CA bundle deployed %v, want %v", ca != nil, tc.on)
+				}
+				if ca == nil {
+					continue
+				}
+				// ConfigDir is root:nats-surveyor 0750: the surveyor
+				// reaches the bundle, others do not need to.
+				if ca.Mode != 0o644 || ca.OnChange != desired.Restart || ca.Service != Service || ca.Sensitive {
+					t.Errorf("CA bundle: mode %04o, on change %v of %s, sensitive %v", ca.Mode, ca.OnChange, ca.Service, ca.Sensitive)
+				}
+				if in.TLS != nil && !bytes.Equal(ca.Content, m.Trust) {
+					t.Error("CA bundle is not the deployment's Trust")
+				}
+			}
+
+			// Beside the exporter, each with its own bundle: nothing
+			// clashes.
+			var parts []desired.Part
+			for _, r := range []role.Role{exporter.Role{}, Role{}} {
+				d, err := r.Desired(role.Input{Inv: inv, Host: h, Artifacts: standIns, TLS: m})
+				if err != nil {
+					t.Fatalf("%s: %v", r.Name(), err)
+				}
+				parts = append(parts, desired.Part{Role: r.Name(), Host: d})
+			}
+			if _, err := desired.Merge(h.Name, parts...); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
