@@ -37,6 +37,8 @@ func labWithExporter(t *testing.T) *inventory.Inventory {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The plaintext baseline; TLS cases set it themselves.
+	inv.TLS = nil
 	on := true
 	inv.Monitoring.Exporter.Enabled = &on
 	return inv

@@ -107,7 +107,7 @@ func TestReloadGate(t *testing.T) {
 	n := desired.Node{Name: "nats-1", Remote: fn}
 	ctx := context.Background()
 	digest := "sha256:" + strings.Repeat("ab", 32)
-	cmd := "runuser -u nats -- /usr/local/bin/nats-server -t -c /etc/nats/nats-server.conf 2>&1"
+	cmd := "cd /etc/nats && runuser -u nats -- /usr/local/bin/nats-server -t -c nats-server.conf 2>&1"
 	if _, err := u.Reload.Want(ctx, n); err == nil {
 		t.Fatal("Want succeeded though nats-server -t failed")
 	}

@@ -134,12 +134,21 @@ func TestRealServerAcceptsShippedInventories(t *testing.T) {
 			continue
 		}
 		localize(inv, t.TempDir())
+		var tlsm *pki.Material
+		if inv.TLS.On() {
+			inv.TLS.Dir = filepath.Join(t.TempDir(), "tls")
+			if tlsm, err = pki.Open(inv, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, h := range inv.Hosts {
 			r, err := Render(inv, h, secrets)
 			if err != nil {
 				t.Fatalf("%s %s: %v", p, h.Name, err)
 			}
-			checkConfig(t, bin, writeConfig(t, inv, r, ""))
+			conf := writeConfig(t, inv, r, "")
+			writeCerts(t, inv, h, tlsm)
+			checkConfig(t, bin, conf)
 		}
 	}
 }
@@ -521,7 +530,7 @@ func startRealClusterWith(t *testing.T, tlsOn *inventory.TLS) *realCluster {
 		if err := os.MkdirAll(inv.NATS.ConfigDir, 0o750); err != nil {
 			t.Fatal(err)
 		}
-		writeCerts(t, inv, c.tls)
+		writeCerts(t, inv, inv.Hosts[i], c.tls)
 		n := &realNode{inv: inv, conf: writeConfig(t, inv, r, c.addrs[i]), exited: make(chan struct{})}
 		n.mon = fmt.Sprintf("http://%s:%d", c.addrs[i], c.ports[2])
 		checkConfig(t, c.bin, n.conf)

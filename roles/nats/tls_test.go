@@ -27,25 +27,14 @@ import (
 )
 
 // writeCerts puts the node's TLS files in its config folder, as apply does.
-func writeCerts(t *testing.T, inv *inventory.Inventory, tlsm *pki.Material) {
+func writeCerts(t *testing.T, inv *inventory.Inventory, h inventory.Host, tlsm *pki.Material) {
 	t.Helper()
-	for _, f := range nodeCerts(inv, inv.Hosts[hostIndex(inv, inv.Hosts)], tlsm) {
+	for _, f := range nodeCerts(inv, h, tlsm) {
 		p := filepath.Join(inv.NATS.ConfigDir, path.Base(f.Path))
 		if err := os.WriteFile(p, f.Content, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-}
-
-// hostIndex is the host whose folders inv was localized for: its config
-// folder ends in the host's name.
-func hostIndex(inv *inventory.Inventory, hs []inventory.Host) int {
-	for i, h := range hs {
-		if filepath.Base(filepath.Dir(inv.NATS.ConfigDir)) == h.Name {
-			return i
-		}
-	}
-	return 0
 }
 
 func allTLS() *inventory.TLS {
@@ -304,7 +293,7 @@ func TestRealTLSCluster(t *testing.T) {
 	}
 	n1 := c.nodes[0]
 	old := servedFP(t, mon, c.addrs[0])
-	writeCerts(t, n1.inv, renewed)
+	writeCerts(t, n1.inv, n1.inv.Hosts[0], renewed)
 	want := servedWant(nodeCerts(n1.inv, n1.inv.Hosts[0], renewed))
 	if want == old || want == "" {
 		t.Fatalf("renewed fingerprint %q, old %q", want, old)

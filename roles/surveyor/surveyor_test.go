@@ -42,6 +42,8 @@ func labWithSurveyor(t *testing.T) *inventory.Inventory {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The plaintext baseline; TLS cases set it themselves.
+	inv.TLS = nil
 	on := true
 	inv.Monitoring.Surveyor.Enabled = &on
 	inv.Monitoring.Exporter.Enabled = &on
