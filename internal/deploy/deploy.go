@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/lock"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/internal/remote"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
@@ -43,7 +45,8 @@ type Session struct {
 	Targets []apply.Target        // in inventory order, after Gather
 	// Teardowns are destroy's plans, in inventory order, after PlanDestroy.
 	Teardowns []plan.Teardown
-	Out       io.Writer
+	// Events receives every step of the run (see package progress).
+	Events progress.Sink
 	// Unreachable holds, by host name, why a host could not be connected
 	// to; only Reach leaves hosts out.
 	Unreachable map[string]error
@@ -59,14 +62,13 @@ type Session struct {
 	keepEvery time.Duration
 	stopKeep  func()
 	close     func()
-	mu        sync.Mutex // serialises Out
 }
 
 // Connect opens the secrets file and one SSH connection per host. If any
 // host cannot be reached or authenticated, it closes the others and returns
 // an error naming every failed host: nothing has been changed anywhere.
-func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
-	return connect(ctx, inv, rs, out, true)
+func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink) (*Session, error) {
+	return connect(ctx, inv, rs, events, true)
 }
 
 // ConnectToLook is Connect for a command that changes nothing (plan): the
@@ -74,11 +76,11 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 // would, but the secrets file is neither written nor created, nor its
 // folder. Passwords generated for it live in memory only, which is safe as
 // no hash of theirs reaches a host; apply generates its own and keeps them.
-func ConnectToLook(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
-	return connect(ctx, inv, rs, out, false)
+func ConnectToLook(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink) (*Session, error) {
+	return connect(ctx, inv, rs, events, false)
 }
 
-func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer, save bool) (*Session, error) {
+func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink, save bool) (*Session, error) {
 	sec, err := OpenSecrets(inv, rs)
 	if err != nil {
 		return nil, err
@@ -90,11 +92,15 @@ func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 			return nil, err
 		}
 	}
+	// Whatever a step reports, no password or hash of this store leaves
+	// the engine in an event.
+	events = progress.Redact(events, sec.Values())
 	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
 	cfgs, err := sshConfigs(inv, sudo)
 	if err != nil {
 		return nil, err
 	}
+	watchDials(cfgs, events)
 	clients, err := remote.DialAll(ctx, cfgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
@@ -103,7 +109,8 @@ func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 	for name, c := range clients {
 		conns[name] = Conn{c}
 	}
-	s := New(inv, rs, sec, conns, out)
+	s := New(inv, rs, sec, conns, nil)
+	s.Events = events
 	s.sudo = sudo
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
@@ -114,7 +121,7 @@ func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 // secrets file, records no new host key (a host never seen before has
 // nothing of ours to show), and keeps going without the hosts it cannot
 // reach: they are in Session.Unreachable, for the caller to report.
-func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
+func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink) (*Session, error) {
 	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
 	cfgs, err := sshConfigs(inv, sudo)
 	if err != nil {
@@ -123,6 +130,7 @@ func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io
 	for i := range cfgs {
 		cfgs[i].AcceptNew = false
 	}
+	watchDials(cfgs, events)
 	clients, failed, err := remote.DialSome(ctx, cfgs)
 	if err != nil {
 		return nil, err
@@ -131,11 +139,27 @@ func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io
 	for name, c := range clients {
 		conns[name] = Conn{c}
 	}
-	s := New(inv, rs, nil, conns, out)
+	s := New(inv, rs, nil, conns, nil)
+	s.Events = events
 	s.sudo = sudo
 	s.Unreachable = failed
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
+}
+
+// watchDials reports each host's connection as it starts and ends.
+func watchDials(cfgs []remote.Config, events progress.Sink) {
+	for i := range cfgs {
+		host := cfgs[i].Host
+		events.Event(progress.Event{Host: host, Phase: progress.Connect, Kind: progress.Start, Quiet: true})
+		cfgs[i].Dialled = func(err error) {
+			e := progress.Event{Host: host, Phase: progress.Connect, Kind: progress.Done, Quiet: true}
+			if err != nil {
+				e.Kind, e.Detail = progress.Fail, err.Error()
+			}
+			events.Event(e)
+		}
+	}
 }
 
 // sshConfigs says how to reach each host of the inventory, in its order.
@@ -228,9 +252,14 @@ func OpenSecrets(inv *inventory.Inventory, rs []role.Role) (*secrets.Store, erro
 	return secrets.Open(inv, slots...)
 }
 
-// New makes a session over connections the caller opened.
+// New makes a session over connections the caller opened; its progress
+// goes to out as plain lines (nil: nowhere) until Events is set.
 func New(inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, conns map[string]apply.Conn, out io.Writer) *Session {
-	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Out: out, me: lock.Me(time.Now()), keepEvery: lock.TTL / 3}
+	events := progress.Discard
+	if out != nil {
+		events = progress.NewPlain(out)
+	}
+	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Events: events, me: lock.Me(time.Now()), keepEvery: lock.TTL / 3}
 }
 
 // Close releases locks this session holds and closes every connection.
@@ -261,24 +290,26 @@ func (a Conn) Upload(ctx context.Context, rd io.Reader, dst string, mode fs.File
 // HTTPClient reaches the host's loopback through the SSH connection.
 func (a Conn) HTTPClient() *http.Client { return a.C.HTTPClient() }
 
-// Logf prints one progress line, prefixed with the host when there is one.
+// Logf reports one line of the run's log, about a host when host is set.
 func (s *Session) Logf(host, format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if host != "" {
-		fmt.Fprintf(s.Out, "[%s] ", host)
+	e := progress.Event{Host: host, Kind: progress.Info, Detail: fmt.Sprintf(format, args...)}
+	if strings.HasPrefix(e.Detail, "warning: ") {
+		e.Kind = progress.Warn
 	}
-	fmt.Fprintf(s.Out, format+"\n", args...)
+	s.Events.Event(e)
 }
 
 // Lock takes the run lock on every host, or on none, and keeps it fresh
 // until Unlock: a run longer than lock.TTL must not be taken over.
 func (s *Session) Lock(ctx context.Context) error {
 	for _, h := range s.Inv.Hosts {
+		s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Start, Quiet: true})
 		if err := lock.Acquire(ctx, h.Name, s.Conns[h.Name], s.me); err != nil {
+			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Fail, Detail: err.Error(), Quiet: true})
 			s.Unlock(ctx)
 			return fmt.Errorf("%w\nnothing was changed on any host", err)
 		}
+		s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Done, Quiet: true})
 		s.locked = append(s.locked, h.Name)
 	}
 	held := make([]lock.Held, len(s.locked))
@@ -364,7 +395,9 @@ func (s *Session) Gather(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Facts, Kind: progress.Start, Quiet: true})
 			results[i], errs[i] = s.gatherHost(ctx, h, arts)
+			s.Events.Event(phaseEnd(h.Name, progress.Facts, errs[i]))
 		}()
 	}
 	wg.Wait()
@@ -413,7 +446,7 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 	if err != nil {
 		return apply.Target{}, err
 	}
-	return apply.Target{Name: h.Name, Conn: conn, Desired: d, Facts: f, Plan: plan.Compute(d, f)}, nil
+	return apply.Target{Name: h.Name, Conn: conn, Desired: d, Facts: f, Plan: plan.Compute(d, f), Events: s.Events}, nil
 }
 
 // Plans returns the plan of every host in inventory order.
@@ -477,16 +510,16 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 	}
 	for _, t := range changing {
 		for _, line := range t.Plan.Lines() {
-			s.Logf(t.Name, "%s", line)
+			s.Events.Event(progress.Event{Host: t.Name, Phase: progress.Plan, Kind: progress.Info, Detail: line})
 		}
 	}
-	if err := apply.Each(changing, func(t apply.Target) error { return apply.Stage(ctx, t) }); err != nil {
+	if err := apply.Each(changing, s.failing(progress.Upload, func(t apply.Target) error { return apply.Stage(ctx, t) })); err != nil {
 		for _, t := range changing {
 			apply.Abort(ctx, t)
 		}
 		return false, fmt.Errorf("%w\nno file was swapped in on any host", err)
 	}
-	if err := apply.Each(changing, func(t apply.Target) error { return apply.Commit(ctx, t) }); err != nil {
+	if err := apply.Each(changing, s.failing(progress.Commit, func(t apply.Target) error { return apply.Commit(ctx, t) })); err != nil {
 		return true, fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err)
 	}
 	// Handlers look at the whole cluster: a rolling restart must see the
@@ -495,4 +528,26 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 		return true, err
 	}
 	return true, nil
+}
+
+// phaseEnd is the event that ends a host's phase: done, or failed with
+// why.
+func phaseEnd(host string, ph progress.Phase, err error) progress.Event {
+	e := progress.Event{Host: host, Phase: ph, Kind: progress.Done, Quiet: true}
+	if err != nil {
+		e.Kind, e.Detail = progress.Fail, err.Error()
+	}
+	return e
+}
+
+// failing reports a host's failure in step ph as an event, for the live
+// view to mark that host; the error itself is returned as ever.
+func (s *Session) failing(ph progress.Phase, fn func(apply.Target) error) func(apply.Target) error {
+	return func(t apply.Target) error {
+		err := fn(t)
+		if err != nil {
+			s.Events.Event(phaseEnd(t.Name, ph, err))
+		}
+		return err
+	}
 }

@@ -10,6 +10,7 @@
 package progress
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -126,4 +127,33 @@ func (s *Switch) Set(next Sink) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next = next
+}
+
+// Redact replaces every secret in events' text (the detail, the summary's
+// error) before they go on: an error can quote a command's output, and
+// that output must not carry a password to the screen or a JSON log.
+func Redact(next Sink, secrets []string) Sink {
+	return SinkFunc(func(e Event) {
+		e.Detail = RedactText(e.Detail, secrets)
+		if e.Summary != nil {
+			s := *e.Summary
+			s.Error = RedactText(s.Error, secrets)
+			e.Summary = &s
+		}
+		next.Event(e)
+	})
+}
+
+// minSecret: shorter values are not secrets the inventory would accept,
+// and replacing them would mangle ordinary words.
+const minSecret = 8
+
+// RedactText replaces each of secrets found in s with "[redacted]".
+func RedactText(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if len(sec) >= minSecret && strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return s
 }

@@ -62,6 +62,10 @@ func New(out io.Writer, hosts []string, opt Options) *Renderer {
 	}
 	if opt.Refresh != nil {
 		opts = append(opts, mpb.WithManualRefresh(opt.Refresh))
+	} else {
+		// The caller chose the live view for out; mpb would otherwise draw
+		// nothing to a writer it cannot tell is a terminal (a wrapper).
+		opts = append(opts, mpb.WithAutoRefresh())
 	}
 	r := &Renderer{p: mpb.New(opts...), opt: opt, out: out, hosts: map[string]*host{}, bars: map[string]*mpb.Bar{}}
 	for _, h := range hosts {
@@ -79,7 +83,12 @@ func (r *Renderer) add(name string) {
 	r.hosts[name] = &host{step: "waiting"}
 	r.order = append(r.order, name)
 	r.bars[name] = r.p.New(1, mpb.NopStyle(),
-		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return r.line(name) })))
+		// Two decorators: mpb cuts a line too wide for the terminal (a
+		// wrapped line would break the redraw) and drops colour from what
+		// it cuts, so the coloured mark stands apart from the text.
+		mpb.PrependDecorators(
+			decor.Any(func(decor.Statistics) string { return r.mark(name) }),
+			decor.Any(func(decor.Statistics) string { return r.line(name) })))
 }
 
 // Event updates the host's line; a line for the run as a whole, or a
@@ -174,7 +183,21 @@ func stepOf(e progress.Event) string {
 	return ""
 }
 
-// line is a host's line as drawn now.
+// mark is a host's state at a glance: nothing while busy, then a tick or
+// a cross.
+func (r *Renderer) mark(name string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch r.hosts[name].state {
+	case "done":
+		return r.paint("32", "✓ ")
+	case "failed":
+		return r.paint("31", "✗ ")
+	}
+	return "  "
+}
+
+// line is a host's name and step as drawn now.
 func (r *Renderer) line(name string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -183,20 +206,7 @@ func (r *Renderer) line(name string) string {
 	if h.upOf > 0 && strings.HasPrefix(step, "uploading ") {
 		step += " " + sizes(h.up, h.upOf, r.opt.Now().Sub(h.upStart))
 	}
-	mark := "  "
-	switch h.state {
-	case "done":
-		mark = r.paint("32", "✓ ")
-	case "failed":
-		mark = r.paint("31", "✗ ")
-	}
-	text := fmt.Sprintf("%s%s  %s", mark, runewidth.FillRight(name, r.width), step)
-	if r.opt.Width > 0 {
-		// A line wider than the terminal wraps, and the redraw would then
-		// climb too few lines.
-		text = runewidth.Truncate(text, r.opt.Width, "…")
-	}
-	return text
+	return fmt.Sprintf("%s  %s", runewidth.FillRight(name, r.width), step)
 }
 
 func (r *Renderer) paint(sgr, s string) string {
@@ -234,9 +244,19 @@ func firstLine(s string) string {
 	return s
 }
 
-// finish gives every host its last line from the run's summary, then
-// closes the view.
+// finish settles the view, then writes the summary under it.
 func (r *Renderer) finish(s *progress.RunSummary) {
+	r.Settle(s)
+	if s != nil {
+		// Below the host lines, now still: the view is closed.
+		_ = s.WriteText(r.out)
+	}
+}
+
+// Settle gives every host its last line from s (so far: a run that goes
+// on to print something else, such as apply's verify table), then closes
+// the view.
+func (r *Renderer) Settle(s *progress.RunSummary) {
 	r.mu.Lock()
 	if s != nil {
 		for _, hs := range s.Hosts {
@@ -259,10 +279,6 @@ func (r *Renderer) finish(s *progress.RunSummary) {
 	}
 	r.mu.Unlock()
 	r.Close()
-	if s != nil {
-		// Below the host lines, now still: the view is closed.
-		_ = s.WriteText(r.out)
-	}
 }
 
 // Close draws every line a last time and stops the view; the lines stay.
