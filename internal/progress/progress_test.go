@@ -200,3 +200,18 @@ func TestSwitchAndStamp(t *testing.T) {
 		t.Errorf("a=%v b=%v", a, b)
 	}
 }
+
+// A secret in an event's text or the summary's error is replaced before
+// any renderer sees it; short values are left alone.
+func TestRedact(t *testing.T) {
+	var got []Event
+	s := Redact(SinkFunc(func(e Event) { got = append(got, e) }), []string{"s3cr3t-password-1", "", "abc"})
+	s.Event(Event{Detail: "nats-server -t: bad url nats://route:s3cr3t-password-1@x (abc)"})
+	s.Event(Event{Kind: Summary, Summary: &RunSummary{Error: "host a: s3cr3t-password-1"}})
+	if got[0].Detail != "nats-server -t: bad url nats://route:[redacted]@x (abc)" {
+		t.Errorf("detail: %q", got[0].Detail)
+	}
+	if got[1].Summary.Error != "host a: [redacted]" {
+		t.Errorf("summary error: %q", got[1].Summary.Error)
+	}
+}
