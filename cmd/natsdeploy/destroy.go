@@ -22,6 +22,7 @@ var destroyCommand = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "purge-data", Usage: "also remove the data directories (JetStream store, logs, Prometheus TSDB, Grafana database) and the system users"},
 		&cli.BoolFlag{Name: "yes", Usage: "do not ask; required without a terminal"},
+		jsonFlag,
 	},
 	Action: destroyCmd,
 }
@@ -37,8 +38,7 @@ var console = struct {
 
 // destroyCmd refuses before connecting when it could not ask and was not
 // told --yes: a destroy in a script must say so in the script.
-func destroyCmd(c *cli.Context) error {
-	start := time.Now()
+func destroyCmd(c *cli.Context) (err error) {
 	inv, err := load(c)
 	if err != nil {
 		return err
@@ -47,15 +47,20 @@ func destroyCmd(c *cli.Context) error {
 	if !yes && !console.tty() {
 		return cli.Exit("destroy asks for confirmation, and there is no terminal to ask on: run it in a terminal, or pass --yes to confirm in advance\nnothing was changed", 2)
 	}
-	r, err := connect(c, inv, session{lock: true})
+	v := newView(c, "destroy", inv)
+	defer func() { err = v.finish(err) }()
+	r, err := connect(c, inv, session{lock: true}, v.Sink)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	v.session(r)
 	if err := r.PlanDestroy(c.Context, c.Bool("purge-data")); err != nil {
 		return err
 	}
-	out := c.App.Writer
+	// The list and the question need the screen to themselves.
+	v.pause(false)
+	out := v.human
 	r.PrintDestroy(out)
 	nothing := r.NothingToDestroy()
 	if !nothing && !yes {
@@ -63,6 +68,7 @@ func destroyCmd(c *cli.Context) error {
 			return cli.Exit("not confirmed; nothing was changed", 1)
 		}
 	}
+	v.resume()
 	// With nothing of any role left this only clears natsdeploy's own
 	// state, which the lock just now recreated: not worth a question.
 	if err := r.Destroy(c.Context); err != nil {
@@ -75,11 +81,11 @@ func destroyCmd(c *cli.Context) error {
 	for _, t := range r.Teardowns {
 		kept += len(t.Kept)
 	}
-	fmt.Fprintf(out, "destroyed in %s", time.Since(start).Round(10*time.Millisecond))
+	msg := fmt.Sprintf("destroyed in %s", time.Since(v.start).Round(10*time.Millisecond))
 	if kept > 0 {
-		fmt.Fprintf(out, "; kept %d data dir(s) and user(s) as listed: `natsdeploy apply %s` installs again over them", kept, c.Args().First())
+		msg += fmt.Sprintf("; kept %d data dir(s) and user(s) as listed: `natsdeploy apply %s` installs again over them", kept, c.Args().First())
 	}
-	fmt.Fprintln(out)
+	v.say("%s", msg)
 	return nil
 }
 

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/natsdeploy/natsdeploy/internal/deploy"
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
+	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
@@ -61,6 +65,7 @@ func newApp(out io.Writer) *cli.App {
 				Usage:     "make the hosts match the inventory, then verify",
 				ArgsUsage: "INVENTORY.toml",
 				Flags: []cli.Flag{
+					jsonFlag,
 					&cli.BoolFlag{Name: "no-verify", Usage: "skip the post-deploy verifier"},
 					&cli.BoolFlag{Name: "allow-remove", Usage: "take cluster members the inventory no longer names out of the cluster (their data moved to the members left)"},
 				},
@@ -70,6 +75,7 @@ func newApp(out io.Writer) *cli.App {
 				Name:      "plan",
 				Usage:     "show what apply would change on each host, changing nothing",
 				ArgsUsage: "INVENTORY.toml",
+				Flags:     []cli.Flag{jsonFlag},
 				Action:    planCmd,
 			},
 			{
@@ -126,6 +132,7 @@ func newApp(out io.Writer) *cli.App {
 				Description: "Restarts the clustered services (nats-server) on every host, one host at a time, the JetStream meta leader last,\n" +
 					"each healthy again before the next goes. Refuses before touching anything while any node is not healthy.",
 				Flags: []cli.Flag{
+					jsonFlag,
 					&cli.StringSliceFlag{Name: "host", Usage: "restart only on this host (repeat for more; default: every host)"},
 					&cli.StringSliceFlag{Name: "role", Usage: "restart every unit of this role instead (repeat for more; default: the clustered services)"},
 				},
@@ -186,28 +193,29 @@ type session struct {
 }
 
 // open loads the inventory, connects to every host and goes as far as s
-// asks.
+// asks, reporting its progress as plain lines (the commands without a
+// view of their own).
 func open(c *cli.Context, s session) (*deploy.Session, error) {
 	inv, err := load(c)
 	if err != nil {
 		return nil, err
 	}
-	return connect(c, inv, s)
+	return connect(c, inv, s, progress.NewPlain(c.App.Writer))
 }
 
 // connect connects to every host of a loaded inventory and goes as far as
-// s asks.
-func connect(c *cli.Context, inv *inventory.Inventory, s session) (*deploy.Session, error) {
+// s asks, reporting to events.
+func connect(c *cli.Context, inv *inventory.Inventory, s session, events progress.Sink) (*deploy.Session, error) {
 	dial := deploy.Connect
 	switch {
 	case s.sec != nil:
-		dial = func(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*deploy.Session, error) {
-			return deploy.ConnectWith(ctx, inv, rs, s.sec, out)
+		dial = func(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink) (*deploy.Session, error) {
+			return deploy.ConnectWith(ctx, inv, rs, s.sec, events)
 		}
 	case s.look:
 		dial = deploy.ConnectToLook
 	}
-	r, err := dial(c.Context, inv, roles.All, c.App.Writer)
+	r, err := dial(c.Context, inv, roles.All, events)
 	if err != nil {
 		return nil, secretsProblem(err)
 	}
@@ -237,21 +245,26 @@ func secretsProblem(err error) error {
 	return err
 }
 
-func applyCmd(c *cli.Context) error {
-	start := time.Now()
-	r, err := open(c, session{lock: true, gather: true})
+func applyCmd(c *cli.Context) (err error) {
+	inv, err := load(c)
+	if err != nil {
+		return err
+	}
+	v := newView(c, "apply", inv)
+	defer func() { err = v.finish(err) }()
+	r, err := connect(c, inv, session{lock: true, gather: true}, v.Sink)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	return applyOpen(c, r, start, c.Bool("allow-remove"), c.Bool("no-verify"))
+	v.session(r)
+	return applyOpen(c, r, v, c.Bool("allow-remove"), c.Bool("no-verify"))
 }
 
 // applyOpen is apply from a session locked and gathered: departures, the
 // change, the verifier. secrets rotate rolls its new password out through
 // it, exactly as apply would.
-func applyOpen(c *cli.Context, r *deploy.Session, start time.Time, allowRemove, noVerify bool) error {
-	out := c.App.Writer
+func applyOpen(c *cli.Context, r *deploy.Session, v *view, allowRemove, noVerify bool) error {
 	gone, err := r.Departures(c.Context)
 	if err != nil {
 		return err
@@ -261,7 +274,7 @@ func applyOpen(c *cli.Context, r *deploy.Session, start time.Time, allowRemove, 
 			deploy.DescribeDepartures(gone)), 2)
 	}
 	if len(gone) > 0 {
-		fmt.Fprintf(out, "removing cluster members the inventory no longer names:\n%s", deploy.DescribeDepartures(gone))
+		v.say("removing cluster members the inventory no longer names:\n%s", deploy.DescribeDepartures(gone))
 		if err := r.RemoveDeparted(c.Context, gone); err != nil {
 			return err
 		}
@@ -272,33 +285,86 @@ func applyOpen(c *cli.Context, r *deploy.Session, start time.Time, allowRemove, 
 	}
 	changed = changed || len(gone) > 0
 	if changed {
-		fmt.Fprintf(out, "applied in %s\n", time.Since(start).Round(10*time.Millisecond))
+		v.say("applied in %s", time.Since(v.start).Round(10*time.Millisecond))
 	} else {
-		fmt.Fprintf(out, "nothing to do: %d host(s) already as the inventory says; nothing uploaded, nothing restarted (%s)\n",
-			len(r.Targets), time.Since(start).Round(10*time.Millisecond))
+		v.say("nothing to do: %d host(s) already as the inventory says; nothing uploaded, nothing restarted (%s)",
+			len(r.Targets), time.Since(v.start).Round(10*time.Millisecond))
 	}
 	r.Unlock(c.Context)
 	if noVerify {
 		return nil
 	}
-	return runVerify(c, r, false)
+	v.pause(true)
+	return runVerify(c, r, v)
 }
 
-func planCmd(c *cli.Context) error {
-	r, err := open(c, session{gather: true, look: true})
+func planCmd(c *cli.Context) (err error) {
+	inv, err := load(c)
+	if err != nil {
+		return err
+	}
+	v := newView(c, "plan", inv)
+	asJSON := v.mode == progress.JSONMode
+	var r *deploy.Session
+	defer func() {
+		if !asJSON {
+			// A person reads the plan itself; the summary is for machines.
+			v.pause(false)
+			return
+		}
+		s := progress.RunSummary{Command: "plan", OK: err == nil, Elapsed: time.Since(v.start), Planned: true}
+		if r != nil {
+			s = planSummary(r, time.Since(v.start))
+		} else {
+			s = v.tally.Summary("plan", v.hosts, s.Elapsed, err)
+			s.Planned = true
+		}
+		err = v.finishWith(s, err)
+	}()
+	r, err = connect(c, inv, session{gather: true, look: true}, v.Sink)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	r.PrintPlan(c.Context, c.App.Writer)
+	v.session(r)
+	v.pause(false)
+	if asJSON {
+		// The plan's lines as events; the diffs stay out: they are for
+		// reading, and stderr has no one to read them in a pipeline.
+		for _, t := range r.Targets {
+			for _, line := range t.Plan.Lines() {
+				v.Sink.Event(progress.Event{Host: t.Name, Phase: progress.Plan, Kind: progress.Info, Detail: line})
+			}
+		}
+	} else {
+		r.PrintPlan(c.Context, v.human)
+	}
 	gone, err := r.Departures(c.Context)
 	if err != nil {
 		return err
 	}
 	if len(gone) > 0 {
-		fmt.Fprintf(c.App.Writer, "cluster members the inventory no longer names (apply refuses without --allow-remove):\n%s", deploy.DescribeDepartures(gone))
+		fmt.Fprintf(v.human, "cluster members the inventory no longer names (apply refuses without --allow-remove):\n%s", deploy.DescribeDepartures(gone))
 	}
 	return nil
+}
+
+// planSummary is what apply would do on each host.
+func planSummary(r *deploy.Session, elapsed time.Duration) progress.RunSummary {
+	s := progress.RunSummary{Command: "plan", OK: true, Elapsed: elapsed, Planned: true}
+	for _, t := range r.Targets {
+		h := progress.HostSummary{Host: t.Name, Files: len(t.Plan.Files), Started: t.Plan.Start}
+		for _, u := range t.Plan.Units {
+			switch t.Plan.Handlers[u.Name] {
+			case desired.Reload:
+				h.Reloaded = append(h.Reloaded, u.Name)
+			case desired.Restart:
+				h.Restarted = append(h.Restarted, u.Name)
+			}
+		}
+		s.Hosts = append(s.Hosts, h)
+	}
+	return s
 }
 
 func verifyCmd(c *cli.Context) error {
@@ -307,7 +373,7 @@ func verifyCmd(c *cli.Context) error {
 		return err
 	}
 	defer r.Close()
-	return runVerify(c, r, c.Bool("json"))
+	return runVerify(c, r, nil)
 }
 
 func statusCmd(c *cli.Context) error {
@@ -315,7 +381,7 @@ func statusCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := deploy.Reach(c.Context, inv, roles.All, c.App.Writer)
+	r, err := deploy.Reach(c.Context, inv, roles.All, progress.NewPlain(c.App.Writer))
 	if err != nil {
 		return err
 	}
@@ -340,7 +406,7 @@ func unlockCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := deploy.Reach(c.Context, inv, roles.All, c.App.Writer)
+	r, err := deploy.Reach(c.Context, inv, roles.All, progress.NewPlain(c.App.Writer))
 	if err != nil {
 		return err
 	}
@@ -359,17 +425,24 @@ func unlockCmd(c *cli.Context) error {
 }
 
 // runVerify checks the live hosts and prints the report; any failure is a
-// non-zero exit.
-func runVerify(c *cli.Context, r *deploy.Session, asJSON bool) error {
+// non-zero exit. v is apply's view, nil for verify itself.
+func runVerify(c *cli.Context, r *deploy.Session, v *view) error {
+	asJSON := v == nil && c.Bool("json")
 	out := c.App.Writer
-	if !asJSON {
+	if v != nil {
+		out = v.human
+		v.say("verifying the cluster against the inventory...")
+	} else if !asJSON {
 		fmt.Fprintln(out, "verifying the cluster against the inventory...")
 	}
 	rep := r.Verify(c.Context)
 	var err error
-	if asJSON {
+	switch {
+	case v != nil && v.mode == progress.JSONMode:
+		err = verifyEvent(v, rep)
+	case asJSON:
 		err = rep.WriteJSON(out)
-	} else {
+	default:
 		err = rep.WriteText(out)
 	}
 	if err != nil {
@@ -381,10 +454,27 @@ func runVerify(c *cli.Context, r *deploy.Session, asJSON bool) error {
 	return nil
 }
 
+// verifyEvent reports verify's outcome as one event carrying the report
+// that verify --json prints.
+func verifyEvent(v *view, rep report.Report) error {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	ok, failed, skipped := rep.Count()
+	e := progress.Event{Phase: progress.Verify, Kind: progress.Done, Report: b,
+		Detail: fmt.Sprintf("verify passed: %d ok, %d failed, %d skipped", ok, failed, skipped)}
+	if failed > 0 {
+		e.Kind = progress.Fail
+		e.Detail = "verify FAILED" + strings.TrimPrefix(e.Detail, "verify passed")
+	}
+	v.Sink.Event(e)
+	return nil
+}
+
 // restartCmd resolves what to restart before connecting (a wrong --host or
 // --role is a usage error), then rolls it with the run lock held.
-func restartCmd(c *cli.Context) error {
-	start := time.Now()
+func restartCmd(c *cli.Context) (err error) {
 	inv, err := load(c)
 	if err != nil {
 		return err
@@ -393,17 +483,20 @@ func restartCmd(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("%v\nnothing was restarted", err), 2)
 	}
-	r, err := connect(c, inv, session{lock: true})
+	v := newView(c, "restart", inv)
+	defer func() { err = v.finish(err) }()
+	r, err := connect(c, inv, session{lock: true}, v.Sink)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	v.session(r)
 	done, err := r.Restart(c.Context, choice, deploy.DefaultTimeouts)
-	out := c.App.Writer
-	if len(done) > 0 || err == nil {
-		fmt.Fprintf(out, "restart summary (%s):\n", time.Since(start).Round(10*time.Millisecond))
+	if (len(done) > 0 || err == nil) && v.mode != progress.JSONMode {
+		v.pause(err == nil)
+		fmt.Fprintf(v.human, "restart summary (%s):\n", time.Since(v.start).Round(10*time.Millisecond))
 		for _, line := range deploy.RestartSummary(choice, done) {
-			fmt.Fprintf(out, "  %s\n", line)
+			fmt.Fprintf(v.human, "  %s\n", line)
 		}
 	}
 	return err

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -131,8 +130,7 @@ func chooseRotation(c *cli.Context, inv *inventory.Inventory, user string) (rota
 
 // secretsRotateCmd: resolve, rotate in memory, then hand over to apply's
 // own path, which saves the file before it connects.
-func secretsRotateCmd(c *cli.Context) error {
-	start := time.Now()
+func secretsRotateCmd(c *cli.Context) (err error) {
 	n, usage := 2, "rotate [flags] USER INVENTORY.toml"
 	if c.Bool("route") || c.Bool("grafana") {
 		n, usage = 1, "rotate --route|--grafana INVENTORY.toml"
@@ -160,8 +158,9 @@ func secretsRotateCmd(c *cli.Context) error {
 	if err := rot.do(sec); err != nil {
 		return secretsProblem(err)
 	}
-	out := c.App.Writer
-	r, err := connect(c, inv, session{lock: true, gather: true, sec: sec})
+	v := newView(c, "apply", inv)
+	defer func() { err = v.finish(err) }()
+	r, err := connect(c, inv, session{lock: true, gather: true, sec: sec}, v.Sink)
 	if err != nil {
 		if sec.Changed() {
 			// Not saved: the file and the hosts are as they were.
@@ -170,8 +169,9 @@ func secretsRotateCmd(c *cli.Context) error {
 		return fmt.Errorf("%w\nthe new password is saved in %s; run `natsdeploy apply %s` to roll it out", err, inv.SecretsFile, inv.Path)
 	}
 	defer r.Close()
-	fmt.Fprintf(out, "rotated %s: saved in %s; rolling it out as apply does\n", rot.what, inv.SecretsFile)
-	if err := applyOpen(c, r, start, false, c.Bool("no-verify")); err != nil {
+	v.session(r)
+	v.say("rotated %s: saved in %s; rolling it out as apply does", rot.what, inv.SecretsFile)
+	if err := applyOpen(c, r, v, false, c.Bool("no-verify")); err != nil {
 		return fmt.Errorf("%w\nthe new password is saved in %s; once fixed, `natsdeploy apply %s` finishes rolling it out", err, inv.SecretsFile, inv.Path)
 	}
 	return nil

@@ -26,10 +26,12 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/internal/shell"
 )
 
@@ -50,6 +52,34 @@ type Target struct {
 	Plan    plan.Host
 	Desired desired.Host
 	Facts   facts.Host
+	// Events receives each step on this host; nil: the steps' lines go
+	// through the Logf given, as before events existed.
+	Events progress.Sink
+}
+
+// emit reports an event of t's, if the run watches events.
+func (t Target) emit(e progress.Event) {
+	if t.Events != nil {
+		e.Host = t.Name
+		t.Events.Event(e)
+	}
+}
+
+// quiet reports a step that has no line of its own in the plain log.
+func (t Target) quiet(e progress.Event) {
+	e.Quiet = true
+	t.emit(e)
+}
+
+// say reports a step with its line: as an event when the run watches
+// events (the plain renderer prints the line), else through logf.
+func say(t Target, logf Logf, e progress.Event, format string, args ...any) {
+	if t.Events != nil {
+		e.Detail = fmt.Sprintf(format, args...)
+		t.emit(e)
+		return
+	}
+	logf(t.Name, format, args...)
 }
 
 // stageDirName holds a config group's staged files, inside the group's own
@@ -87,15 +117,17 @@ func Stage(ctx context.Context, t Target) error {
 		if !c.Upload {
 			continue
 		}
-		if err := upload(ctx, t.Conn, c.File, stagedPath(c.File)); err != nil {
+		if err := upload(ctx, t, c.File, stagedPath(c.File)); err != nil {
 			return fmt.Errorf("host %s: %w", t.Name, err)
 		}
 	}
 	for _, g := range groups {
+		t.quiet(progress.Event{Phase: progress.Validate, Kind: progress.Start, Detail: g.name})
 		if err := g.validate(ctx, t); err != nil {
 			Abort(ctx, t)
 			return err
 		}
+		t.quiet(progress.Event{Phase: progress.Validate, Kind: progress.Done, Detail: g.name})
 	}
 	return nil
 }
@@ -123,22 +155,73 @@ func ensureUsersAndDirs(ctx context.Context, t Target) error {
 	return nil
 }
 
-func upload(ctx context.Context, c Conn, f desired.File, dst string) error {
+// upload sends f to dst, reporting its bytes as they go (the count, never
+// the content: a file may hold secrets).
+func upload(ctx context.Context, t Target, f desired.File, dst string) error {
 	var r io.Reader
+	var total int64
 	if f.Source != "" {
 		fh, err := os.Open(f.Source)
 		if err != nil {
 			return fmt.Errorf("upload %s: %w", f.Path, err)
 		}
 		defer fh.Close()
+		if st, err := fh.Stat(); err == nil {
+			total = st.Size()
+		}
 		r = fh
 	} else {
 		r = bytes.NewReader(f.Content)
+		total = int64(len(f.Content))
 	}
-	if err := c.Upload(ctx, r, dst, f.Mode.Perm(), f.Owner, f.Group); err != nil {
+	ev := progress.Event{Phase: progress.Upload, Path: f.Path, Total: total}
+	t.quiet(withKind(ev, progress.Start))
+	if t.Events != nil {
+		r = &counting{r: r, every: uploadReportEvery, report: func(n int64) {
+			e := withKind(ev, progress.Progress)
+			e.Bytes = n
+			t.quiet(e)
+		}}
+	}
+	if err := t.Conn.Upload(ctx, r, dst, f.Mode.Perm(), f.Owner, f.Group); err != nil {
+		e := withKind(ev, progress.Fail)
+		e.Detail = err.Error()
+		t.quiet(e)
 		return fmt.Errorf("upload %s: %w", f.Path, err)
 	}
+	done := withKind(ev, progress.Done)
+	done.Bytes = total
+	t.quiet(done)
 	return nil
+}
+
+func withKind(e progress.Event, k progress.Kind) progress.Event {
+	e.Kind = k
+	return e
+}
+
+// uploadReportEvery spaces an upload's progress events: often enough for a
+// rate to move on screen, rarely enough that --json stays readable.
+const uploadReportEvery = 250 * time.Millisecond
+
+// counting reports how much has been read through it, at most once per
+// every.
+type counting struct {
+	r      io.Reader
+	n      int64
+	every  time.Duration
+	last   time.Time
+	report func(int64)
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if now := time.Now(); n > 0 && now.Sub(c.last) >= c.every {
+		c.last = now
+		c.report(c.n)
+	}
+	return n, err
 }
 
 type validateGroup struct {
@@ -288,8 +371,12 @@ func Commit(ctx context.Context, t Target) error {
 	for _, u := range t.Plan.Enable {
 		lines = append(lines, "systemctl enable --quiet "+shell.Quote(u))
 	}
+	t.quiet(progress.Event{Phase: progress.Commit, Kind: progress.Start})
 	if _, err := t.Conn.Exec(ctx, strings.Join(lines, "\n")); err != nil {
 		return fmt.Errorf("host %s: commit: %w", t.Name, err)
+	}
+	for _, c := range t.Plan.Files {
+		t.quiet(progress.Event{Phase: progress.Commit, Kind: progress.Done, Path: c.File.Path})
 	}
 	return nil
 }

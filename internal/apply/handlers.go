@@ -11,6 +11,7 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/health"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/internal/shell"
 )
 
@@ -218,7 +219,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 		logf("", "starting %s on all %d hosts together (members of a cold cluster may need each other before any is ready)", u.Name, len(targets))
 	}
 	err := Each(starting, func(t Target) error {
-		logf(t.Name, "start %s", u.Name)
+		say(t, logf, progress.Event{Phase: progress.Starting, Kind: progress.Start, Unit: u.Name}, "start %s", u.Name)
 		if _, err := t.Conn.Exec(ctx, "systemctl start "+shell.Quote(u.Name)); err != nil {
 			return fmt.Errorf("host %s: start %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, u))
 		}
@@ -232,7 +233,7 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 		if err := waitReady(ctx, t, tu, to.Start); err != nil {
 			return err
 		}
-		logf(t.Name, "%s is running and healthy", u.Name)
+		say(t, logf, progress.Event{Phase: progress.Starting, Kind: progress.Done, Unit: u.Name}, "%s is running and healthy", u.Name)
 		return clearPending(ctx, t, u.Name)
 	})
 	if err != nil {
@@ -276,7 +277,7 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 	}
 	err := Each(reloading, func(t Target) error {
 		tu, _ := unitOf(t, u.Name)
-		logf(t.Name, "reload %s", u.Name)
+		say(t, logf, progress.Event{Phase: progress.Reload, Kind: progress.Start, Unit: u.Name}, "reload %s", u.Name)
 		want := ""
 		if g := tu.Reload; g != nil {
 			var err error
@@ -293,7 +294,9 @@ func reloadAll(ctx context.Context, targets []Target, u desired.Unit, to Timeout
 				// The pending file stays: the next apply owes the reload.
 				return fmt.Errorf("host %s: reload of %s not confirmed: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
 			}
-			logf(t.Name, "reload confirmed: %s %s", g.Desc, want)
+			say(t, logf, progress.Event{Phase: progress.Reload, Kind: progress.Done, Unit: u.Name}, "reload confirmed: %s %s", g.Desc, want)
+		} else {
+			t.quiet(progress.Event{Phase: progress.Reload, Kind: progress.Done, Unit: u.Name})
 		}
 		return waitReady(ctx, t, tu, to.Health)
 	})
@@ -330,13 +333,15 @@ func settleAfterReload(ctx context.Context, targets []Target, u desired.Unit, to
 			break
 		}
 		tu, _ := unitOf(t, u.Name)
-		logf(t.Name, "%s has not settled %s after the reload (%v); restarting %s to make its links afresh", u.Name, to.Reload, err, u.Name)
+		say(t, logf, progress.Event{Phase: progress.Restart, Kind: progress.Start, Unit: u.Name},
+			"%s has not settled %s after the reload (%v); restarting %s to make its links afresh", u.Name, to.Reload, err, u.Name)
 		if _, rerr := t.Conn.Exec(ctx, "systemctl restart "+shell.Quote(u.Name)); rerr != nil {
 			return fmt.Errorf("host %s: restart %s to repair the cluster after a reload: %w%s", t.Name, u.Name, rerr, diagnose(ctx, t, tu))
 		}
 		if rerr := waitReady(ctx, t, tu, to.Health); rerr != nil {
 			return rerr
 		}
+		t.quiet(progress.Event{Phase: progress.Restart, Kind: progress.Done, Unit: u.Name})
 		err = waitStable(ctx, targets, u, to.Reload, to.Hold)
 	}
 	if err != nil {
@@ -413,7 +418,8 @@ func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Ti
 		if last {
 			note = "; " + u.Order.Desc + ", so last"
 		}
-		logf(t.Name, "restart %s (%d of %d, one host at a time%s)", u.Name, len(done)+1, total, note)
+		say(t, logf, progress.Event{Phase: progress.Restart, Kind: progress.Start, Unit: u.Name},
+			"restart %s (%d of %d, one host at a time%s)", u.Name, len(done)+1, total, note)
 		if _, err := t.Conn.Exec(ctx, "systemctl restart "+shell.Quote(u.Name)); err != nil {
 			return done, fmt.Errorf("host %s: restart %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, tu))
 		}
@@ -423,7 +429,7 @@ func rollingRestart(ctx context.Context, targets []Target, u desired.Unit, to Ti
 		if err := waitSettled(ctx, targets, tu, to.Health); err != nil {
 			return done, fmt.Errorf("host %s restarted, but %w", t.Name, err)
 		}
-		logf(t.Name, "%s restarted and healthy", u.Name)
+		say(t, logf, progress.Event{Phase: progress.Restart, Kind: progress.Done, Unit: u.Name}, "%s restarted and healthy", u.Name)
 		done = append(done, t.Name)
 		if err := clearPending(ctx, t, u.Name); err != nil {
 			return done, err
@@ -481,9 +487,12 @@ func waitReady(ctx context.Context, t Target, u desired.Unit, timeout time.Durat
 	if u.Ready == nil {
 		return nil
 	}
+	t.quiet(progress.Event{Phase: progress.Health, Kind: progress.Start, Unit: u.Name})
 	if err := health.Poll(ctx, timeout, func() error { return u.Ready.Check(ctx, node(t)) }); err != nil {
+		t.quiet(progress.Event{Phase: progress.Health, Kind: progress.Fail, Unit: u.Name, Detail: err.Error()})
 		return fmt.Errorf("host %s: %s did not become healthy: %w%s", t.Name, u.Name, err, diagnose(ctx, t, u))
 	}
+	t.quiet(progress.Event{Phase: progress.Health, Kind: progress.Done, Unit: u.Name})
 	return nil
 }
 

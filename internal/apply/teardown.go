@@ -10,6 +10,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/internal/shell"
 )
 
@@ -18,6 +19,8 @@ type TeardownTarget struct {
 	Name string
 	Conn Conn
 	Plan plan.Teardown
+	// Events: see Target.Events.
+	Events progress.Sink
 }
 
 // keptMark starts a line a teardown command prints for a directory it
@@ -44,17 +47,19 @@ func Teardown(ctx context.Context, order []string, targets []TeardownTarget, log
 		}
 		err := Each(asTargets(hosts), func(tg Target) error {
 			r, _ := roleTeardown(hostPlan(hosts, tg.Name), role)
-			logf(tg.Name, "removing role %s", role)
+			say(tg, logf, progress.Event{Phase: progress.Remove, Kind: progress.Start, Role: role}, "removing role %s", role)
 			out, err := tg.Conn.Exec(ctx, TeardownScript(r))
 			for _, line := range strings.Split(out, "\n") {
 				if kept, ok := strings.CutPrefix(line, keptMark); ok {
-					logf(tg.Name, "kept %s", kept)
+					say(tg, logf, progress.Event{Phase: progress.Remove, Kind: progress.Info, Role: role}, "kept %s", kept)
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("host %s: remove role %s: %w", tg.Name, role, err)
+				err = fmt.Errorf("host %s: remove role %s: %w", tg.Name, role, err)
+				tg.quiet(progress.Event{Phase: progress.Remove, Kind: progress.Fail, Role: role, Detail: err.Error()})
+				return err
 			}
-			logf(tg.Name, "role %s removed", role)
+			say(tg, logf, progress.Event{Phase: progress.Remove, Kind: progress.Done, Role: role}, "role %s removed", role)
 			return nil
 		})
 		if err != nil {
@@ -110,7 +115,7 @@ func hostPlan(targets []TeardownTarget, name string) plan.Teardown {
 func asTargets(ts []TeardownTarget) []Target {
 	out := make([]Target, len(ts))
 	for i, t := range ts {
-		out[i] = Target{Name: t.Name, Conn: t.Conn}
+		out[i] = Target{Name: t.Name, Conn: t.Conn, Events: t.Events}
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/lock"
 	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/internal/remote"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
@@ -46,7 +48,8 @@ type Session struct {
 	Targets []apply.Target        // in inventory order, after Gather
 	// Teardowns are destroy's plans, in inventory order, after PlanDestroy.
 	Teardowns []plan.Teardown
-	Out       io.Writer
+	// Events receives every step of the run (see package progress).
+	Events progress.Sink
 	// Unreachable holds, by host name, why a host could not be connected
 	// to; only Reach leaves hosts out.
 	Unreachable map[string]error
@@ -62,14 +65,13 @@ type Session struct {
 	keepEvery time.Duration
 	stopKeep  func()
 	close     func()
-	mu        sync.Mutex // serialises Out
 }
 
 // Connect opens the secrets file and one SSH connection per host. If any
 // host cannot be reached or authenticated, it closes the others and returns
 // an error naming every failed host: nothing has been changed anywhere.
-func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
-	return connect(ctx, inv, rs, out, true)
+func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink) (*Session, error) {
+	return connect(ctx, inv, rs, events, true)
 }
 
 // ConnectToLook is Connect for a command that changes nothing (plan): the
@@ -77,34 +79,35 @@ func Connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out 
 // would, but the secrets file is neither written nor created, nor its
 // folder. Passwords generated for it live in memory only, which is safe as
 // no hash of theirs reaches a host; apply generates its own and keeps them.
-func ConnectToLook(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
-	return connect(ctx, inv, rs, out, false)
+// Likewise TLS certificates it would issue.
+func ConnectToLook(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink) (*Session, error) {
+	return connect(ctx, inv, rs, events, false)
 }
 
-func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer, save bool) (*Session, error) {
+func connect(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink, save bool) (*Session, error) {
 	sec, err := OpenSecrets(inv, rs)
 	if err != nil {
 		return nil, err
 	}
 	if !save {
-		return dial(ctx, inv, rs, sec, out, false)
+		return dial(ctx, inv, rs, sec, events, false)
 	}
-	return ConnectWith(ctx, inv, rs, sec, out)
+	return ConnectWith(ctx, inv, rs, sec, events)
 }
 
 // ConnectWith is Connect with the secrets already open (and perhaps
 // changed, as by a rotation): one decryption, one passphrase asked, per
 // run. It saves them before it connects.
-func ConnectWith(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, out io.Writer) (*Session, error) {
+func ConnectWith(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, events progress.Sink) (*Session, error) {
 	// Saved before any host is touched: a password whose hash reaches a
 	// host must never exist only in memory.
 	if err := sec.Save(); err != nil {
 		return nil, err
 	}
-	return dial(ctx, inv, rs, sec, out, true)
+	return dial(ctx, inv, rs, sec, events, true)
 }
 
-func dial(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, out io.Writer, save bool) (*Session, error) {
+func dial(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, events progress.Sink, save bool) (*Session, error) {
 	tlsm, err := pki.Open(inv, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("TLS: %w", err)
@@ -116,11 +119,15 @@ func dial(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *se
 			return nil, fmt.Errorf("TLS: %w", err)
 		}
 	}
+	// Whatever a step reports, no password or hash of this store leaves
+	// the engine in an event.
+	events = progress.Redact(events, sec.Values())
 	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
 	cfgs, err := sshConfigs(inv, sudo)
 	if err != nil {
 		return nil, err
 	}
+	watchDials(cfgs, events)
 	clients, err := remote.DialAll(ctx, cfgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
@@ -129,7 +136,8 @@ func dial(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *se
 	for name, c := range clients {
 		conns[name] = Conn{c}
 	}
-	s := New(inv, rs, sec, conns, out)
+	s := New(inv, rs, sec, conns, nil)
+	s.Events = events
 	s.TLS = tlsm
 	if tlsm != nil {
 		for _, line := range tlsm.Issued {
@@ -150,7 +158,13 @@ func dial(ctx context.Context, inv *inventory.Inventory, rs []role.Role, sec *se
 // secrets file, records no new host key (a host never seen before has
 // nothing of ours to show), and keeps going without the hosts it cannot
 // reach: they are in Session.Unreachable, for the caller to report.
-func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io.Writer) (*Session, error) {
+func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, events progress.Sink) (*Session, error) {
+	// Only to trust the nodes' monitoring ports: nothing is issued or
+	// saved by a command that looks.
+	tlsm, err := pki.Open(inv, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
 	sudo := newSudoPassword(inv.SSH.SudoPasswordEnv)
 	cfgs, err := sshConfigs(inv, sudo)
 	if err != nil {
@@ -159,6 +173,7 @@ func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io
 	for i := range cfgs {
 		cfgs[i].AcceptNew = false
 	}
+	watchDials(cfgs, events)
 	clients, failed, err := remote.DialSome(ctx, cfgs)
 	if err != nil {
 		return nil, err
@@ -167,18 +182,28 @@ func Reach(ctx context.Context, inv *inventory.Inventory, rs []role.Role, out io
 	for name, c := range clients {
 		conns[name] = Conn{c}
 	}
-	s := New(inv, rs, nil, conns, out)
-	// Only to trust the nodes' monitoring ports: nothing is issued or
-	// saved by a command that looks.
-	if s.TLS, err = pki.Open(inv, time.Now()); err != nil {
-		s.close = func() { remote.CloseAll(clients) }
-		s.Close()
-		return nil, fmt.Errorf("TLS: %w", err)
-	}
+	s := New(inv, rs, nil, conns, nil)
+	s.Events = events
+	s.TLS = tlsm
 	s.sudo = sudo
 	s.Unreachable = failed
 	s.close = func() { remote.CloseAll(clients) }
 	return s, nil
+}
+
+// watchDials reports each host's connection as it starts and ends.
+func watchDials(cfgs []remote.Config, events progress.Sink) {
+	for i := range cfgs {
+		host := cfgs[i].Host
+		events.Event(progress.Event{Host: host, Phase: progress.Connect, Kind: progress.Start, Quiet: true})
+		cfgs[i].Dialled = func(err error) {
+			e := progress.Event{Host: host, Phase: progress.Connect, Kind: progress.Done, Quiet: true}
+			if err != nil {
+				e.Kind, e.Detail = progress.Fail, err.Error()
+			}
+			events.Event(e)
+		}
+	}
 }
 
 // sshConfigs says how to reach each host of the inventory, in its order.
@@ -271,9 +296,14 @@ func OpenSecrets(inv *inventory.Inventory, rs []role.Role) (*secrets.Store, erro
 	return secrets.Open(inv, slots...)
 }
 
-// New makes a session over connections the caller opened.
+// New makes a session over connections the caller opened; its progress
+// goes to out as plain lines (nil: nowhere) until Events is set.
 func New(inv *inventory.Inventory, rs []role.Role, sec *secrets.Store, conns map[string]apply.Conn, out io.Writer) *Session {
-	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Out: out, me: lock.Me(time.Now()), keepEvery: lock.TTL / 3}
+	events := progress.Discard
+	if out != nil {
+		events = progress.NewPlain(out)
+	}
+	return &Session{Inv: inv, Roles: rs, Secrets: sec, Conns: conns, Events: events, me: lock.Me(time.Now()), keepEvery: lock.TTL / 3}
 }
 
 // Close releases locks this session holds and closes every connection.
@@ -304,24 +334,26 @@ func (a Conn) Upload(ctx context.Context, rd io.Reader, dst string, mode fs.File
 // HTTPClient reaches the host's loopback through the SSH connection.
 func (a Conn) HTTPClient() *http.Client { return a.C.HTTPClient() }
 
-// Logf prints one progress line, prefixed with the host when there is one.
+// Logf reports one line of the run's log, about a host when host is set.
 func (s *Session) Logf(host, format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if host != "" {
-		fmt.Fprintf(s.Out, "[%s] ", host)
+	e := progress.Event{Host: host, Kind: progress.Info, Detail: fmt.Sprintf(format, args...)}
+	if strings.HasPrefix(e.Detail, "warning: ") {
+		e.Kind = progress.Warn
 	}
-	fmt.Fprintf(s.Out, format+"\n", args...)
+	s.Events.Event(e)
 }
 
 // Lock takes the run lock on every host, or on none, and keeps it fresh
 // until Unlock: a run longer than lock.TTL must not be taken over.
 func (s *Session) Lock(ctx context.Context) error {
 	for _, h := range s.Inv.Hosts {
+		s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Start, Quiet: true})
 		if err := lock.Acquire(ctx, h.Name, s.Conns[h.Name], s.me); err != nil {
+			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Fail, Detail: err.Error(), Quiet: true})
 			s.Unlock(ctx)
 			return fmt.Errorf("%w\nnothing was changed on any host", err)
 		}
+		s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Done, Quiet: true})
 		s.locked = append(s.locked, h.Name)
 	}
 	held := make([]lock.Held, len(s.locked))
@@ -407,7 +439,9 @@ func (s *Session) Gather(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Facts, Kind: progress.Start, Quiet: true})
 			results[i], errs[i] = s.gatherHost(ctx, h, arts)
+			s.Events.Event(phaseEnd(h.Name, progress.Facts, errs[i]))
 		}()
 	}
 	wg.Wait()
@@ -456,7 +490,7 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 	if err != nil {
 		return apply.Target{}, err
 	}
-	return apply.Target{Name: h.Name, Conn: conn, Desired: d, Facts: f, Plan: plan.Compute(d, f)}, nil
+	return apply.Target{Name: h.Name, Conn: conn, Desired: d, Facts: f, Plan: plan.Compute(d, f), Events: s.Events}, nil
 }
 
 // Plans returns the plan of every host in inventory order.
@@ -520,16 +554,16 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 	}
 	for _, t := range changing {
 		for _, line := range t.Plan.Lines() {
-			s.Logf(t.Name, "%s", line)
+			s.Events.Event(progress.Event{Host: t.Name, Phase: progress.Plan, Kind: progress.Info, Detail: line})
 		}
 	}
-	if err := apply.Each(changing, func(t apply.Target) error { return apply.Stage(ctx, t) }); err != nil {
+	if err := apply.Each(changing, s.failing(progress.Upload, func(t apply.Target) error { return apply.Stage(ctx, t) })); err != nil {
 		for _, t := range changing {
 			apply.Abort(ctx, t)
 		}
 		return false, fmt.Errorf("%w\nno file was swapped in on any host", err)
 	}
-	if err := apply.Each(changing, func(t apply.Target) error { return apply.Commit(ctx, t) }); err != nil {
+	if err := apply.Each(changing, s.failing(progress.Commit, func(t apply.Target) error { return apply.Commit(ctx, t) })); err != nil {
 		return true, fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err)
 	}
 	// Handlers look at the whole cluster: a rolling restart must see the
@@ -538,4 +572,26 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 		return true, err
 	}
 	return true, nil
+}
+
+// phaseEnd is the event that ends a host's phase: done, or failed with
+// why.
+func phaseEnd(host string, ph progress.Phase, err error) progress.Event {
+	e := progress.Event{Host: host, Phase: ph, Kind: progress.Done, Quiet: true}
+	if err != nil {
+		e.Kind, e.Detail = progress.Fail, err.Error()
+	}
+	return e
+}
+
+// failing reports a host's failure in step ph as an event, for the live
+// view to mark that host; the error itself is returned as ever.
+func (s *Session) failing(ph progress.Phase, fn func(apply.Target) error) func(apply.Target) error {
+	return func(t apply.Target) error {
+		err := fn(t)
+		if err != nil {
+			s.Events.Event(phaseEnd(t.Name, ph, err))
+		}
+		return err
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/apply"
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
@@ -345,7 +346,7 @@ func TestLockIsKeptFreshUntilUnlock(t *testing.T) {
 	r := svcRole{version: "2", secret: "s"}
 	s, log := newSession(t, r, nil)
 	var out bytes.Buffer
-	s.Out = &out
+	s.Events = progress.NewPlain(&out)
 	s.keepEvery = time.Millisecond
 	ctx := context.Background()
 	if err := s.Lock(ctx); err != nil {

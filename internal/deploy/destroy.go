@@ -11,6 +11,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -27,7 +28,9 @@ func (s *Session) PlanDestroy(ctx context.Context, purge bool) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Facts, Kind: progress.Start, Quiet: true})
 			out[i], errs[i] = s.planDestroyHost(ctx, h, purge)
+			s.Events.Event(phaseEnd(h.Name, progress.Facts, errs[i]))
 		}()
 	}
 	wg.Wait()
@@ -97,7 +100,7 @@ func (s *Session) Destroy(ctx context.Context) error {
 	}
 	targets := make([]apply.TeardownTarget, len(s.Teardowns))
 	for i, t := range s.Teardowns {
-		targets[i] = apply.TeardownTarget{Name: t.Name, Conn: s.Conns[t.Name], Plan: t}
+		targets[i] = apply.TeardownTarget{Name: t.Name, Conn: s.Conns[t.Name], Plan: t, Events: s.Events}
 	}
 	if err := apply.Teardown(ctx, order, targets, s.Logf); err != nil {
 		return err

@@ -108,7 +108,7 @@ func (s *Session) Restart(ctx context.Context, c RestartChoice, to apply.Timeout
 		for _, u := range c.On[h.Name] {
 			p.Handlers[u] = desired.Restart
 		}
-		targets = append(targets, apply.Target{Name: h.Name, Conn: s.Conns[h.Name], Desired: d, Plan: p})
+		targets = append(targets, apply.Target{Name: h.Name, Conn: s.Conns[h.Name], Desired: d, Plan: p, Events: s.Events})
 	}
 	return apply.Restart(ctx, targets, to, s.Logf)
 }

@@ -105,6 +105,10 @@ type Config struct {
 	// OpenSSH refuses more than MaxSessions (default 10) per connection,
 	// and the SFTP client holds one. Default 8.
 	MaxSessions int
+	// Dialled, when set, is told how DialAll or DialSome's attempt at this
+	// host ended, as soon as it has: a person watching sees each host
+	// connect, not all of them when the slowest has.
+	Dialled func(err error)
 }
 
 // addr returns host:port as dialled and as looked up in known_hosts.
@@ -564,6 +568,9 @@ func DialSome(ctx context.Context, cfgs []Config) (clients map[string]*Client, f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if cfg.Dialled != nil {
+				defer func() { cfg.Dialled(errs[i]) }()
+			}
 			select {
 			case sem <- struct{}{}:
 				defer func() { <-sem }()

@@ -527,6 +527,29 @@ func passwordLine(raw string, header []string) int {
 	return 0
 }
 
+// Values returns every password and bcrypt hash the store holds, for
+// scrubbing them out of anything shown (progress events, summaries): a
+// message that quotes a command's output must still not carry one.
+func (s *Store) Values() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, pw := range s.passwords {
+		out = append(out, pw)
+	}
+	add := func(e entry) { out = append(out, e.Password, e.Bcrypt) }
+	add(s.data.Route)
+	for _, users := range s.data.Accounts {
+		for _, e := range users {
+			add(e)
+		}
+	}
+	for _, e := range s.data.Secrets {
+		add(e)
+	}
+	return out
+}
+
 // Password returns the password of user in account, or "" if the inventory
 // has no such user.
 func (s *Store) Password(account, user string) string {
