@@ -17,12 +17,14 @@ const (
 	monAt   = "[monitoring]\nhost = \"nats-1\""
 	promAt  = "[monitoring.prometheus]\nenabled = true"
 	devAt   = `  name = "dev-user"`
+	tlsAt   = "[tls]\nclients = true"
 )
 
 func natsKV(kv string) (string, string) { return natsAt, natsAt + "\n" + kv }
 func sshKV(kv string) (string, string)  { return sshAt, sshAt + "\n" + kv }
 func host1(kv string) (string, string)  { return host1At, host1At + "\n" + kv }
 func promKV(kv string) (string, string) { return promAt, promAt + "\n" + kv }
+func tlsKV(kv string) (string, string)  { return tlsAt, tlsAt + "\n" + kv }
 
 // secrets adds a [secrets] table of these lines before [ssh].
 func secretsTable(lines ...string) (string, string) {
@@ -170,6 +172,15 @@ func TestCatalogueOfBadInventories(t *testing.T) {
 		sec("recipient an ECDSA key", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519"`, `recipients = ["` + ecdsaKey + `"]`}, `recipients =`, "secrets.recipients[0]", "age encrypts only to ssh-ed25519 and ssh-rsa keys"),
 		sec("recipients file missing", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519"`, `recipients = ["/nonexistent/keys.pub"]`}, `recipients =`, "secrets.recipients[0]", "no such file"),
 		sec("recipients empty", []string{`encrypt = "ssh-key"`, `identity = "../.lab/id_ed25519"`, `recipients = []`}, `recipients =`, "secrets.recipients", "is empty"),
+		// TLS.
+		kv("tls renew_before not under valid_for", tlsKV, `renew_before = "9000h"`, "tls.renew_before", "not shorter than valid_for"),
+		kv("tls valid_for an hour", tlsKV, `valid_for = "1h"`, "tls.valid_for", "too short"),
+		kv("tls ca_key without ca_cert", tlsKV, `ca_key = "ca-key.pem"`, "tls.ca_key", "without its certificate"),
+		kv("tls unknown key", tlsKV, `monitoring_only = true`, "tls.monitoring_only", "unknown key"),
+		kv("tls renew_before without a unit", tlsKV, `renew_before = "30"`, "tls.renew_before", "no unit"),
+		kv("host tls_cert without its key", host1, `tls_cert = "n1.pem"`, "hosts[0].tls_cert", "only one of"),
+		{name: "host certificate without ca_cert", old: host1At, new: host1At + "\ntls_cert = \"n1.pem\"\ntls_key = \"n1-key.pem\"", at: `tls_cert = "n1.pem"`, key: "hosts[0].tls_cert", word: "set [tls] ca_cert"},
+		{name: "tls on for no listener", old: "clients = true\nroutes = true\nmonitoring = true", new: "clients = false\nroutes = false\nmonitoring = false", at: "[tls]", key: "tls", word: "turns on no listener"},
 		// The file itself.
 		{name: "secrets file is the inventory", old: "[ssh]", new: "secrets_file = \"inv.toml\"\n[ssh]", at: "secrets_file", key: "secrets_file", word: "inventory itself"},
 		{name: "TOML syntax error", old: natsAt, new: `version = "2.14.9`, at: `version = "2.14.9`, key: "", word: "fix the TOML syntax"},
