@@ -117,6 +117,36 @@ renew_before = "8760h1m"`))
 		t.Errorf("the apply after a renewal changed something:\n%s", out)
 	}
 	expectPass(t, renew)
+
+	// A CA rotation, both steps by reload: first the next CA joins every
+	// node's bundle and signs nothing; then every node gets a certificate
+	// from it, the old CA still trusted.
+	pidsBefore = pids(t)
+	out = mustNatsdeploy(t, "tls", "rotate-ca", renew)
+	if strings.Contains(out, "restart nats-server") || strings.Contains(out, "issued certificate") {
+		t.Errorf("rotate-ca's first step restarted a node or issued a certificate:\n%s", out)
+	}
+	for _, h := range hosts {
+		if n := hostExec(t, h, "grep -c 'BEGIN CERTIFICATE' /etc/nats/ca.pem"); n != "2" {
+			t.Errorf("%s: the CA bundle holds %s certificates mid-rotation, want the current and the next", h.Name, n)
+		}
+	}
+	expectPass(t, renew)
+	out = mustNatsdeploy(t, "tls", "rotate-ca", "--finish", renew)
+	for _, h := range hosts {
+		if !strings.Contains(out, "issued certificate for "+h.Name) {
+			t.Errorf("the switch did not issue %s a certificate from the new CA:\n%s", h.Name, out)
+		}
+		if got, want := servedCert(t, h), issuedCert(t, h); got != want {
+			t.Errorf("%s: serves %s after the switch, want %s", h.Name, got, want)
+		}
+	}
+	if after := pids(t); !equalPIDs(pidsBefore, after) {
+		t.Errorf("nats-server PIDs changed across the CA rotation: %v -> %v", pidsBefore, after)
+	}
+	checkCluster(t, hosts)
+	checkStreamNamed(t, hosts, adminPw, "TLSRENEW", 50)
+	expectPass(t, renew)
 }
 
 func tlsRows(t *testing.T, inv string) []verifyResult {

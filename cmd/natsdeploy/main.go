@@ -139,6 +139,7 @@ func newApp(out io.Writer) *cli.App {
 				Action: restartCmd,
 			},
 			secretsCommand,
+			tlsCommand,
 			destroyCommand,
 			dashboardsCommand,
 			labCommand,

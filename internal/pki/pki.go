@@ -40,6 +40,10 @@ const (
 	CAFile         = "ca.pem"
 	CAKeyFile      = "ca-key.pem"
 	PreviousCAFile = "ca-previous.pem"
+	// The next CA of a rotation in progress (StartRotation): trusted
+	// everywhere, signing nothing yet.
+	NextCAFile    = "ca-next.pem"
+	NextCAKeyFile = "ca-next-key.pem"
 )
 
 // CAValidity is the lifetime of a CA natsdeploy makes. The CA is renewed,
@@ -234,6 +238,14 @@ func (m *Material) openCA(t *inventory.TLS, now time.Time) (crypto.Signer, error
 	m.pool = x509.NewCertPool()
 	m.pool.AddCert(ca)
 	m.Trust = pemCert(ca)
+	next, err := readStoredCert(filepath.Join(t.Dir, NextCAFile))
+	if err != nil {
+		return nil, err
+	}
+	if next != nil && !next.Equal(ca) {
+		m.pool.AddCert(next)
+		m.Trust = append(m.Trust, pemCert(next)...)
+	}
 	if prev != nil && now.Before(prev.NotAfter) && !prev.Equal(ca) {
 		m.pool.AddCert(prev)
 		m.Trust = append(m.Trust, pemCert(prev)...)
@@ -526,4 +538,89 @@ func ParsePEM(b []byte) (*x509.Certificate, error) {
 		return nil, errors.New("no PEM certificate")
 	}
 	return x509.ParseCertificate(blk.Bytes)
+}
+
+// StartRotation begins replacing natsdeploy's own CA: a new CA is made and
+// saved as the next one, which every node and client then trusts beside
+// the current one (the next apply rolls the bundle out by reload) while
+// every certificate is still signed by the current one. FinishRotation
+// then switches. In two steps so that clients outside natsdeploy can take
+// the new bundle before any node presents a certificate only it verifies.
+func StartRotation(inv *inventory.Inventory, now time.Time) error {
+	t := inv.TLS
+	switch {
+	case !t.On():
+		return errors.New("the inventory turns TLS off: there is no CA to rotate")
+	case t.CACert != "":
+		return fmt.Errorf("tls.ca_cert names your own CA (%s): rotate it by naming the new one in ca_cert and ca_key; the old one stays trusted until it expires", t.CACert)
+	}
+	cur, err := readStoredCert(filepath.Join(t.Dir, CAFile))
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		return fmt.Errorf("no CA in %s yet: apply makes one", t.Dir)
+	}
+	if next, err := readStoredCert(filepath.Join(t.Dir, NextCAFile)); err != nil || next != nil {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("a rotation is already under way (%s): finish it with rotate-ca --finish", filepath.Join(t.Dir, NextCAFile))
+	}
+	ca, key, err := newCA(now)
+	if err != nil {
+		return fmt.Errorf("make CA: %w", err)
+	}
+	// Key first: a next CA on disk always has its key.
+	if err := atomicfile.Write(filepath.Join(t.Dir, NextCAKeyFile), pemKey(key), 0o600); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(t.Dir, NextCAFile), pemCert(ca), 0o644)
+}
+
+// FinishRotation makes the next CA the current one and keeps the old one
+// as the previous, still trusted until it expires: the next apply issues
+// every node a certificate from the new CA, by reload. Safe to run again
+// after a crash part way.
+func FinishRotation(inv *inventory.Inventory) error {
+	t := inv.TLS
+	if !t.On() || t.CACert != "" {
+		return errors.New("no rotation of natsdeploy's own CA to finish")
+	}
+	nextPath, nextKeyPath := filepath.Join(t.Dir, NextCAFile), filepath.Join(t.Dir, NextCAKeyFile)
+	next, err := readStoredCert(nextPath)
+	if err != nil {
+		return err
+	}
+	if next == nil {
+		return fmt.Errorf("no rotation under way in %s: start one with rotate-ca", t.Dir)
+	}
+	key, err := readKey(nextKeyPath)
+	if err != nil {
+		return fmt.Errorf("next CA: %w", err)
+	}
+	if !samePublic(next.PublicKey, key.Public()) {
+		return fmt.Errorf("%s is not the key of %s", nextKeyPath, nextPath)
+	}
+	cur, err := readStoredCert(filepath.Join(t.Dir, CAFile))
+	if err != nil {
+		return err
+	}
+	if cur != nil && !cur.Equal(next) {
+		if err := atomicfile.Write(filepath.Join(t.Dir, PreviousCAFile), pemCert(cur), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := atomicfile.Write(filepath.Join(t.Dir, CAKeyFile), pemKey(key), 0o600); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(t.Dir, CAFile), pemCert(next), 0o644); err != nil {
+		return err
+	}
+	for _, p := range []string{nextPath, nextKeyPath} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
