@@ -120,16 +120,22 @@ prometheus-bin: lab-artifacts
 unit: tools nats-server-bin prometheus-bin
 	$(STEP) "go test ./...  (NATS_SERVER_BIN, NATSCLI_BIN, PROMETHEUS_BIN, PROMTOOL_BIN set: no real-binary test skips)"
 	@$(GO) test ./...
+	$(STEP) "fuzz each target for $(FUZZ_CI_TIME) (inventory loader, facts parser, subject matching)"
+	@$(foreach f,$(FUZZ_TARGETS),$(GO) test -run '^$$' -fuzz='^$(word 1,$(subst @, ,$(f)))$$' -fuzztime=$(FUZZ_CI_TIME) $(word 2,$(subst @, ,$(f))) >/dev/null && echo "    $(f) ok" &&) true
 
-# Fuzzing of the inventory loader: FuzzLoad's seeds run in every `go test`;
-# this searches beyond them for FUZZTIME. Anything it finds is written to
-# inventory/testdata/fuzz/FuzzLoad/ and then runs in every `go test` too:
-# commit it with the fix. Needs no lab.
+# Fuzzing: the inventory loader, the facts parser (what a host prints) and
+# subject matching (what the verifier expects). Each target's seeds and
+# committed corpus (testdata/fuzz/) run in every `go test`; `make unit`
+# searches beyond them for FUZZ_CI_TIME each, `make fuzz` for FUZZTIME each.
+# Anything found is written to the package's testdata/fuzz/ and then runs
+# in every `go test`: commit it with the fix. Needs no lab.
 FUZZTIME ?= 60s
+FUZZ_CI_TIME ?= 5s
+FUZZ_TARGETS := FuzzLoad@./inventory/ FuzzParse@./internal/facts/ FuzzMatch@./roles/nats/verify/
 
 fuzz:
-	$(STEP) "go test -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./inventory/"
-	@$(GO) test -run '^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./inventory/
+	@$(foreach f,$(FUZZ_TARGETS),echo "==> go test -fuzz=$(f) -fuzztime=$(FUZZTIME)" && \
+		$(GO) test -run '^$$' -fuzz='^$(word 1,$(subst @, ,$(f)))$$' -fuzztime=$(FUZZTIME) $(word 2,$(subst @, ,$(f))) &&) true
 
 # Mutation testing with gremlins, package by package: each mutant of a
 # covered line is run against that package's tests. Efficacy is

@@ -215,7 +215,7 @@ func Parse(out []byte) (Host, error) {
 			h.Dirs[path] = f
 		case "unit":
 			parts := strings.SplitN(rest, " ", 4)
-			if len(parts) != 4 {
+			if len(parts) != 4 || parts[3] == "" {
 				err = fmt.Errorf("want 4 fields")
 				break
 			}
@@ -274,6 +274,17 @@ func parseStat(s string, fields int) (File, string, error) {
 	mode, err := strconv.ParseUint(parts[0], 8, 32)
 	if err != nil {
 		return File{}, "", fmt.Errorf("mode %q: %w", parts[0], err)
+	}
+	// What stat prints for a real file; anything else is a broken or
+	// hostile host's output, not a fact to plan from.
+	if mode > 0o7777 {
+		return File{}, "", fmt.Errorf("mode %q: more than permission bits", parts[0])
+	}
+	if parts[1] == "" || parts[2] == "" {
+		return File{}, "", fmt.Errorf("empty owner or group")
+	}
+	if p := parts[fields-1]; !strings.HasPrefix(p, "/") {
+		return File{}, "", fmt.Errorf("path %q is not absolute", p)
 	}
 	f := File{Mode: fs.FileMode(mode), Owner: parts[1], Group: parts[2]}
 	if fields == 5 {
