@@ -29,6 +29,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/atomicfile"
@@ -69,6 +70,8 @@ type Material struct {
 	writes   []write
 	validFor time.Duration
 	renew    time.Duration
+	// clientCfgs: serverName -> *tls.Config (see ClientTLS).
+	clientCfgs sync.Map
 }
 
 // Node is one node's certificate and key, PEM.
@@ -377,8 +380,17 @@ func (m *Material) Pool() *x509.CertPool { return m.pool }
 // ClientTLS is how natsdeploy's own clients (the verifier, monitoring
 // reads) trust the nodes. serverName is the name the certificate must
 // carry: the address dialled, or "127.0.0.1" through a tunnel.
+//
+// The same serverName gives the same *tls.Config, so that HTTP clients
+// keyed on it are built once per run: a new one per request would open a
+// new SSH channel and TLS handshake every time, and leave the old idle.
+// Callers must not change it.
 func (m *Material) ClientTLS(serverName string) *tls.Config {
-	return &tls.Config{RootCAs: m.pool, ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if c, ok := m.clientCfgs.Load(serverName); ok {
+		return c.(*tls.Config)
+	}
+	c, _ := m.clientCfgs.LoadOrStore(serverName, &tls.Config{RootCAs: m.pool, ServerName: serverName, MinVersion: tls.VersionTLS12})
+	return c.(*tls.Config)
 }
 
 func newCA(now time.Time) (*x509.Certificate, crypto.Signer, error) {

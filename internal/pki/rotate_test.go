@@ -104,3 +104,14 @@ func TestStartRotationRefusals(t *testing.T) {
 		t.Errorf("own CA: %v", err)
 	}
 }
+
+// One *tls.Config per server name: HTTP clients are cached on it.
+func TestClientTLSStable(t *testing.T) {
+	m := openSave(t, inv(tlsDir(t), 1), time.Now())
+	if m.ClientTLS("127.0.0.1") != m.ClientTLS("127.0.0.1") {
+		t.Error("two configs for one server name")
+	}
+	if m.ClientTLS("127.0.0.1") == m.ClientTLS("") {
+		t.Error("one config for two server names")
+	}
+}
