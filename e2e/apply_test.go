@@ -110,7 +110,8 @@ func TestLifecycle(t *testing.T) {
 		}
 		before := pids(t)
 		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
-		if !strings.Contains(out, "reload confirmed: config_digest sha256:") {
+		// With TLS on (lab.toml) the proof also names the certificate served.
+		if !regexp.MustCompile(`reload confirmed: config_digest( and the certificate served)? sha256:`).MatchString(out) {
 			t.Errorf("reload not confirmed by digest:\n%s", out)
 		}
 		if after := pids(t); fmt.Sprint(after) != fmt.Sprint(before) {
