@@ -168,6 +168,9 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 			Name:     Service,
 			UnitFile: UnitPath,
 			Ready:    readyGate(port),
+			// main.go: -version prints "prometheus-nats-exporter version X".
+			Version:    strings.TrimPrefix(in.Inv.Monitoring.Exporter.Version, "v"),
+			VersionCmd: BinaryPath + " -version",
 		}},
 		Ports: []desired.Port{{Number: port, Key: "monitoring.exporter.port"}},
 	}

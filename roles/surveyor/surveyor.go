@@ -184,6 +184,10 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 			Name:     Service,
 			UnitFile: UnitPath,
 			Ready:    readyGate(port),
+			// cmd/root.go sets cobra's Version: --version prints
+			// "nats-surveyor version vX".
+			Version:    strings.TrimPrefix(in.Inv.Monitoring.Surveyor.Version, "v"),
+			VersionCmd: BinaryPath + " --version",
 		}},
 		Ports: []desired.Port{{Number: port, Key: "monitoring.surveyor.port"}},
 	}
