@@ -25,20 +25,29 @@ func TestPlanWritesNoSecretsFile(t *testing.T) {
 	if err := os.WriteFile(inv, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, code := run("plan", inv)
-	if code != 1 || !strings.Contains(out, "connection refused") {
-		t.Fatalf("plan: exit %d, want 1 for the refused connections:\n%s", code, out)
+	// plan and verify only look: neither the secrets file (nor its
+	// folder) nor the TLS directory with a CA and keys is made.
+	for _, cmd := range []string{"plan", "verify"} {
+		out, code := run(cmd, inv)
+		if code != 1 || !strings.Contains(out, "connection refused") {
+			t.Fatalf("%s: exit %d, want 1 for the refused connections:\n%s", cmd, code, out)
+		}
+		for _, p := range []string{sub, filepath.Join(dir, "lab.tls")} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Fatalf("%s created %s (or cannot tell: %v)", cmd, p, err)
+			}
+		}
 	}
-	if _, err := os.Stat(sub); !os.IsNotExist(err) {
-		t.Fatalf("plan created %s (or cannot tell: %v)", sub, err)
-	}
-	out, code = run("apply", inv)
+	out, code := run("apply", inv)
 	if code != 1 {
 		t.Fatalf("apply: exit %d, want 1:\n%s", code, out)
 	}
 	fi, err := os.Stat(filepath.Join(sub, "inv.secrets.toml"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("apply did not save the secrets before connecting: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "lab.tls", "ca-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("apply did not save its CA key (0600) before connecting: %v", err)
 	}
 }
 

@@ -369,7 +369,14 @@ func planSummary(r *deploy.Session, elapsed time.Duration) progress.RunSummary {
 }
 
 func verifyCmd(c *cli.Context) error {
-	r, err := open(c, session{})
+	inv, err := load(c)
+	if err != nil {
+		return err
+	}
+	// verify only looks: a password or certificate it would make is not
+	// saved (apply does that), and what it says while connecting goes to
+	// stderr, so --json leaves stdout to the report alone.
+	r, err := connect(c, inv, session{look: true}, progress.NewPlain(c.App.ErrWriter))
 	if err != nil {
 		return err
 	}
