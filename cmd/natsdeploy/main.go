@@ -193,17 +193,6 @@ type session struct {
 	sec *secrets.Store
 }
 
-// open loads the inventory, connects to every host and goes as far as s
-// asks, reporting its progress as plain lines (the commands without a
-// view of their own).
-func open(c *cli.Context, s session) (*deploy.Session, error) {
-	inv, err := load(c)
-	if err != nil {
-		return nil, err
-	}
-	return connect(c, inv, s, progress.NewPlain(c.App.Writer))
-}
-
 // connect connects to every host of a loaded inventory and goes as far as
 // s asks, reporting to events.
 func connect(c *cli.Context, inv *inventory.Inventory, s session, events progress.Sink) (*deploy.Session, error) {

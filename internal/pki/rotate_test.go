@@ -108,7 +108,8 @@ func TestStartRotationRefusals(t *testing.T) {
 // One *tls.Config per server name: HTTP clients are cached on it.
 func TestClientTLSStable(t *testing.T) {
 	m := openSave(t, inv(tlsDir(t), 1), time.Now())
-	if m.ClientTLS("127.0.0.1") != m.ClientTLS("127.0.0.1") {
+	first, again := m.ClientTLS("127.0.0.1"), m.ClientTLS("127.0.0.1")
+	if first != again {
 		t.Error("two configs for one server name")
 	}
 	if m.ClientTLS("127.0.0.1") == m.ClientTLS("") {
