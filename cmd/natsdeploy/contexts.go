@@ -38,7 +38,7 @@ func contextsCmd(c *cli.Context) error {
 	if inv.TLS.ClientsOn() {
 		tlsm, err := pki.Open(inv, time.Now())
 		if err != nil {
-			return fmt.Errorf("TLS: %w", err)
+			return secretsProblem(fmt.Errorf("TLS: %w", err))
 		}
 		// The CA the servers' certificates chain to must be the one on
 		// disk, which apply deploys.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/internal/deploy"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
@@ -229,7 +230,8 @@ func connect(c *cli.Context, inv *inventory.Inventory, s session, events progres
 // was changed, since the secrets are read before any host is contacted.
 func secretsProblem(err error) error {
 	var ue *secrets.UserError
-	if errors.As(err, &ue) {
+	var te *pki.Error
+	if errors.As(err, &ue) || errors.As(err, &te) {
 		return cli.Exit(fmt.Sprintf("%v\nnothing was changed", err), 2)
 	}
 	return err
@@ -380,7 +382,7 @@ func statusCmd(c *cli.Context) error {
 	}
 	r, err := deploy.Reach(c.Context, inv, roles.All, progress.NewPlain(c.App.Writer))
 	if err != nil {
-		return err
+		return secretsProblem(err)
 	}
 	defer r.Close()
 	rep := r.Status(c.Context)
@@ -405,7 +407,7 @@ func unlockCmd(c *cli.Context) error {
 	}
 	r, err := deploy.Reach(c.Context, inv, roles.All, progress.NewPlain(c.App.Writer))
 	if err != nil {
-		return err
+		return secretsProblem(err)
 	}
 	defer r.Close()
 	left := 0

@@ -120,7 +120,24 @@ func Names(h inventory.Host) (dns []string, ips []net.IP) {
 // there is none, a certificate for each NATS host that has none, whose
 // names or CA changed, or that expires within renew_before. Nothing is
 // written; Save does that. It returns nil when the inventory has no TLS.
-func Open(inv *inventory.Inventory, now time.Time) (*Material, error) {
+func Open(inv *inventory.Inventory, now time.Time) (m *Material, err error) {
+	defer func() {
+		if err != nil {
+			m, err = nil, &Error{Err: err}
+		}
+	}()
+	return load(inv, now)
+}
+
+// Error is what Open found wrong with the TLS material the inventory
+// names or the TLS directory holds: the operator's to fix, found before
+// any host is contacted.
+type Error struct{ Err error }
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func load(inv *inventory.Inventory, now time.Time) (*Material, error) {
 	t := inv.TLS
 	if !t.On() {
 		return nil, nil
