@@ -88,9 +88,12 @@ func TestRealStatus(t *testing.T) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(sctx, jetstream.StreamConfig{Name: "STATUS", Subjects: []string{"status.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
+	// Routes whole is not yet the meta leader counting every peer online:
+	// placement of an R3 stream may still be refused for a moment.
+	waitFor(t, 30*time.Second, "an R3 stream placed", func() error {
+		_, err := js.CreateStream(sctx, jetstream.StreamConfig{Name: "STATUS", Subjects: []string{"status.>"}, Replicas: 3, Storage: jetstream.FileStorage})
+		return err
+	})
 	if _, err := js.Publish(sctx, "status.x", []byte(strings.Repeat("x", 1000))); err != nil {
 		t.Fatal(err)
 	}
