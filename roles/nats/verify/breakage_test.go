@@ -69,6 +69,12 @@ func TestVerifyPasses(t *testing.T) {
 		wantSeen(t, seen, "node/version "+h, "nats-server "+ver+" named "+h)
 		wantSeen(t, seen, "cluster/routes "+h, "routes to ")
 	}
+	// A passing digest row shows the digest shortened; failures show it whole.
+	for h, d := range c.digests() {
+		if got, want := seen["node/digest "+h], "running the deployed config "+d[:19]+"..."; got != want {
+			t.Errorf("node/digest %s: got %q, want %q", h, got, want)
+		}
+	}
 	wantSeen(t, seen, "cluster/routes n1", "routes to n2, n3 (")
 	wantSeen(t, seen, "cluster/routes n2", "routes to n1, n3 (")
 	wantSeen(t, seen, "cluster/routes n3", "routes to n1, n2 (")
@@ -88,6 +94,23 @@ func TestVerifyPasses(t *testing.T) {
 	wantSeen(t, seen, "isolation DEV", "none in ADMIN")
 	wantSeen(t, seen, "isolation PROD", "none in ADMIN")
 	wantSeen(t, seen, "isolation SERVICES", "none in ADMIN")
+	// Whole isolation rows: a note about nodes that could not be checked
+	// or accounts no probe exists for appears only when there is one.
+	untestable := func(a, others string) string {
+		return " (untestable with " + others + ": no subject a user of " + a + " may publish and one of theirs may subscribe to)"
+	}
+	for a, want := range map[string]string{
+		"SYS":      "none in ADMIN" + untestable("SYS", "DEV, PROD, SERVICES"),
+		"ADMIN":    "none in SYS, DEV, PROD, SERVICES",
+		"DEV":      "none in ADMIN" + untestable("DEV", "SYS, PROD, SERVICES"),
+		"PROD":     "none in ADMIN" + untestable("PROD", "SYS, DEV, SERVICES"),
+		"SERVICES": "none in ADMIN" + untestable("SERVICES", "SYS, DEV, PROD"),
+	} {
+		want = "messages published in " + a + " reached " + a + "'s own subscribers and " + want
+		if got := seen["isolation "+a]; got != want {
+			t.Errorf("isolation %s:\n  got  %q\n  want %q", a, got, want)
+		}
+	}
 }
 
 // wantSeen asserts the Seen text of one row holds every part.
