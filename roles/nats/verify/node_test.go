@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -220,6 +221,69 @@ func TestCheckNode(t *testing.T) {
 			}
 			if up, _ := v.upHosts(); len(up) != 3-len(v.down) {
 				t.Errorf("up hosts %v with down %v", up, v.down)
+			}
+		})
+	}
+}
+
+// hostProbes scripts each host on its own.
+type hostProbes map[string]scriptProbe
+
+func (p hostProbes) HTTPGet(ctx context.Context, h inventory.Host, path string) ([]byte, int, error) {
+	return p[h.Name].HTTPGet(ctx, h, path)
+}
+
+func (p hostProbes) ServiceActive(ctx context.Context, h inventory.Host) (bool, string, error) {
+	return p[h.Name].ServiceActive(ctx, h)
+}
+
+// checkMeta on scripted /jsz answers of n1, n2 and n3: one row, passing
+// only when every node names the same leader and a group of three.
+func TestCheckMeta(t *testing.T) {
+	jsz := func(leader string, size int) answer {
+		return answer{body: fmt.Sprintf(`{"meta_cluster":{"name":"verify-test","leader":%q,"cluster_size":%d}}`, leader, size), status: 200}
+	}
+	const expected = "expected one meta leader seen by all 3 nodes, cluster_size 3, saw "
+	tests := []struct {
+		name string
+		jsz  [3]answer
+		down string // a host already found down
+		want string
+	}{
+		{name: "agreed", jsz: [3]answer{jsz("n2", 3), jsz("n2", 3), jsz("n2", 3)},
+			want: "ok leader n2 seen by all 3 nodes, cluster_size 3"},
+		{name: "two leaders", jsz: [3]answer{jsz("n2", 3), jsz("n2", 3), jsz("n3", 3)},
+			want: "FAIL " + expected + "n1: leader n2, size 3; n2: leader n2, size 3; n3: leader n3, size 3"},
+		{name: "no leader anywhere", jsz: [3]answer{jsz("", 3), jsz("", 3), jsz("", 3)},
+			want: "FAIL " + expected + "n1: leader (none), size 3; n2: leader (none), size 3; n3: leader (none), size 3"},
+		{name: "group of two", jsz: [3]answer{jsz("n1", 2), jsz("n1", 3), jsz("n1", 3)},
+			want: "FAIL " + expected + "n1: leader n1, size 2; n2: leader n1, size 3; n3: leader n1, size 3"},
+		{name: "not clustered, unreadable", jsz: [3]answer{{body: `{}`, status: 200}, {err: errors.New("timeout")}, jsz("n1", 3)},
+			want: "FAIL " + expected + "n1: no meta_cluster (JetStream not clustered); n2: timeout; n3: leader n1, size 3"},
+		{name: "a node down", jsz: [3]answer{jsz("n1", 3), jsz("n1", 3), jsz("n1", 3)}, down: "n3",
+			want: "FAIL " + expected + "n1: leader n1, size 3; n2: leader n1, size 3; n3: down (see node/health)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := hostProbes{}
+			for i, h := range []string{"n1", "n2", "n3"} {
+				p[h] = scriptProbe{paths: map[string]answer{"/jsz": tc.jsz[i]}}
+			}
+			v := newVerifier(Options{Inventory: testInventory("2.14.9", 1, 2, 3), Probe: p})
+			if tc.down != "" {
+				v.markDown(inventory.Host{Name: tc.down}, "test")
+			}
+			rs := v.checkMeta(context.Background())
+			if len(rs) != 1 {
+				t.Fatalf("%d rows, want 1: %v", len(rs), rs)
+			}
+			r := rs[0]
+			got := r.Status() + " " + r.Seen
+			if !r.OK {
+				got = r.Status() + " " + r.Detail()
+			}
+			if r.Check != "cluster/meta" || r.Target != "cluster" || got != tc.want {
+				t.Errorf("%s %s %s\nwant %s", r.Check, r.Target, got, tc.want)
 			}
 		})
 	}
