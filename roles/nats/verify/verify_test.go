@@ -121,13 +121,3 @@ func TestRunJobs(t *testing.T) {
 		t.Errorf("order %v", got)
 	}
 }
-
-// A quota the inventory leaves at 0 is unlimited, which the server
-// reports as -1.
-func TestLimit(t *testing.T) {
-	for _, tc := range []struct{ in, want int64 }{{0, -1}, {-1, -1}, {1, 1}, {1 << 30, 1 << 30}} {
-		if got := limit(tc.in); got != tc.want {
-			t.Errorf("limit(%d) = %d, want %d", tc.in, got, tc.want)
-		}
-	}
-}
