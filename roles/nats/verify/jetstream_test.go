@@ -85,3 +85,40 @@ func nonEmpty(s string) []string {
 	}
 	return []string{s}
 }
+
+// When no node takes a login, system/ping and cluster/stream say why for
+// every node they tried, or that none was up to try.
+func TestNoLogin(t *testing.T) {
+	inv := testInventory("2.14.9", 1, 2, 3)
+	sys := strings.Repeat("no password known for SYS/sys-user; ", 3)
+	admin := strings.Repeat("no password known for ADMIN/admin; ", 3)
+	tests := []struct {
+		name string
+		down []string
+		want []string // check target status detail
+	}{
+		{"every login refused", nil, []string{
+			"system/ping SYS/sys-user FAIL expected every server answers: n1, n2, n3, saw " + strings.TrimSuffix(sys, "; "),
+			"cluster/stream ADMIN/admin FAIL expected a connection to any node, saw " + strings.TrimSuffix(admin, "; "),
+		}},
+		{"every node down", []string{"n1", "n2", "n3"}, []string{
+			"system/ping SYS/sys-user FAIL expected every server answers: n1, n2, n3, saw every node is down",
+			"cluster/stream ADMIN/admin FAIL expected a connection to any node, saw every node is down",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newVerifier(Options{Inventory: inv, Passwords: mapPasswords{}})
+			for _, h := range tc.down {
+				v.markDown(inventory.Host{Name: h}, "test")
+			}
+			var got []string
+			for _, r := range append(v.checkSystem(context.Background()), v.checkStream(context.Background())...) {
+				got = append(got, r.Check+" "+r.Target+" "+r.Status()+" "+r.Detail())
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("rows:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}
