@@ -2,9 +2,12 @@ package verify
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
 // Zero or negative options take the documented defaults; set ones are
@@ -119,5 +122,54 @@ func TestRunJobs(t *testing.T) {
 	}
 	if strings.Join(got, "") != "abcdef" {
 		t.Errorf("order %v", got)
+	}
+}
+
+// A login that fails for want of a server is tried connectTries times
+// with the pause doubling from ConnectBackoff between tries, and none
+// after the last. The gaps between attempts must be at least the pauses
+// (100, 200, 400, 800ms here); the whole must stay under 3s, which
+// leaves a loaded machine 1.5s of slack and still catches a pause after
+// the last try (1.6s more) or a schedule four times as long.
+func TestConnectBackoff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan time.Time, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- time.Now()
+			c.Close() // the handshake fails at once: not a refusal
+		}
+	}()
+	inv := testInventory("2.14.9", 1, 2, 3)
+	v := newVerifier(Options{Inventory: inv, ConnectTimeout: time.Second, ConnectBackoff: 100 * time.Millisecond,
+		NATSURL: func(inventory.Host) string { return "nats://" + ln.Addr().String() }})
+	start := time.Now()
+	_, err = v.connect(inv.Hosts[0], "dev-user", "x")
+	took := time.Since(start)
+	if !couldNotCheck(err) {
+		t.Fatalf("err = %v, want a could-not-check connection error", err)
+	}
+	if took >= 3*time.Second {
+		t.Errorf("took %s, want the pauses 100+200+400+800ms and no more", took)
+	}
+	if len(accepted) != connectTries {
+		t.Fatalf("%d attempts, want %d", len(accepted), connectTries)
+	}
+	prev := <-accepted
+	for i := range connectTries - 1 {
+		at := <-accepted
+		// 90%: the accept times are taken a little after each dial.
+		if want := 90 * time.Millisecond << i; at.Sub(prev) < want {
+			t.Errorf("pause %d: %s, want at least %s", i+1, at.Sub(prev), want)
+		}
+		prev = at
 	}
 }
