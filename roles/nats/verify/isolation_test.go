@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 )
@@ -24,17 +25,25 @@ func TestIsolationLeavesNoSubscriptions(t *testing.T) {
 		}
 	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	if len(v.shared) == 0 {
+	shared := maps.Clone(v.shared)
+	v.mu.Unlock()
+	if len(shared) == 0 {
 		t.Fatal("no shared connection was used")
 	}
-	for key, sc := range v.shared {
+	for key, sc := range shared {
 		if sc.nc == nil {
 			t.Errorf("%q: no connection: %v", key, sc.err)
 			continue
 		}
 		if n := sc.nc.NumSubscriptions(); n != 0 {
 			t.Errorf("%q: %d subscriptions left open", key, n)
+		}
+	}
+	// Run promises every connection closed when it returns.
+	v.closeShared()
+	for key, sc := range shared {
+		if sc.nc != nil && !sc.nc.IsClosed() {
+			t.Errorf("%q: still open after closeShared", key)
 		}
 	}
 }
