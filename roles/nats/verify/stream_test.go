@@ -50,7 +50,18 @@ func TestReadBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const name = "READBACK_TEST"
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"readback.test"}, Replicas: 3, AllowDirect: true}); err != nil {
+	// Right after the start the meta leader may still call a peer offline
+	// for placement (checkStream waits for that too): try until it does not.
+	cfg := jetstream.StreamConfig{Name: name, Subjects: []string{"readback.test"}, Replicas: 3, AllowDirect: true}
+	_, err = js.CreateStream(ctx, cfg)
+	for err != nil && strings.Contains(err.Error(), "peer offline") && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		_, err = js.CreateStream(ctx, cfg)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	ack, err := js.Publish(ctx, "readback.test", []byte("a"))
