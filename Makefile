@@ -141,26 +141,45 @@ fuzz:
 # covered line is run against that package's tests. Efficacy is
 # killed / (killed + lived). Slow (roles/nats/verify starts a nats-server
 # cluster per test, for every mutant), so not part of `make test`; pick
-# packages with e.g. `make mutate MUTATE_PKGS=./internal/plan`. Logs and
+# packages with e.g. `make mutate MUTATE_PKGS=./internal/plan:30`. Logs and
 # gremlins' JSON results go to bin/mutate/.
-MUTATE_PKGS ?= ./roles/nats/verify ./internal/apply ./internal/plan ./inventory
+#
+# Each MUTATE_PKGS item is a package, optionally with ":N", its timeout
+# coefficient. gremlins gives every mutant N times the duration of its one
+# coverage run, and the mutant's compile counts against that: a package
+# whose tests take a second (plan: 1.4s) needs a large N, or mutants time
+# out while compiling and count for nothing (plan at the default 3: 49 of
+# 94 timed out); a slow one (verify: ~40s) is fine at 3, and a larger N
+# there only lets a hung mutant cost minutes. GOFLAGS=-count=1 keeps that
+# coverage run from being a test-cache hit (a 0.5s "run" of a 40s suite
+# times every mutant out). MUTATE_EXCLUDE are regexps of file paths not to
+# mutate (gremlins -E), to measure a slow package a few files at a time,
+# e.g. MUTATE_EXCLUDE='jetstream\.go$$ (^|/)stream\.go$$'.
+# Do not pass --test-cpu: gremlins 0.6.0 hands `go test` "-cpu N" as one
+# argument, every run fails to start and every mutant counts as killed.
+MUTATE_PKGS ?= ./roles/nats/verify:3 ./internal/apply ./internal/plan:30 ./inventory
 MUTATE_WORKERS ?= 1
-MUTATE_FLAGS ?= # e.g. --timeout-coefficient 20 on a loaded machine
+MUTATE_EXCLUDE ?=
+MUTATE_FLAGS ?=
 
 tools-mutate:
 	@$(LAB) tools-mutate
 
 mutate: tools-mutate nats-server-bin
 	@mkdir -p bin/mutate; summary=""; \
-	for p in $(MUTATE_PKGS); do \
+	for item in $(MUTATE_PKGS); do \
+		p=$${item%%:*}; coef=3; [[ $$item == *:* ]] && coef=$${item##*:}; \
 		name=$$(echo "$${p#./}" | tr / -); \
-		printf '==> gremlins unleash %s  (log: bin/mutate/%s.log)\n' "$$p" "$$name"; \
-		bin/tools/gremlins unleash --workers $(MUTATE_WORKERS) $(MUTATE_FLAGS) -o bin/mutate/$$name.json "$$p" \
+		printf '==> gremlins unleash %s, timeout coefficient %s  (log: bin/mutate/%s.log)\n' "$$p" "$$coef" "$$name"; \
+		GOFLAGS="$${GOFLAGS:+$$GOFLAGS }-count=1" bin/tools/gremlins unleash --workers $(MUTATE_WORKERS) \
+			--timeout-coefficient "$$coef" $(foreach e,$(MUTATE_EXCLUDE),-E '$(e)') $(MUTATE_FLAGS) -o bin/mutate/$$name.json "$$p" \
 			> bin/mutate/$$name.log 2>&1 || { tail -n 20 bin/mutate/$$name.log; exit 1; }; \
 		grep -E '^(Killed|Timed out|Test efficacy|Mutator coverage):' bin/mutate/$$name.log | sed 's/^/    /'; \
-		line=$$(awk -F'[:,] *' -v p="$$p" '/^Killed:/ { k = $$2; l = $$4; \
-			printf "%-20s efficacy %s (killed %d / (killed %d + lived %d))", p, \
-				(k + l > 0 ? sprintf("%.2f%%", 100 * k / (k + l)) : "n/a"), k, k, l }' bin/mutate/$$name.log); \
+		grep -E '^ *(LIVED|TIMED OUT) ' bin/mutate/$$name.log | sed 's/^ */    /' || true; \
+		line=$$(awk -F'[:,] *' -v p="$$p" '/^Killed:/ { k = $$2; l = $$4; nc = $$6 } \
+			/^Timed out:/ { to = $$2 } \
+			END { printf "%-20s efficacy %s (killed %d / (killed %d + lived %d)), timed out %d, not covered %d", p, \
+				(k + l > 0 ? sprintf("%.2f%%", 100 * k / (k + l)) : "n/a"), k, k, l, to, nc }' bin/mutate/$$name.log); \
 		summary="$$summary$$line"$$'\n'; \
 	done; \
 	printf '==> mutation efficacy per package\n%s' "$$summary"

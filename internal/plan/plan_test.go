@@ -125,6 +125,49 @@ func TestSummary(t *testing.T) {
 	if got := Summary([]Host{Compute(want(), f)}); got != "1 host(s) to change, 1 file(s) to upload, reload on nats-1" {
 		t.Errorf("Summary = %q", got)
 	}
+	// A restart alone must not name an empty list of reloads.
+	f = converged()
+	f.Files["/etc/nats/nats-server.conf"] = facts.File{SHA256: "x"}
+	if got := Summary([]Host{Compute(want(), f)}); got != "1 host(s) to change, 1 file(s) to upload, restart on nats-1" {
+		t.Errorf("Summary = %q", got)
+	}
+}
+
+// A file that names its service but asks nothing of it on change, and a
+// pending None left in the state, owe the service nothing: a None entry
+// in Handlers would make an otherwise empty plan look non-empty.
+func TestComputeNoHandler(t *testing.T) {
+	quiet := want()
+	quiet.Files = append(quiet.Files, desired.File{Path: "/etc/nats/motd", SHA256: "motd1", Mode: 0o644, Owner: "root", Group: "root", Service: svc, OnChange: desired.None})
+	tests := []struct {
+		name      string
+		facts     func(f *facts.Host)
+		wantLines []string
+	}{
+		{"changed file without handler", func(f *facts.Host) {
+			f.Files["/etc/nats/motd"] = facts.File{Mode: 0o644, Owner: "root", Group: "root", SHA256: "motd0"}
+		}, []string{"update /etc/nats/motd (sha256 motd0 -> motd1)"}},
+		{"pending None", func(f *facts.Host) {
+			f.Files["/etc/nats/motd"] = facts.File{Mode: 0o644, Owner: "root", Group: "root", SHA256: "motd1"}
+			f.Pending[svc] = desired.None
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := converged()
+			tt.facts(&f)
+			p := Compute(quiet, f)
+			if got := p.Lines(); !reflect.DeepEqual(got, tt.wantLines) {
+				t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantLines, "\n"))
+			}
+			if len(p.Handlers) != 0 {
+				t.Errorf("Handlers = %v, want none", p.Handlers)
+			}
+			if p.Empty() != (len(tt.wantLines) == 0) {
+				t.Errorf("Empty() = %v with lines %v", p.Empty(), tt.wantLines)
+			}
+		})
+	}
 }
 
 func TestReloadPart(t *testing.T) {

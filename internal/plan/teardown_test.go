@@ -99,6 +99,36 @@ func TestComputeTeardown(t *testing.T) {
 			"keep /var/log/svc (svc's data, owned by svc; --purge-data removes it)",
 			"keep system user svc (owns the kept data; --purge-data removes it)",
 		}},
+		// Only data directories make their owner a keeper: with the
+		// config directories (group svc) already gone, svc is still kept
+		// for its data.
+		{"keep data, config dirs already gone", false, func(f *facts.Host) {
+			delete(f.Dirs, "/etc/svc")
+			delete(f.Dirs, "/etc/svc/watch.d")
+		}, []string{
+			"role watch:",
+			"  stop watch.service",
+			"  disable watch.service",
+			"  remove /etc/svc/watch.d/watch.yml",
+			"  remove /etc/systemd/system/watch.service",
+			"  systemctl daemon-reload",
+			"  remove /opt/watch and everything in it",
+			"role svc:",
+			"  stop svc.service",
+			"  stop svc-log.service",
+			"  disable svc.service",
+			"  disable svc-log.service",
+			"  remove /usr/local/bin/svc",
+			"  remove /etc/svc/svc.conf",
+			"  remove /etc/systemd/system/svc-log.service",
+			"  remove /etc/systemd/system/svc.service",
+			"  systemctl daemon-reload",
+			"remove natsdeploy's state /var/lib/natsdeploy (owed handlers, file sums; the lock once released)",
+			"keep system user watch (users go only with --purge-data)",
+			"keep /var/lib/svc (svc's data, owned by svc; --purge-data removes it)",
+			"keep /var/log/svc (svc's data, owned by svc; --purge-data removes it)",
+			"keep system user svc (owns the kept data; --purge-data removes it)",
+		}},
 		{"purge: data and users too, deepest first", true, nil, []string{
 			"role watch:",
 			"  stop watch.service",

@@ -69,6 +69,12 @@ func TestVerifyPasses(t *testing.T) {
 		wantSeen(t, seen, "node/version "+h, "nats-server "+ver+" named "+h)
 		wantSeen(t, seen, "cluster/routes "+h, "routes to ")
 	}
+	// A passing digest row shows the digest shortened; failures show it whole.
+	for h, d := range c.digests() {
+		if got, want := seen["node/digest "+h], "running the deployed config "+d[:19]+"..."; got != want {
+			t.Errorf("node/digest %s: got %q, want %q", h, got, want)
+		}
+	}
 	wantSeen(t, seen, "cluster/routes n1", "routes to n2, n3 (")
 	wantSeen(t, seen, "cluster/routes n2", "routes to n1, n3 (")
 	wantSeen(t, seen, "cluster/routes n3", "routes to n1, n2 (")
@@ -88,6 +94,47 @@ func TestVerifyPasses(t *testing.T) {
 	wantSeen(t, seen, "isolation DEV", "none in ADMIN")
 	wantSeen(t, seen, "isolation PROD", "none in ADMIN")
 	wantSeen(t, seen, "isolation SERVICES", "none in ADMIN")
+	// Whole rows where nothing varies from run to run: a note, a count or
+	// a clause that is off by one shows here.
+	for key, want := range map[string]string{
+		"jetstream SYS":                      "off on 3 nodes; client view not checked: no user of SYS may publish $JS.API.INFO",
+		"jetstream ADMIN":                    "on with max_mem/max_file as configured on 3 nodes; account info (as ADMIN/admin): max_mem 67108864, max_file 134217728, max_streams 100, max_consumers 1000",
+		"jetstream DEV":                      "on with max_mem/max_file as configured on 3 nodes; account info (as DEV/dev-user): max_mem 33554432, max_file 67108864, max_streams 10, max_consumers 100",
+		"jetstream PROD":                     "on with max_mem/max_file as configured on 3 nodes; account info (as PROD/prod-user): max_mem 33554432, max_file 67108864, max_streams 10, max_consumers 100",
+		"jetstream SERVICES":                 "off on 3 nodes; client view not checked: no user of SERVICES may publish $JS.API.INFO",
+		"system/ping SYS/sys-user":           "answers from n1, n2, n3",
+		"permissions SYS/sys-user":           "on 3 nodes: publish 1 allowed/13 refused, subscribe 2 allowed/11 refused, request/reply, wrong password refused",
+		"permissions ADMIN/admin":            "on 3 nodes: publish 1 allowed/0 refused, subscribe 1 allowed/0 refused, wrong password refused",
+		"permissions DEV/dev-user":           "on 3 nodes: publish 5 allowed/12 refused, subscribe 3 allowed/13 refused, request/reply, wrong password refused",
+		"permissions PROD/prod-user":         "on 3 nodes: publish 5 allowed/11 refused, subscribe 3 allowed/12 refused, request/reply, wrong password refused",
+		"permissions SERVICES/user-service":  "on 3 nodes: publish 2 allowed/12 refused, subscribe 3 allowed/10 refused, request/reply, wrong password refused",
+		"permissions SERVICES/order-service": "on 3 nodes: publish 2 allowed/12 refused, subscribe 3 allowed/10 refused, request/reply, wrong password refused",
+	} {
+		if got := seen[key]; got != want {
+			t.Errorf("%s:\n  got  %q\n  want %q", key, got, want)
+		}
+	}
+	// The stream's leader varies; the rest of its row does not.
+	if s := seen["cluster/stream ADMIN/admin"]; !strings.HasPrefix(s, "R3 stream written via n1 (leader n") || !strings.HasSuffix(s, "), read back via n2, n3, deleted") {
+		t.Errorf("cluster/stream ADMIN/admin: %q", s)
+	}
+	// Whole isolation rows: a note about nodes that could not be checked
+	// or accounts no probe exists for appears only when there is one.
+	untestable := func(a, others string) string {
+		return " (untestable with " + others + ": no subject a user of " + a + " may publish and one of theirs may subscribe to)"
+	}
+	for a, want := range map[string]string{
+		"SYS":      "none in ADMIN" + untestable("SYS", "DEV, PROD, SERVICES"),
+		"ADMIN":    "none in SYS, DEV, PROD, SERVICES",
+		"DEV":      "none in ADMIN" + untestable("DEV", "SYS, PROD, SERVICES"),
+		"PROD":     "none in ADMIN" + untestable("PROD", "SYS, DEV, SERVICES"),
+		"SERVICES": "none in ADMIN" + untestable("SERVICES", "SYS, DEV, PROD"),
+	} {
+		want = "messages published in " + a + " reached " + a + "'s own subscribers and " + want
+		if got := seen["isolation "+a]; got != want {
+			t.Errorf("isolation %s:\n  got  %q\n  want %q", a, got, want)
+		}
+	}
 }
 
 // wantSeen asserts the Seen text of one row holds every part.
@@ -182,6 +229,7 @@ func TestVerifyFailsWhenNodeStopped(t *testing.T) {
 	wantFailure(t, rep, "cluster/routes", "n1", "expected routes to n2, n3, saw routes to n2")
 	wantFailure(t, rep, "cluster/routes", "n2", "expected routes to n1, n3, saw routes to n1")
 	wantFailure(t, rep, "system/ping", "SYS/sys-user", "expected every server answers: n1, n2, n3, saw answers from n1, n2; none from n3")
+	wantRow(t, rep, "system/ping", "SYS/sys-user", "every server answers: n1, n2, n3", "answers from n1, n2; none from n3")
 	wantFailure(t, rep, "cluster/meta", "cluster", "expected one meta leader seen by all 3 nodes, cluster_size 3, saw", "n3: down (see node/health)")
 	// Either the R3 create is refused or a replica stays behind, depending
 	// on whether the meta leader has marked n3 offline yet.

@@ -117,4 +117,17 @@ func TestVerifySlowNodeIsNeverAFailure(t *testing.T) {
 	if skipped == 0 {
 		t.Error("no row says it could not check n3: the slow node went unnoticed")
 	}
+	// What could be proven on n1 and n2 passes, naming n3 as not checked;
+	// a check left with nothing proven is a skip. Pairs and the stream's
+	// node are picked in inventory order, so the rows are always these.
+	for _, w := range []struct{ key, status, part string }{
+		{"cluster/stream ADMIN/admin", "ok", "read back via n2 (could not check: connect to n3 as admin failed 5 times"},
+		{"isolation ADMIN", "ok", "none in SYS, PROD, SERVICES (could not check DEV (could not check: connect to n3 as "},
+		{"isolation DEV", "skip", "could not check: ADMIN (could not check: connect to n3 as dev-user failed 5 times"},
+	} {
+		rs := findResults(rep, strings.Fields(w.key)[0], strings.Fields(w.key)[1])
+		if len(rs) != 1 || rs[0].Status() != w.status || !strings.Contains(rs[0].Seen, w.part) {
+			t.Errorf("%s: want one %s row with %q, got %+v", w.key, w.status, w.part, rs)
+		}
+	}
 }
