@@ -290,16 +290,20 @@ func TestReloadNotConfirmedKeepsPending(t *testing.T) {
 // for longer than the reload timeout is restarted, alone, and no other.
 func TestReloadSettlesAndRepairsLaggingMember(t *testing.T) {
 	cases := []struct {
-		name      string
-		heals     string // the member whose restart heals the cluster; "" heals by itself
-		never     bool   // the gate never passes
+		name  string
+		heals string // the member whose restart heals the cluster; "" heals by itself
+		never bool   // the gate never passes
+		// reload is the reload timeout: short where a restart must come,
+		// ample where none may, so a loaded machine's slow polls cannot
+		// turn healing by itself into a restart.
+		reload    time.Duration
 		restarts  []string
 		wantErr   string
 		wantClear int
 	}{
-		{name: "links come back by themselves", heals: "", restarts: nil, wantClear: 3},
-		{name: "one member cut off", heals: "n3", restarts: []string{"n3: systemctl restart nats-server.service"}, wantClear: 3},
-		{name: "never settles", never: true, wantErr: "not settled after the reload: nats-server.service: after 300ms: n2 has no route to n1",
+		{name: "links come back by themselves", heals: "", reload: 10 * time.Second, restarts: nil, wantClear: 3},
+		{name: "one member cut off", heals: "n3", reload: 300 * time.Millisecond, restarts: []string{"n3: systemctl restart nats-server.service"}, wantClear: 3},
+		{name: "never settles", never: true, reload: 300 * time.Millisecond, wantErr: "not settled after the reload: nats-server.service: after 300ms: n2 has no route to n1",
 			restarts: []string{"n2: systemctl restart nats-server.service", "n2: systemctl restart nats-server.service", "n2: systemctl restart nats-server.service"}},
 	}
 	for _, tc := range cases {
@@ -323,7 +327,7 @@ func TestReloadSettlesAndRepairsLaggingMember(t *testing.T) {
 				targets[i].Plan.Handlers["nats-server.service"] = desired.Reload
 			}
 			var l logs
-			err := Handlers(context.Background(), targets, Timeouts{Health: 2 * time.Second, Reload: 300 * time.Millisecond}, l.f)
+			err := Handlers(context.Background(), targets, Timeouts{Health: 2 * time.Second, Reload: tc.reload}, l.f)
 			if tc.wantErr == "" && err != nil {
 				t.Fatal(err)
 			}
