@@ -474,7 +474,7 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 		return apply.Target{}, fmt.Errorf("host %s: %w", h.Name, err)
 	}
 	if f.Systemd == "" && len(probe.Units) > 0 {
-		return apply.Target{}, fmt.Errorf("host %s (%s): systemd not found; natsdeploy runs every service as a systemd unit", h.Name, f.OS)
+		return apply.Target{}, fmt.Errorf("host %s (%s): systemd not found; natsdeploy runs every service as a systemd unit: use a host booted with systemd", h.Name, f.OS)
 	}
 	if err := portsFree(h, probe, f); err != nil {
 		return apply.Target{}, err
@@ -519,10 +519,7 @@ func portsFree(h inventory.Host, d desired.Host, f facts.Host) error {
 		errs = append(errs, fmt.Errorf("host %s (%s): port %d (%s) is already in use by %s; stop it there, or set %s to a free port",
 			h.Name, h.Address, pt.Number, pt.Key, l.Describe(), pt.Key))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w\nnothing was changed on any host", errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Plans returns the plan of every host in inventory order.

@@ -45,8 +45,8 @@ type Host struct {
 // Listener is the process listening on a TCP port.
 type Listener struct {
 	PID  int    // 0: no process of this host's PID namespace was found
-	Unit string // the systemd unit of its cgroup ("nats-server.service"); "" outside any
-	Comm string // its command name, "" when unknown
+	Unit string // the systemd unit of its cgroup ("nats-server.service"); "" outside any (a container's own cgroup, say)
+	Comm string // its program's name (argv[0] without its directory), "" when unknown
 }
 
 // Describe says who listens, for a person.
@@ -341,9 +341,13 @@ $NF ~ /^socket:\[[0-9]+\]$/ { ino = substr($NF, 9, length($NF) - 9); if ((ino in
 END { for (i in port) if (!(i in seen)) print port[i], 0 }' | while read -r lport lpid; do
 	lunit=; lcomm=
 	if [ "$lpid" != 0 ]; then
-		lcomm=$(tr -c 'A-Za-z0-9._@:+\n-' '_' < /proc/"$lpid"/comm 2>/dev/null)
+		lcomm=$(tr '\0' '\n' < /proc/"$lpid"/cmdline 2>/dev/null | head -n 1)
+		lcomm=${lcomm##*/}
+		[ -n "$lcomm" ] || lcomm=$(cat /proc/"$lpid"/comm 2>/dev/null)
+		lcomm=$(printf '%s\n' "$lcomm" | tr -c 'A-Za-z0-9._@:+\n-' '_')
 		lunit=$(awk -F: '$2 == "" || $2 == "name=systemd" { print $3; exit }' /proc/"$lpid"/cgroup 2>/dev/null)
 		lunit=${lunit##*/}
+		case "$lunit" in *.service|*.scope|*.socket|*.mount|*.swap|*.slice) ;; *) lunit= ;; esac
 	fi
 	echo "listen $lport $lpid ${lunit:--} ${lcomm:--}"
 done
