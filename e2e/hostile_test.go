@@ -559,7 +559,7 @@ test "$(df --output=avail /etc/nats | tail -n 1 | tr -d ' ')" -eq 0`)
 
 	t.Run("slow, lossy network on nats-3", func(t *testing.T) {
 		if out, err := lab.Exec(context.Background(), n3.Container, "sh", "-c", "command -v tc && tc qdisc add dev eth0 root netem delay 200ms 50ms loss 5%"); err != nil {
-			t.Skipf("nats-3: no netem (tc missing or no NET_ADMIN): %v\n%s", err, out)
+			t.Skipf("nats-3: cannot add a netem qdisc (tc missing, no NET_ADMIN, or, as on this lab machine, no sch_netem in the kernel): %v\n%s", err, out)
 		}
 		qdisc := true
 		defer func() {

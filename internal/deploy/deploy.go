@@ -506,14 +506,24 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 // were swapped in and other hosts restarted. A listener inside one of the
 // host's own units is its service, already running.
 func portsFree(h inventory.Host, d desired.Host, f facts.Host) error {
-	ours := map[string]bool{}
+	ours, users := map[string]bool{}, map[string]bool{}
 	for _, u := range d.Units {
 		ours[u.Name] = true
+	}
+	for _, u := range d.Users {
+		users[u.Name] = true
 	}
 	var errs []error
 	for _, pt := range d.Ports {
 		l, ok := f.Listening[pt.Number]
 		if !ok || (l.Unit != "" && ours[l.Unit]) {
+			continue
+		}
+		// Root that may not look into other users' processes (a
+		// container without CAP_SYS_PTRACE) still sees the socket's
+		// owner: one of the system users natsdeploy runs its services
+		// as is one of them.
+		if l.PID == 0 && users[l.User] {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("host %s (%s): port %d (%s) is already in use by %s; stop it there, or set %s to a free port",

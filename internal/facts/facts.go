@@ -44,7 +44,8 @@ type Host struct {
 
 // Listener is the process listening on a TCP port.
 type Listener struct {
-	PID  int    // 0: no process of this host's PID namespace was found
+	PID  int    // 0: no process found (another PID namespace, or no right to look: a container without CAP_SYS_PTRACE)
+	User string // the socket's owner (name, or uid without one)
 	Unit string // the systemd unit of its cgroup ("nats-server.service"); "" outside any (a container's own cgroup, say)
 	Comm string // its program's name (argv[0] without its directory), "" when unknown
 }
@@ -57,7 +58,7 @@ func (l Listener) Describe() string {
 	}
 	switch {
 	case l.PID == 0:
-		return "a socket natsdeploy cannot tie to a process"
+		return fmt.Sprintf("a process of user %s that natsdeploy cannot see", l.User)
 	case l.Unit == "":
 		return fmt.Sprintf("%s (pid %d, outside any systemd unit)", who, l.PID)
 	default:
@@ -289,19 +290,19 @@ func Parse(out []byte) (Host, error) {
 				h.Pending[svc] = desired.Reload
 			}
 		case "listen":
-			// PORT PID UNIT COMM, "-" for an unknown UNIT or COMM.
-			parts := strings.SplitN(rest, " ", 4)
-			if len(parts) != 4 {
-				err = fmt.Errorf("want 4 fields")
+			// PORT PID USER UNIT COMM, "-" for an unknown UNIT or COMM.
+			parts := strings.SplitN(rest, " ", 5)
+			if len(parts) != 5 {
+				err = fmt.Errorf("want 5 fields")
 				break
 			}
 			port, perr := strconv.Atoi(parts[0])
 			pid, pidErr := strconv.Atoi(parts[1])
 			if perr != nil || pidErr != nil || port <= 0 || pid < 0 {
-				err = fmt.Errorf("want PORT PID UNIT COMM")
+				err = fmt.Errorf("want PORT PID USER UNIT COMM")
 				break
 			}
-			l := Listener{PID: pid, Unit: parts[2], Comm: parts[3]}
+			l := Listener{PID: pid, User: parts[2], Unit: parts[3], Comm: parts[4]}
 			if l.Unit == "-" {
 				l.Unit = ""
 			}
@@ -320,9 +321,9 @@ func Parse(out []byte) (Host, error) {
 	return h, sc.Err()
 }
 
-// listenScript prints "listen PORT PID UNIT COMM" for each of ports that a
+// listenScript prints "listen PORT PID USER UNIT COMM" for each of ports that a
 // TCP socket listens on (IPv4 or IPv6, any address), with the process that
-// holds it and that process's systemd unit, from /proc alone: no ss or
+// holds it, the socket's owner and that process's systemd unit, from /proc alone: no ss or
 // lsof needed. PID is 0 when no process holds the socket (it belongs to
 // another PID namespace); UNIT and COMM are "-" when unknown.
 func listenScript(ports []int) string {
@@ -332,13 +333,14 @@ func listenScript(ports []int) string {
 	}
 	return `lst=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v want=' ` + strings.Join(want, " ") + ` ' '
 function hex(s,  i, n) { n = 0; for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789ABCDEF", toupper(substr(s, i, 1))) - 1; return n }
-$4 == "0A" { split($2, a, ":"); p = hex(a[2]); if (index(want, " " p " ") && !(p in seen)) { seen[p] = 1; print p, $10 } }')
+$4 == "0A" { split($2, a, ":"); p = hex(a[2]); if (index(want, " " p " ") && !(p in seen)) { seen[p] = 1; print p, $10, $8 } }')
 if [ -n "$lst" ]; then
 ls -l /proc/[0-9]*/fd 2>/dev/null | awk -v lst="$lst" '
-BEGIN { n = split(lst, x, "\n"); for (i = 1; i <= n; i++) { split(x[i], y, " "); port[y[2]] = y[1] } }
+BEGIN { n = split(lst, x, "\n"); for (i = 1; i <= n; i++) { split(x[i], y, " "); port[y[2]] = y[1]; uid[y[2]] = y[3] } }
 /^\/proc\/[0-9]+\/fd:$/ { split($0, d, "/"); pid = d[3]; next }
-$NF ~ /^socket:\[[0-9]+\]$/ { ino = substr($NF, 9, length($NF) - 9); if ((ino in port) && !(ino in seen)) { seen[ino] = 1; print port[ino], pid } }
-END { for (i in port) if (!(i in seen)) print port[i], 0 }' | while read -r lport lpid; do
+$NF ~ /^socket:\[[0-9]+\]$/ { ino = substr($NF, 9, length($NF) - 9); if ((ino in port) && !(ino in seen)) { seen[ino] = 1; print port[ino], uid[ino], pid } }
+END { for (i in port) if (!(i in seen)) print port[i], uid[i], 0 }' | while read -r lport luid lpid; do
+	luser=$(getent passwd "$luid" | cut -d: -f1)
 	lunit=; lcomm=
 	if [ "$lpid" != 0 ]; then
 		lcomm=$(tr '\0' '\n' < /proc/"$lpid"/cmdline 2>/dev/null | head -n 1)
@@ -349,7 +351,7 @@ END { for (i in port) if (!(i in seen)) print port[i], 0 }' | while read -r lpor
 		lunit=${lunit##*/}
 		case "$lunit" in *.service|*.scope|*.socket|*.mount|*.swap|*.slice) ;; *) lunit= ;; esac
 	fi
-	echo "listen $lport $lpid ${lunit:--} ${lcomm:--}"
+	echo "listen $lport $lpid ${luser:-$luid} ${lunit:--} ${lcomm:--}"
 done
 fi
 `

@@ -338,7 +338,7 @@ func TestScriptListening(t *testing.T) {
 		if !ok {
 			t.Fatalf("port %d: not reported listening:\n%s", p, out)
 		}
-		if l.PID != os.Getpid() || l.Comm == "" {
+		if l.PID != os.Getpid() || l.Comm == "" || l.User == "" {
 			t.Errorf("port %d: listener %+v, want pid %d with its command name:\n%s", p, l, os.Getpid(), out)
 		}
 	}
@@ -348,14 +348,14 @@ func TestScriptListening(t *testing.T) {
 }
 
 func TestParseListening(t *testing.T) {
-	h, err := Parse([]byte("listen 4222 812 nats-server.service nats-server\nlisten 6222 0 - -\nlisten 8222 90 - python3\n"))
+	h, err := Parse([]byte("listen 4222 812 nats nats-server.service nats-server\nlisten 6222 0 nats - -\nlisten 8222 90 root - python3\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[int]Listener{
-		4222: {PID: 812, Unit: "nats-server.service", Comm: "nats-server"},
-		6222: {},
-		8222: {PID: 90, Comm: "python3"},
+		4222: {PID: 812, User: "nats", Unit: "nats-server.service", Comm: "nats-server"},
+		6222: {User: "nats"},
+		8222: {PID: 90, User: "root", Comm: "python3"},
 	}
 	if fmt.Sprint(h.Listening) != fmt.Sprint(want) {
 		t.Errorf("Listening = %+v, want %+v", h.Listening, want)
@@ -363,7 +363,10 @@ func TestParseListening(t *testing.T) {
 	if got := want[8222].Describe(); got != "python3 (pid 90, outside any systemd unit)" {
 		t.Errorf("Describe = %q", got)
 	}
-	for _, bad := range []string{"listen 4222 812 x\n", "listen x 1 - -\n", "listen 4222 -1 - -\n"} {
+	if got := want[6222].Describe(); got != "a process of user nats that natsdeploy cannot see" {
+		t.Errorf("Describe = %q", got)
+	}
+	for _, bad := range []string{"listen 4222 812 x -\n", "listen x 1 root - -\n", "listen 4222 -1 root - -\n"} {
 		if _, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%q): no error", bad)
 		}
