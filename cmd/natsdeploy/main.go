@@ -219,7 +219,8 @@ func connect(c *cli.Context, inv *inventory.Inventory, s session, events progres
 	if s.gather {
 		if err := r.Gather(c.Context); err != nil {
 			r.Close()
-			return nil, err
+			// Facts, artifacts and rendering come before any change.
+			return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
 		}
 	}
 	return r, nil

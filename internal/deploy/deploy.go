@@ -461,7 +461,11 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 	if err != nil {
 		return apply.Target{}, err // names the host already
 	}
-	out, err := conn.Exec(ctx, facts.Script(facts.PathsOf(probe)))
+	paths := facts.PathsOf(probe)
+	for _, pt := range probe.Ports {
+		paths.Ports = append(paths.Ports, pt.Number)
+	}
+	out, err := conn.Exec(ctx, facts.Script(paths))
 	if err != nil {
 		return apply.Target{}, fmt.Errorf("host %s: gather facts: %w", h.Name, err)
 	}
@@ -470,7 +474,10 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 		return apply.Target{}, fmt.Errorf("host %s: %w", h.Name, err)
 	}
 	if f.Systemd == "" && len(probe.Units) > 0 {
-		return apply.Target{}, fmt.Errorf("host %s (%s): systemd not found; natsdeploy runs every service as a systemd unit", h.Name, f.OS)
+		return apply.Target{}, fmt.Errorf("host %s (%s): systemd not found; natsdeploy runs every service as a systemd unit: use a host booted with systemd", h.Name, f.OS)
+	}
+	if err := portsFree(h, probe, f); err != nil {
+		return apply.Target{}, err
 	}
 	bins := map[string]artifact.Binary{}
 	for _, r := range role.On(s.Roles, s.Inv, h.Name) {
@@ -491,6 +498,38 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 		return apply.Target{}, err
 	}
 	return apply.Target{Name: h.Name, Conn: conn, Desired: d, Facts: f, Plan: plan.Compute(d, f), Events: s.Events}, nil
+}
+
+// portsFree refuses a host where a port one of its services is to listen
+// on is taken by something natsdeploy does not manage there: the service
+// could not start, and finding that out at its start would be after files
+// were swapped in and other hosts restarted. A listener inside one of the
+// host's own units is its service, already running.
+func portsFree(h inventory.Host, d desired.Host, f facts.Host) error {
+	ours, users := map[string]bool{}, map[string]bool{}
+	for _, u := range d.Units {
+		ours[u.Name] = true
+	}
+	for _, u := range d.Users {
+		users[u.Name] = true
+	}
+	var errs []error
+	for _, pt := range d.Ports {
+		l, ok := f.Listening[pt.Number]
+		if !ok || (l.Unit != "" && ours[l.Unit]) {
+			continue
+		}
+		// Root that may not look into other users' processes (a
+		// container without CAP_SYS_PTRACE) still sees the socket's
+		// owner: one of the system users natsdeploy runs its services
+		// as is one of them.
+		if l.PID == 0 && users[l.User] {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("host %s (%s): port %d (%s) is already in use by %s; stop it there, or set %s to a free port",
+			h.Name, h.Address, pt.Number, pt.Key, l.Describe(), pt.Key))
+	}
+	return errors.Join(errs...)
 }
 
 // Plans returns the plan of every host in inventory order.

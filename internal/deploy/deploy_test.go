@@ -18,6 +18,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/apply"
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/progress"
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
@@ -393,4 +394,40 @@ func snapshot(s *Session, log *[]string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), *log...)
+}
+
+// A port a service is to listen on, taken by anything but one of the
+// host's own units, refuses the host, naming the port, its key, the
+// process and what to do; the host's own running service is no clash.
+func TestPortsFree(t *testing.T) {
+	h := inventory.Host{Name: "nats-2", Address: "172.31.253.12"}
+	d := desired.Host{
+		Users: []desired.User{{Name: "nats"}},
+		Units: []desired.Unit{{Name: "nats-server.service"}},
+		Ports: []desired.Port{{Number: 4222, Key: "nats.client_port"}, {Number: 8222, Key: "nats.http_port"}},
+	}
+	ok := facts.Host{Listening: map[int]facts.Listener{
+		4222: {PID: 10, Unit: "nats-server.service", Comm: "nats-server"},
+		6222: {PID: 11, Comm: "python3"}, // not a port of this host's services
+		8222: {User: "nats"},             // a process of the service's user root may not look into
+	}}
+	if err := portsFree(h, d, ok); err != nil {
+		t.Fatalf("own service or an unrelated port refused: %v", err)
+	}
+	bad := facts.Host{Listening: map[int]facts.Listener{
+		4222: {PID: 77, Comm: "python3"},
+		8222: {User: "www-data"},
+	}}
+	err := portsFree(h, d, bad)
+	if err == nil {
+		t.Fatal("ports in use not refused")
+	}
+	for _, want := range []string{
+		"host nats-2 (172.31.253.12): port 4222 (nats.client_port) is already in use by python3 (pid 77, outside any systemd unit); stop it there, or set nats.client_port to a free port",
+		"port 8222 (nats.http_port) is already in use by a process of user www-data that natsdeploy cannot see",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
 }

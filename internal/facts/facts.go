@@ -36,6 +36,34 @@ type Host struct {
 	// Pending are handlers a previous run wrote down before it changed
 	// files and did not get to run (it was interrupted), by service.
 	Pending map[string]desired.Handler
+
+	// Listening are the TCP ports of Paths.Ports something listens on
+	// now, by port number, with who.
+	Listening map[int]Listener
+}
+
+// Listener is the process listening on a TCP port.
+type Listener struct {
+	PID  int    // 0: no process found (another PID namespace, or no right to look: a container without CAP_SYS_PTRACE)
+	User string // the socket's owner (name, or uid without one)
+	Unit string // the systemd unit of its cgroup ("nats-server.service"); "" outside any (a container's own cgroup, say)
+	Comm string // its program's name (argv[0] without its directory), "" when unknown
+}
+
+// Describe says who listens, for a person.
+func (l Listener) Describe() string {
+	who := l.Comm
+	if who == "" {
+		who = "a process"
+	}
+	switch {
+	case l.PID == 0:
+		return fmt.Sprintf("a process of user %s that natsdeploy cannot see", l.User)
+	case l.Unit == "":
+		return fmt.Sprintf("%s (pid %d, outside any systemd unit)", who, l.PID)
+	default:
+		return fmt.Sprintf("%s (pid %d, %s)", who, l.PID, l.Unit)
+	}
 }
 
 // File is the observed state of a file or directory.
@@ -66,6 +94,8 @@ type Paths struct {
 	Files []string
 	Dirs  []string
 	Units []string
+	// Ports are TCP ports whose listener, if any, to report.
+	Ports []int
 
 	// ReadOnly keeps the script from writing anything on the host: the
 	// sums cache is read but not rewritten. For the commands that promise
@@ -171,6 +201,9 @@ if command -v systemctl >/dev/null 2>&1; then echo "systemd $(systemctl --versio
 			fmt.Fprintf(&b, "v=$( (%s) </dev/null 2>&1 | head -n 1)\nprintf 'version %%s %%s\\n' %s \"$v\"\n", cmd, q)
 		}
 	}
+	if len(p.Ports) > 0 {
+		b.WriteString(listenScript(p.Ports))
+	}
 	fmt.Fprintf(&b, "for f in %s/pending-*; do [ -f \"$f\" ] && echo \"pending $(cat \"$f\") ${f##*/pending-}\"; done\n", StateDir)
 	if len(p.Files) > 0 {
 		b.WriteString("if [ -n \"$new\" ]; then mv -f \"$new\" \"$sums\"; fi\n")
@@ -187,6 +220,8 @@ func Parse(out []byte) (Host, error) {
 		Dirs:    map[string]File{},
 		Units:   map[string]Unit{},
 		Pending: map[string]desired.Handler{},
+
+		Listening: map[int]Listener{},
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
@@ -254,6 +289,27 @@ func Parse(out []byte) (Host, error) {
 			case "reload":
 				h.Pending[svc] = desired.Reload
 			}
+		case "listen":
+			// PORT PID USER UNIT COMM, "-" for an unknown UNIT or COMM.
+			parts := strings.SplitN(rest, " ", 5)
+			if len(parts) != 5 {
+				err = fmt.Errorf("want 5 fields")
+				break
+			}
+			port, perr := strconv.Atoi(parts[0])
+			pid, pidErr := strconv.Atoi(parts[1])
+			if perr != nil || pidErr != nil || port <= 0 || pid < 0 {
+				err = fmt.Errorf("want PORT PID USER UNIT COMM")
+				break
+			}
+			l := Listener{PID: pid, User: parts[2], Unit: parts[3], Comm: parts[4]}
+			if l.Unit == "-" {
+				l.Unit = ""
+			}
+			if l.Comm == "-" {
+				l.Comm = ""
+			}
+			h.Listening[port] = l
 		case "":
 		default:
 			err = fmt.Errorf("unknown record %q", kind)
@@ -263,6 +319,42 @@ func Parse(out []byte) (Host, error) {
 		}
 	}
 	return h, sc.Err()
+}
+
+// listenScript prints "listen PORT PID USER UNIT COMM" for each of ports that a
+// TCP socket listens on (IPv4 or IPv6, any address), with the process that
+// holds it, the socket's owner and that process's systemd unit, from /proc alone: no ss or
+// lsof needed. PID is 0 when no process holds the socket (it belongs to
+// another PID namespace); UNIT and COMM are "-" when unknown.
+func listenScript(ports []int) string {
+	want := make([]string, len(ports))
+	for i, p := range ports {
+		want[i] = strconv.Itoa(p)
+	}
+	return `lst=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v want=' ` + strings.Join(want, " ") + ` ' '
+function hex(s,  i, n) { n = 0; for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789ABCDEF", toupper(substr(s, i, 1))) - 1; return n }
+$4 == "0A" { split($2, a, ":"); p = hex(a[2]); if (index(want, " " p " ") && !(p in seen)) { seen[p] = 1; print p, $10, $8 } }')
+if [ -n "$lst" ]; then
+ls -l /proc/[0-9]*/fd 2>/dev/null | awk -v lst="$lst" '
+BEGIN { n = split(lst, x, "\n"); for (i = 1; i <= n; i++) { split(x[i], y, " "); port[y[2]] = y[1]; uid[y[2]] = y[3] } }
+/^\/proc\/[0-9]+\/fd:$/ { split($0, d, "/"); pid = d[3]; next }
+$NF ~ /^socket:\[[0-9]+\]$/ { ino = substr($NF, 9, length($NF) - 9); if ((ino in port) && !(ino in seen)) { seen[ino] = 1; print port[ino], uid[ino], pid } }
+END { for (i in port) if (!(i in seen)) print port[i], uid[i], 0 }' | while read -r lport luid lpid; do
+	luser=$(getent passwd "$luid" | cut -d: -f1)
+	lunit=; lcomm=
+	if [ "$lpid" != 0 ]; then
+		lcomm=$(tr '\0' '\n' < /proc/"$lpid"/cmdline 2>/dev/null | head -n 1)
+		lcomm=${lcomm##*/}
+		[ -n "$lcomm" ] || lcomm=$(cat /proc/"$lpid"/comm 2>/dev/null)
+		lcomm=$(printf '%s\n' "$lcomm" | tr -c 'A-Za-z0-9._@:+\n-' '_')
+		lunit=$(awk -F: '$2 == "" || $2 == "name=systemd" { print $3; exit }' /proc/"$lpid"/cgroup 2>/dev/null)
+		lunit=${lunit##*/}
+		case "$lunit" in *.service|*.scope|*.socket|*.mount|*.swap|*.slice) ;; *) lunit= ;; esac
+	fi
+	echo "listen $lport $lpid ${luser:-$luid} ${lunit:--} ${lcomm:--}"
+done
+fi
+`
 }
 
 // parseStat reads "MODE OWNER GROUP [SHA] PATH" with fields counting PATH.

@@ -2,6 +2,7 @@ package facts
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,4 +296,79 @@ func mustRead(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A port something listens on is reported with the process holding it
+// (here, this test), on IPv4 and IPv6; a free port is not reported.
+func TestScriptListening(t *testing.T) {
+	l4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l4.Close()
+	busy4 := l4.Addr().(*net.TCPAddr).Port
+	ports := []int{busy4}
+	busy6 := 0
+	if l6, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		defer l6.Close()
+		busy6 = l6.Addr().(*net.TCPAddr).Port
+		ports = append(ports, busy6)
+	}
+	free, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freePort := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	ports = append(ports, freePort)
+
+	out, err := exec.Command("sh", "-c", Script(Paths{Ports: ports})).CombinedOutput()
+	if err != nil {
+		t.Fatalf("script: %v\n%s", err, out)
+	}
+	h, err := Parse(out)
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, out)
+	}
+	for _, p := range []int{busy4, busy6} {
+		if p == 0 {
+			continue
+		}
+		l, ok := h.Listening[p]
+		if !ok {
+			t.Fatalf("port %d: not reported listening:\n%s", p, out)
+		}
+		if l.PID != os.Getpid() || l.Comm == "" || l.User == "" {
+			t.Errorf("port %d: listener %+v, want pid %d with its command name:\n%s", p, l, os.Getpid(), out)
+		}
+	}
+	if l, ok := h.Listening[freePort]; ok {
+		t.Errorf("free port %d reported listening: %+v", freePort, l)
+	}
+}
+
+func TestParseListening(t *testing.T) {
+	h, err := Parse([]byte("listen 4222 812 nats nats-server.service nats-server\nlisten 6222 0 nats - -\nlisten 8222 90 root - python3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]Listener{
+		4222: {PID: 812, User: "nats", Unit: "nats-server.service", Comm: "nats-server"},
+		6222: {User: "nats"},
+		8222: {PID: 90, User: "root", Comm: "python3"},
+	}
+	if fmt.Sprint(h.Listening) != fmt.Sprint(want) {
+		t.Errorf("Listening = %+v, want %+v", h.Listening, want)
+	}
+	if got := want[8222].Describe(); got != "python3 (pid 90, outside any systemd unit)" {
+		t.Errorf("Describe = %q", got)
+	}
+	if got := want[6222].Describe(); got != "a process of user nats that natsdeploy cannot see" {
+		t.Errorf("Describe = %q", got)
+	}
+	for _, bad := range []string{"listen 4222 812 x -\n", "listen x 1 root - -\n", "listen 4222 -1 root - -\n"} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%q): no error", bad)
+		}
+	}
 }
