@@ -118,8 +118,9 @@ func TestBenchLab(t *testing.T) {
 	}
 	var all []benchRow
 	for _, n := range sizes {
+		load := loadAvg()
 		rows := benchSize(t, n, runs)
-		fmt.Printf("\nbench: %d hosts, median of %d runs\n", n, runs)
+		fmt.Printf("\nbench: %d hosts, median of %d runs (load average of this machine before %s, after %s)\n", n, runs, load, loadAvg())
 		printBenchTable(os.Stdout, rows)
 		all = append(all, rows...)
 	}
@@ -519,4 +520,14 @@ func sum(m map[string]int64) int64 {
 		t += v
 	}
 	return t
+}
+
+// loadAvg is this machine's 1-minute load average, which the lab's hosts
+// share with everything else running here.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
