@@ -182,23 +182,23 @@ func benchSize(t *testing.T, n, runs int) []benchRow {
 			t.Fatal(err)
 		}
 		cancel()
-		fresh.samples = append(fresh.samples, benchRun(t, hosts, binary, "apply", "--no-verify", "--json", inv))
+		fresh.add(benchRun(t, hosts, binary, "apply", "--no-verify", "--json", inv))
 	}
 	// The upload floor sends each host what the median fresh apply sent it.
 	want := fresh.median().up
 	for i := 0; i < runs; i++ {
-		upFloor.samples = append(upFloor.samples, benchUploadFloor(t, hosts, want))
+		upFloor.add(benchUploadFloor(t, hosts, want))
 	}
 
 	sshFloor := row("ssh floor (hash+is-active)")
 	noop, noopVerify, plan, verify, restart := row("no-op apply --no-verify"), row("no-op apply (with verify)"), row("plan"), row("verify"), row("restart (rolling)")
 	// Interleaved, so that whatever else the machine does spreads evenly.
 	for i := 0; i < runs; i++ {
-		sshFloor.samples = append(sshFloor.samples, benchSSHFloor(t, hosts))
-		noop.samples = append(noop.samples, benchRun(t, hosts, binary, "apply", "--no-verify", "--json", inv))
-		noopVerify.samples = append(noopVerify.samples, benchRun(t, hosts, binary, "apply", "--json", inv))
-		plan.samples = append(plan.samples, benchRun(t, hosts, binary, "plan", "--json", inv))
-		verify.samples = append(verify.samples, benchRun(t, hosts, binary, "verify", inv))
+		sshFloor.add(benchSSHFloor(t, hosts))
+		noop.add(benchRun(t, hosts, binary, "apply", "--no-verify", "--json", inv))
+		noopVerify.add(benchRun(t, hosts, binary, "apply", "--json", inv))
+		plan.add(benchRun(t, hosts, binary, "plan", "--json", inv))
+		verify.add(benchRun(t, hosts, binary, "verify", inv))
 	}
 	for _, s := range noop.samples {
 		if up := sum(s.up); up != 0 {
@@ -206,7 +206,7 @@ func benchSize(t *testing.T, n, runs int) []benchRow {
 		}
 	}
 	for i := 0; i < runs; i++ {
-		restart.samples = append(restart.samples, benchRun(t, hosts, binary, "restart", "--json", inv))
+		restart.add(benchRun(t, hosts, binary, "restart", "--json", inv))
 	}
 
 	for _, r := range []*benchRow{noop, noopVerify, plan, verify, restart} {
@@ -439,6 +439,17 @@ func startSpan(events []benchEvent) time.Duration {
 		}
 	}
 	return worst
+}
+
+// add records a sample and prints it at once, so that a run cut short
+// still leaves its figures so far.
+func (r *benchRow) add(s benchSample) {
+	r.samples = append(r.samples, s)
+	one := benchRow{samples: []benchSample{s}}
+	fmt.Printf("bench: %d hosts: %s, run %d: %s, ssh/host %s, uploaded/host %s, rx/host %s\n", r.hosts, r.op, len(r.samples), secs(s.d),
+		perHost(&one, func(s benchSample) map[string]int { return s.conns }, strconv.Itoa),
+		perHost(&one, func(s benchSample) map[string]int64 { return s.up }, size),
+		perHost(&one, func(s benchSample) map[string]int64 { return s.rx }, size))
 }
 
 // median is the sample of median duration (the lower middle one of an
