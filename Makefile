@@ -204,13 +204,26 @@ demo: deps docker lab-up lab-artifacts build
 	$(STEP) "bin/natsdeploy apply inventory/lab.toml"
 	@bin/natsdeploy apply inventory/lab.toml
 
-# Unit benchmarks (rendering, planning), then the lab ones: a no-op apply
-# and a full verify against the three real hosts, timed over 5 runs each.
+# Unit benchmarks (rendering, planning); then the lab's: a no-op apply of
+# NATS alone against the whole stack, and the table (e2e TestBenchLab): on
+# the lab grown to each of BENCH_SIZES hosts, the median of BENCH_RUNS runs
+# of fresh apply (hosts reset bare), no-op apply, plan, verify and rolling
+# restart, each against the OpenSSH floor measured in the same run, with
+# SSH connections and bytes per host; then the zero-loss test. The lab is
+# left at 3 bare hosts. Over an hour on a shared 2-core machine; every
+# natsdeploy run's output is kept in bin/bench/.
+BENCH_SIZES ?= 3 6 9
+BENCH_RUNS ?= 5
+
 bench: docker lab-up lab-artifacts
 	$(STEP) "go test -bench ./...  (unit)"
 	@$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(STEP) "go test -tags e2e -bench ./e2e/  (lab: no-op apply, verify)"
+	$(STEP) "go test -tags e2e -bench ./e2e/  (lab: no-op apply of NATS alone and of the stack, verify)"
 	@$(GO) test -tags e2e -run '^$$' -bench . -benchtime 5x ./e2e/
+	$(STEP) "lab at $(BENCH_SIZES) hosts, median of $(BENCH_RUNS) runs: natsdeploy against the SSH and upload floors"
+	@NATSDEPLOY_BENCH_SIZES='$(BENCH_SIZES)' NATSDEPLOY_BENCH_RUNS='$(BENCH_RUNS)' NATSDEPLOY_BENCH_DIR=$(CURDIR)/bin/bench \
+		$(GO) test -tags e2e -count=1 -timeout 180m -v -run '^TestBenchLab$$' ./e2e/ | \
+		grep -v -E '^(=== (RUN|PAUSE|CONT) |PASS$$)'
 	$(STEP) "zero loss under load (lab): acknowledged publishes, retries, longest pause"
 	@$(GO) test -tags e2e -count=1 -timeout 15m -v -run '^TestZeroLossUnderLoad$$' ./e2e/ | \
 		grep -E 'zero-loss:|^(--- |ok|FAIL)' | sed 's/^ *load_test.go:[0-9]*: //'

@@ -576,6 +576,29 @@ func Reset(ctx context.Context) error {
 	return WriteKnownHosts(ctx)
 }
 
+// ResetN is Reset for a lab of n hosts (1 to MaxHosts): the first n
+// recreated bare, any beyond n removed, Paths.KnownHosts listing the n.
+// Benchmarks use it for fresh applies at 6 and 9 hosts.
+func ResetN(ctx context.Context, n int) ([]Host, error) {
+	if n < 1 || n > MaxHosts {
+		return nil, fmt.Errorf("lab: %d hosts: want 1 to %d", n, MaxHosts)
+	}
+	p, err := Locate()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withDefaultWait(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", p.Script, "reset")
+	cmd.Dir = p.Root
+	cmd.Env = append(os.Environ(), "NATSDEPLOY_LAB_DIR="+p.Dir, fmt.Sprintf("NATSDEPLOY_LAB_HOSTS=%d", n))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("lab: NATSDEPLOY_LAB_HOSTS=%d %s reset: %w\n%s", n, p.Script, err, tail(string(out), 40))
+	}
+	hs := HostsN(n)
+	return hs, writeKnownHosts(ctx, hs)
+}
+
 // WriteKnownHosts writes Paths.KnownHosts from each host's ed25519 host key,
 // read out of band through docker exec.
 func WriteKnownHosts(ctx context.Context) error { return writeKnownHosts(ctx, hosts) }
