@@ -210,14 +210,18 @@ func connect(c *cli.Context, inv *inventory.Inventory, s session, events progres
 	if err != nil {
 		return nil, secretsProblem(err)
 	}
-	if s.lock {
+	gather := r.Gather
+	switch {
+	case s.lock && s.gather:
+		gather = r.GatherToChange
+	case s.lock:
 		if err := r.Lock(c.Context); err != nil {
 			r.Close()
 			return nil, err
 		}
 	}
 	if s.gather {
-		if err := r.Gather(c.Context); err != nil {
+		if err := gather(c.Context); err != nil {
 			r.Close()
 			// Facts, artifacts and rendering come before any change.
 			return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
@@ -267,6 +271,9 @@ func applyOpen(c *cli.Context, r *deploy.Session, v *view, allowRemove, noVerify
 			deploy.DescribeDepartures(gone)), 2)
 	}
 	if len(gone) > 0 {
+		if err := r.LockAndGather(c.Context); err != nil {
+			return err
+		}
 		v.say("removing cluster members the inventory no longer names:\n%s", deploy.DescribeDepartures(gone))
 		if err := r.RemoveDeparted(c.Context, gone); err != nil {
 			return err

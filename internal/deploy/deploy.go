@@ -344,17 +344,29 @@ func (s *Session) Logf(host, format string, args ...any) {
 }
 
 // Lock takes the run lock on every host, or on none, and keeps it fresh
-// until Unlock: a run longer than lock.TTL must not be taken over.
+// until Unlock: a run longer than lock.TTL must not be taken over. The
+// hosts are asked at once; if any refuses, the locks taken are released.
 func (s *Session) Lock(ctx context.Context) error {
-	for _, h := range s.Inv.Hosts {
-		s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Start, Quiet: true})
-		if err := lock.Acquire(ctx, h.Name, s.Conns[h.Name], s.me); err != nil {
-			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Fail, Detail: err.Error(), Quiet: true})
-			s.Unlock(ctx)
-			return fmt.Errorf("%w\nnothing was changed on any host", err)
+	errs := s.eachHost(func(h string) error {
+		s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Start, Quiet: true})
+		if err := lock.Acquire(ctx, h, s.Conns[h], s.me); err != nil {
+			s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Fail, Detail: err.Error(), Quiet: true})
+			return err
 		}
-		s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Done, Quiet: true})
-		s.locked = append(s.locked, h.Name)
+		s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Done, Quiet: true})
+		return nil
+	})
+	var failed []error
+	for i, h := range s.Inv.Hosts {
+		if errs[i] == nil {
+			s.locked = append(s.locked, h.Name)
+		} else {
+			failed = append(failed, errs[i])
+		}
+	}
+	if len(failed) > 0 {
+		s.Unlock(ctx)
+		return fmt.Errorf("%w\nnothing was changed on any host", errors.Join(failed...))
 	}
 	held := make([]lock.Held, len(s.locked))
 	for i, h := range s.locked {
@@ -366,17 +378,91 @@ func (s *Session) Lock(ctx context.Context) error {
 	return nil
 }
 
-// Unlock stops refreshing the locks this session took and releases them.
+// GatherToChange gathers for a run that may change the hosts, taking the
+// run lock only if there is something to change. The facts come first,
+// without the lock, and carry each host's lock file: another live run
+// holding any is refused as Lock would refuse it; a run that then finds
+// every host as the inventory says changes nothing and is done without
+// writing or removing a lock (two round trips fewer on every host, most
+// of a no-op apply). Otherwise the lock is taken and the facts read again
+// under it, since another run may have changed the hosts in between.
+func (s *Session) GatherToChange(ctx context.Context) error {
+	if err := s.Gather(ctx); err != nil {
+		return err
+	}
+	var held []error
+	for _, t := range s.Targets {
+		if err := lock.Check(t.Name, t.Facts.Lock, s.me); err != nil {
+			held = append(held, err)
+		}
+	}
+	if len(held) > 0 {
+		return errors.Join(held...)
+	}
+	if s.nothingToDo() {
+		return nil
+	}
+	return s.LockAndGather(ctx)
+}
+
+// LockAndGather takes the run lock, unless held already, and reads the
+// facts again under it.
+func (s *Session) LockAndGather(ctx context.Context) error {
+	if s.Locked() {
+		return nil
+	}
+	if err := s.Lock(ctx); err != nil {
+		return err
+	}
+	return s.Gather(ctx)
+}
+
+// Locked reports whether this session holds the run lock.
+func (s *Session) Locked() bool { return len(s.locked) > 0 }
+
+func (s *Session) nothingToDo() bool {
+	for _, t := range s.Targets {
+		if !t.Plan.Empty() {
+			return false
+		}
+	}
+	return true
+}
+
+// eachHost runs fn for every inventory host at once and returns each
+// host's error, in the inventory's order.
+func (s *Session) eachHost(fn func(host string) error) []error {
+	errs := make([]error, len(s.Inv.Hosts))
+	var wg sync.WaitGroup
+	for i, h := range s.Inv.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(h.Name)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// Unlock stops refreshing the locks this session took and releases them,
+// on every host at once.
 func (s *Session) Unlock(ctx context.Context) {
 	if s.stopKeep != nil {
 		s.stopKeep()
 		s.stopKeep = nil
 	}
+	var wg sync.WaitGroup
 	for _, h := range s.locked {
-		if err := lock.Release(ctx, h, s.Conns[h], s.me); err != nil {
-			s.Logf(h, "warning: %v", err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lock.Release(ctx, h, s.Conns[h], s.me); err != nil {
+				s.Logf(h, "warning: %v", err)
+			}
+		}()
 	}
+	wg.Wait()
 	s.locked = nil
 }
 

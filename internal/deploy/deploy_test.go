@@ -431,3 +431,57 @@ func TestPortsFree(t *testing.T) {
 		}
 	}
 }
+
+// GatherToChange takes the run lock only when there is something to
+// change, reading the facts again under it; another live run's lock
+// refuses the run before anything is written.
+func TestGatherToChange(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	other := "machine=elsewhere\nuser=ops\npid=4242\nsince=1\nexpires=" + fmt.Sprint(time.Now().Add(time.Hour).Unix()) + "\n"
+	lockLines := func(content string) string {
+		var b strings.Builder
+		for _, l := range strings.SplitAfter(strings.TrimSuffix(content, "\n"), "\n") {
+			b.WriteString("lock " + strings.TrimSuffix(l, "\n") + "\n")
+		}
+		return b.String()
+	}
+	expired := "machine=elsewhere\nuser=ops\npid=4242\nsince=1\nexpires=2\n"
+	for _, tc := range []struct {
+		name       string
+		facts      map[string][]string
+		wantErr    string
+		wantLocked bool
+		wantFacts  int // facts commands per host
+	}{
+		{name: "converged: no lock written", facts: map[string][]string{"h1": {factsFor(r, "h1")}, "h2": {factsFor(r, "h2")}}, wantFacts: 1},
+		{name: "converged with an expired lock: none written", facts: map[string][]string{"h1": {factsFor(r, "h1") + lockLines(expired)}, "h2": {factsFor(r, "h2")}}, wantFacts: 1},
+		{name: "a change: locked, facts read again", facts: map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2")}}, wantLocked: true, wantFacts: 2},
+		{name: "another run holds h2", facts: map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2") + lockLines(other)}},
+			wantErr: "host h2: locked by another run: ops@elsewhere pid 4242", wantFacts: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log := newSession(t, r, tc.facts)
+			err := s.GatherToChange(context.Background())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(*log, "\n")
+			if s.Locked() != tc.wantLocked || strings.Contains(all, "set -C") != tc.wantLocked {
+				t.Errorf("locked %v, want %v; commands:\n%s", s.Locked(), tc.wantLocked, all)
+			}
+			for _, h := range []string{"h1", "h2"} {
+				if n := strings.Count(all, h+": facts"); n != tc.wantFacts {
+					t.Errorf("%s: facts read %d times, want %d", h, n, tc.wantFacts)
+				}
+			}
+			if !tc.wantLocked && len(*log) != 2*tc.wantFacts {
+				t.Errorf("commands besides the facts:\n%s", all)
+			}
+			s.Unlock(context.Background())
+		})
+	}
+}

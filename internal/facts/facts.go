@@ -22,6 +22,10 @@ import (
 // the handlers still owed by an interrupted run.
 const StateDir = "/var/lib/natsdeploy"
 
+// LockFile is the run lock (see package lock). The facts carry its
+// content so that a run can find out whether it needs the lock at all.
+const LockFile = StateDir + "/lock"
+
 // Host is what one host looks like now.
 type Host struct {
 	OS      string // "debian 12"
@@ -40,6 +44,9 @@ type Host struct {
 	// Listening are the TCP ports of Paths.Ports something listens on
 	// now, by port number, with who.
 	Listening map[int]Listener
+
+	// Lock is the content of LockFile, "" when there is none.
+	Lock string
 }
 
 // Listener is the process listening on a TCP port.
@@ -137,29 +144,114 @@ const SumsFile = StateDir + "/sums"
 // sumsDir is where the script keeps SumsFile; tests point it elsewhere.
 var sumsDir = StateDir
 
-// sumFunc defines sum FILE: its sha256, from SumsFile while its stat is
-// unchanged, else hashed; every answer goes into a new SumsFile that
-// replaces the old one at the end, so entries of files no longer managed
-// drop out. Nothing is kept when the state directory does not exist yet
-// (a host natsdeploy has not changed).
-func sumFunc(readOnly bool) string {
-	dir := shell.Quote(sumsDir)
-	keep := `if [ -d ` + dir + ` ]; then new=$(mktemp ` + dir + `/.sums.XXXXXX 2>/dev/null) || new=; fi
-`
-	if readOnly {
-		keep = ""
+// lockFile is LockFile; tests point it elsewhere.
+var lockFile = LockFile
+
+// The script starts a handful of programs whatever the number of managed
+// paths: a no-op apply is mostly this script, and on a small VM each
+// program started costs milliseconds, so one stat, one awk and one
+// systemctl serve every path and unit instead of several per path.
+
+// pathsScript prints a "file" record for each of files that is a regular
+// file and a "dir" record for each of dirs that is a directory, following
+// symlinks as the shell's -f and -d tests do. A file's sha256 comes from
+// SumsFile while its size, mtime and inode are unchanged, else it is
+// hashed; unless readOnly, a changed cache is written to a new SumsFile
+// that replaces the old one, so entries of files no longer managed drop
+// out. Nothing is kept when the state directory does not exist yet (a
+// host natsdeploy has not changed).
+func pathsScript(files, dirs []string, readOnly bool) string {
+	var b strings.Builder
+	b.WriteString("{ ")
+	if len(files) > 0 {
+		b.WriteString(`stat -L --printf 'f\t%F\t%a\t%U\t%G\t%s %.9Y %i\t%n\n' --`)
+		for _, f := range files {
+			b.WriteString(" " + shell.Quote(f))
+		}
+		b.WriteString("; ")
 	}
-	return `sums=` + dir + `/sums; new=
-` + keep + `sum() {
-	st=$(stat -c '%s %.9Y %i' "$1" 2>/dev/null) || st=
-	s=
-	if [ -n "$st" ] && [ -r "$sums" ]; then s=$(awk -v p="$1" -v st="$st" 'BEGIN { FS = "\t" } $1 == p && $2 == st { print $3; exit }' "$sums"); fi
-	if [ -z "$s" ]; then s=$(sha256sum < "$1" | cut -c1-64); fi
-	if [ -n "$new" ] && [ -n "$st" ]; then printf '%s\t%s\t%s\n' "$1" "$st" "$s" >> "$new"; fi
-	echo "$s"
+	if len(dirs) > 0 {
+		b.WriteString(`stat -L --printf 'd\t%F\t%a\t%U\t%G\t-\t%n\n' --`)
+		for _, d := range dirs {
+			b.WriteString(" " + shell.Quote(d))
+		}
+		b.WriteString("; ")
+	}
+	prog := pathsAwk
+	if !readOnly {
+		prog += sumsWriteAwk
+	}
+	fmt.Fprintf(&b, "} 2>/dev/null | SUMS_DIR=%s awk -F '\t' %s\n", shell.Quote(sumsDir), shell.Quote(prog))
+	return b.String()
+}
+
+// pathsAwk reads pathsScript's stat lines: KIND TYPE MODE OWNER GROUP STAT
+// PATH, tab-separated. Paths come through the environment, where awk
+// interprets no backslashes, and are quoted for the shell by q.
+const pathsAwk = `function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
+BEGIN {
+	dir = ENVIRON["SUMS_DIR"]; sums = dir "/sums"
+	while ((getline l < sums) > 0) { if (split(l, x, "\t") == 3) { cache[x[1] "\t" x[2]] = x[3]; old++ } }
+	close(sums)
+}
+$1 == "d" && $2 == "directory" { print "dir", $3, $4, $5, $7; next }
+$1 == "f" && ($2 == "regular file" || $2 == "regular empty file") {
+	k = $7 "\t" $6
+	if (k in cache) { s = cache[k]; hit++ } else {
+		s = ""; cmd = "sha256sum < " q($7)
+		if ((cmd | getline l) > 0) s = substr(l, 1, 64)
+		close(cmd); changed = 1
+	}
+	if (s != "") keep[++n] = k "\t" s
+	print "file", $3, $4, $5, s, $7
 }
 `
+
+// sumsWriteAwk ends pathsAwk by writing a changed cache.
+const sumsWriteAwk = `
+END {
+	if (!changed && hit == old) exit
+	cmd = "[ -d " q(dir) " ] && mktemp " q(dir "/.sums.XXXXXX")
+	tmp = ""; cmd | getline tmp; close(cmd)
+	if (tmp == "") exit
+	for (i = 1; i <= n; i++) print keep[i] > tmp
+	close(tmp)
+	system("mv -f " q(tmp) " " q(sums))
+}`
+
+// unitsScript prints, for each of units, "unit ENABLED ACTIVE MAINPID
+// NAME" and, with uptime, "uptime SECONDS NAME" for an active one, from
+// one systemctl call: its blocks come in the order of its arguments,
+// separated by empty lines. Both clocks are the host's and count from
+// boot, so no local time is parsed and clock skew with the control
+// machine does not matter.
+func unitsScript(units []string, uptime bool) string {
+	var b strings.Builder
+	b.WriteString("systemctl show -p UnitFileState,ActiveState,MainPID,ActiveEnterTimestampMonotonic --")
+	for _, u := range units {
+		b.WriteString(" " + shell.Quote(u))
+	}
+	up := ""
+	if uptime {
+		up = "1"
+	}
+	fmt.Fprintf(&b, " 2>/dev/null | UNITS=%s UPTIME=%s awk %s\n", shell.Quote(strings.Join(units, "\n")), up, shell.Quote(unitsAwk))
+	return b.String()
 }
+
+const unitsAwk = `BEGIN { i = 1 }
+/^$/ { if (seen) { i++; seen = 0 }; next }
+{ seen = 1; e = index($0, "="); if (e) v[i, substr($0, 1, e - 1)] = substr($0, e + 1) }
+END {
+	n = split(ENVIRON["UNITS"], name, "\n")
+	if (ENVIRON["UPTIME"] != "" && (getline up < "/proc/uptime") > 0) { split(up, u, " "); now = u[1] } else now = ""
+	for (j = 1; j <= n; j++) {
+		pid = v[j, "MainPID"]; if (pid !~ /^[0-9]+$/) pid = 0
+		print "unit", v[j, "UnitFileState"], v[j, "ActiveState"], pid, name[j]
+		m = v[j, "ActiveEnterTimestampMonotonic"]
+		if (now != "" && m ~ /^[0-9]+$/ && m != "0") printf "uptime %d %s\n", now - m / 1000000, name[j]
+	}
+}`
 
 // Script is the one shell command that prints the facts of a host, one
 // record per line with the path last so paths with spaces survive.
@@ -167,47 +259,35 @@ func Script(p Paths) string {
 	var b strings.Builder
 	b.WriteString(`set -u
 LC_ALL=C; export LC_ALL
+umask 077
 os=unknown; if [ -r /etc/os-release ]; then os=$(. /etc/os-release; echo "${ID:-unknown} ${VERSION_ID:-}"); fi
 echo "os $os"
 echo "arch $(uname -m)"
-if command -v systemctl >/dev/null 2>&1; then echo "systemd $(systemctl --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')"; else echo "systemd"; fi
+if command -v systemctl >/dev/null 2>&1; then v=$(systemctl --version); v=${v#systemd }; echo "systemd ${v%%[!0-9]*}"; else echo "systemd"; fi
 `)
-	for _, u := range p.Users {
-		fmt.Fprintf(&b, "if id -u %s >/dev/null 2>&1; then echo 'user '%s; fi\n", shell.Quote(u), shell.Quote(u))
+	if len(p.Users) > 0 {
+		b.WriteString("getent passwd")
+		for _, u := range p.Users {
+			b.WriteString(" " + shell.Quote(u))
+		}
+		b.WriteString(" 2>/dev/null | while IFS=: read -r u _; do echo \"user $u\"; done\n")
 	}
-	if len(p.Files) > 0 {
-		b.WriteString(sumFunc(p.ReadOnly))
+	if len(p.Files) > 0 || len(p.Dirs) > 0 {
+		b.WriteString(pathsScript(p.Files, p.Dirs, p.ReadOnly))
 	}
-	for _, f := range p.Files {
-		q := shell.Quote(f)
-		fmt.Fprintf(&b, "if [ -f %s ]; then echo \"file $(stat -c '%%a %%U %%G' %s) $(sum %s) \"%s; fi\n", q, q, q, q)
-	}
-	for _, d := range p.Dirs {
-		q := shell.Quote(d)
-		fmt.Fprintf(&b, "if [ -d %s ]; then echo \"dir $(stat -c '%%a %%U %%G' %s) \"%s; fi\n", q, q, q)
+	if len(p.Units) > 0 {
+		b.WriteString(unitsScript(p.Units, p.Uptime))
 	}
 	for _, u := range p.Units {
-		q := shell.Quote(u)
-		fmt.Fprintf(&b, "echo \"unit $(systemctl is-enabled %s 2>/dev/null || true) $(systemctl is-active %s 2>/dev/null || true) $(systemctl show -p MainPID --value %s 2>/dev/null || echo 0) \"%s\n", q, q, q, q)
-		if p.Uptime {
-			// Both clocks are the host's and count from boot, so no
-			// local time is parsed and clock skew with the control
-			// machine does not matter. /proc/uptime also counts time
-			// suspended, which servers are not.
-			fmt.Fprintf(&b, "m=$(systemctl show -p ActiveEnterTimestampMonotonic --value %s 2>/dev/null) || m=\n", q)
-			fmt.Fprintf(&b, "case \"$m\" in ''|0|*[!0-9]*) ;; *) echo \"uptime $(awk -v m=\"$m\" '{ printf \"%%d\", $1 - m / 1000000 }' /proc/uptime) \"%s ;; esac\n", q)
-		}
 		if cmd, ok := p.Versions[u]; ok {
-			fmt.Fprintf(&b, "v=$( (%s) </dev/null 2>&1 | head -n 1)\nprintf 'version %%s %%s\\n' %s \"$v\"\n", cmd, q)
+			fmt.Fprintf(&b, "v=$( (%s) </dev/null 2>&1 | head -n 1)\nprintf 'version %%s %%s\\n' %s \"$v\"\n", cmd, shell.Quote(u))
 		}
 	}
 	if len(p.Ports) > 0 {
 		b.WriteString(listenScript(p.Ports))
 	}
-	fmt.Fprintf(&b, "for f in %s/pending-*; do [ -f \"$f\" ] && echo \"pending $(cat \"$f\") ${f##*/pending-}\"; done\n", StateDir)
-	if len(p.Files) > 0 {
-		b.WriteString("if [ -n \"$new\" ]; then mv -f \"$new\" \"$sums\"; fi\n")
-	}
+	fmt.Fprintf(&b, "for f in %s/pending-*; do [ -f \"$f\" ] || continue; h=; read -r h 2>/dev/null < \"$f\"; echo \"pending $h ${f##*/pending-}\"; done\n", StateDir)
+	fmt.Fprintf(&b, "if [ -f %[1]s ]; then while IFS= read -r l || [ -n \"$l\" ]; do echo \"lock $l\"; done 2>/dev/null < %[1]s; fi\n", shell.Quote(lockFile))
 	b.WriteString("true\n")
 	return b.String()
 }
@@ -310,6 +390,8 @@ func Parse(out []byte) (Host, error) {
 				l.Comm = ""
 			}
 			h.Listening[port] = l
+		case "lock":
+			h.Lock += rest + "\n"
 		case "":
 		default:
 			err = fmt.Errorf("unknown record %q", kind)
@@ -340,19 +422,37 @@ BEGIN { n = split(lst, x, "\n"); for (i = 1; i <= n; i++) { split(x[i], y, " ");
 /^\/proc\/[0-9]+\/fd:$/ { split($0, d, "/"); pid = d[3]; next }
 $NF ~ /^socket:\[[0-9]+\]$/ { ino = substr($NF, 9, length($NF) - 9); if ((ino in port) && !(ino in seen)) { seen[ino] = 1; print port[ino], uid[ino], pid } }
 END { for (i in port) if (!(i in seen)) print port[i], uid[i], 0 }' | while read -r lport luid lpid; do
-	luser=$(getent passwd "$luid" | cut -d: -f1)
 	lunit=; lcomm=
 	if [ "$lpid" != 0 ]; then
-		lcomm=$(tr '\0' '\n' < /proc/"$lpid"/cmdline 2>/dev/null | head -n 1)
-		lcomm=${lcomm##*/}
-		[ -n "$lcomm" ] || lcomm=$(cat /proc/"$lpid"/comm 2>/dev/null)
-		lcomm=$(printf '%s\n' "$lcomm" | tr -c 'A-Za-z0-9._@:+\n-' '_')
-		lunit=$(awk -F: '$2 == "" || $2 == "name=systemd" { print $3; exit }' /proc/"$lpid"/cgroup 2>/dev/null)
-		lunit=${lunit##*/}
+		IFS= read -r lcomm 2>/dev/null < /proc/"$lpid"/comm
+		# comm is cut at 15 bytes: then argv[0] names the program.
+		if [ ${#lcomm} -ge 15 ]; then
+			a0=$(tr '\0' '\n' < /proc/"$lpid"/cmdline 2>/dev/null | head -n 1)
+			[ -z "$a0" ] || lcomm=${a0##*/}
+		fi
+		while IFS=: read -r c1 c2 c3; do
+			if [ -z "$c2" ] || [ "$c2" = name=systemd ]; then lunit=${c3##*/}; break; fi
+		done 2>/dev/null < /proc/"$lpid"/cgroup
 		case "$lunit" in *.service|*.scope|*.socket|*.mount|*.swap|*.slice) ;; *) lunit= ;; esac
 	fi
-	echo "listen $lport $lpid ${luser:-$luid} ${lunit:--} ${lcomm:--}"
-done
+	echo "$lport $lpid $luid ${lunit:--} $lcomm"
+done | awk '
+{ row[NR] = $0; uids = uids " " $3 }
+END {
+	if (NR == 0) exit
+	cmd = "getent passwd" uids " 2>/dev/null"
+	while ((cmd | getline l) > 0) { split(l, p, ":"); name[p[3]] = p[1] }
+	close(cmd)
+	for (i = 1; i <= NR; i++) {
+		n = split(row[i], f, " ")
+		comm = row[i]; for (j = 1; j <= 4; j++) sub(/^[^ ]* /, "", comm)
+		if (n < 5) comm = ""
+		gsub(/[^A-Za-z0-9._@:+-]/, "_", comm)
+		if (comm == "") comm = "-"
+		u = (f[3] in name) ? name[f[3]] : f[3]
+		print "listen", f[1], f[2], u, f[4], comm
+	}
+}'
 fi
 `
 }

@@ -156,8 +156,13 @@ func TestScriptSumsCache(t *testing.T) {
 	// which proves it did not hash again.
 	planted := strings.Replace(string(cache), hello, strings.Repeat("0", 64), 1)
 	os.WriteFile(filepath.Join(state, "sums"), []byte(planted), 0o600)
+	before, _ := os.Stat(filepath.Join(state, "sums"))
 	if h := run(a, b); h.Files[a].SHA256 != strings.Repeat("0", 64) {
 		t.Errorf("an unchanged file was hashed again: %s", h.Files[a].SHA256)
+	}
+	// Nothing changed, so the cache is not written again.
+	if after, _ := os.Stat(filepath.Join(state, "sums")); !os.SameFile(before, after) {
+		t.Errorf("an unchanged sums file was rewritten")
 	}
 	// A rewrite (new inode, new mtime) is hashed again; b, no longer
 	// asked about, leaves the sums file.
@@ -191,17 +196,21 @@ func fakeSystemctl(t *testing.T, unit string, ago time.Duration) {
 	}
 	mono := int64((secs - ago.Seconds()) * 1e6)
 	dir := t.TempDir()
+	// systemctl show prints one block per unit, in the order asked,
+	// separated by empty lines, every asked property even when empty.
 	script := fmt.Sprintf(`#!/bin/sh
-case "$*" in
-*"is-enabled %[1]s") echo enabled ;;
-*"is-active %[1]s") echo active ;;
-*"MainPID --value %[1]s") echo 42 ;;
-*"ActiveEnterTimestampMonotonic --value %[1]s") echo %[2]d ;;
-*"ActiveEnterTimestampMonotonic --value "*) echo 0 ;;
-*"is-active "*) echo inactive; exit 3 ;;
-*"is-enabled "*) echo disabled; exit 1 ;;
-*) echo 0 ;;
-esac
+[ "$1" = show ] || exit 1
+while [ "$1" != -- ]; do shift; done; shift
+sep=
+for u in "$@"; do
+	printf '%%s' "$sep"; sep='
+'
+	if [ "$u" = %[1]s ]; then
+		printf 'MainPID=42\nActiveState=active\nUnitFileState=enabled\nActiveEnterTimestampMonotonic=%[2]d\n'
+	else
+		printf 'MainPID=0\nActiveState=inactive\nUnitFileState=\nActiveEnterTimestampMonotonic=0\n'
+	fi
+done
 `, unit, mono)
 	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -216,7 +225,7 @@ esac
 func TestScriptUptimeAndVersions(t *testing.T) {
 	fakeSystemctl(t, "up.service", 90*time.Minute)
 	out, err := exec.Command("sh", "-c", Script(Paths{
-		Units:  []string{"up.service", "down.service"},
+		Units:  []string{"down.service", "up.service"},
 		Uptime: true,
 		Versions: map[string]string{
 			"up.service":   `printf '%s\n' "prog: v1.2.3" "second line"`,
@@ -370,5 +379,31 @@ func TestParseListening(t *testing.T) {
 		if _, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%q): no error", bad)
 		}
+	}
+}
+
+// The lock file comes back as it is, its last line even without a
+// newline; no file, no lock.
+func TestScriptLock(t *testing.T) {
+	defer func(p string) { lockFile = p }(lockFile)
+	lockFile = filepath.Join(t.TempDir(), "the lock")
+	run := func() Host {
+		t.Helper()
+		out, err := exec.Command("sh", "-c", Script(Paths{})).CombinedOutput()
+		if err != nil {
+			t.Fatalf("script: %v\n%s", err, out)
+		}
+		h, err := Parse(out)
+		if err != nil {
+			t.Fatalf("parse: %v\n%s", err, out)
+		}
+		return h
+	}
+	if h := run(); h.Lock != "" {
+		t.Errorf("no lock file, lock %q", h.Lock)
+	}
+	os.WriteFile(lockFile, []byte("machine=a b\npid=42"), 0o600)
+	if h := run(); h.Lock != "machine=a b\npid=42\n" {
+		t.Errorf("lock %q", h.Lock)
 	}
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // Path of the lock file on every host.
-var Path = path.Join(facts.StateDir, "lock")
+var Path = facts.LockFile
 
 // TTL bounds how long a lock from a vanished machine blocks others.
 const TTL = 30 * time.Minute
@@ -123,8 +123,7 @@ func Acquire(ctx context.Context, host string, e Execer, me Holder) error {
 		}
 		h := decode(strings.TrimPrefix(out, "HELD\n"))
 		if !stale(h, me, time.Now()) {
-			return fmt.Errorf("host %s: %w: %s holds %s; wait for it to finish, or if that run is gone, remove the file (it expires by itself at %s)",
-				host, ErrHeld, h, Path, h.Expires.UTC().Format(time.RFC3339))
+			return heldErr(host, h)
 		}
 		// Remove only the exact stale lock we read, so a lock a third run
 		// took in between is left alone.
@@ -133,6 +132,25 @@ func Acquire(ctx context.Context, host string, e Execer, me Holder) error {
 		}
 	}
 	return fmt.Errorf("host %s: could not take lock %s", host, Path)
+}
+
+func heldErr(host string, h Holder) error {
+	return fmt.Errorf("host %s: %w: %s holds %s; wait for it to finish, or if that run is gone, remove the file (it expires by itself at %s)",
+		host, ErrHeld, h, Path, h.Expires.UTC().Format(time.RFC3339))
+}
+
+// Check tells, from the lock file's content as read (facts.Host.Lock;
+// "" for none), whether me could take the lock on host: nil when it is
+// free or stale, the error Acquire would give when another live run
+// holds it.
+func Check(host, content string, me Holder) error {
+	if content == "" {
+		return nil
+	}
+	if h := decode(content); !stale(h, me, time.Now()) {
+		return heldErr(host, h)
+	}
+	return nil
 }
 
 // Release drops the lock if this run still holds it.

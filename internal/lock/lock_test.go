@@ -257,3 +257,33 @@ func TestKeep(t *testing.T) {
 	default:
 	}
 }
+
+// Check reads a lock file's content as Acquire would: free, expired and
+// a dead process of this machine let the run go on; a live holder is
+// refused with the same message.
+func TestCheck(t *testing.T) {
+	now := time.Now()
+	me := Holder{Machine: "here", User: "me", PID: 1000, Since: now, Expires: now.Add(TTL)}
+	live := Holder{Machine: "elsewhere", User: "ops", PID: 42, Since: now, Expires: now.Add(time.Hour)}
+	expired := live
+	expired.Expires = now.Add(-time.Second)
+	dead := Holder{Machine: "here", User: "me", PID: deadPID(t), Since: now, Expires: now.Add(time.Hour)}
+	for _, tc := range []struct {
+		name, content string
+		held          bool
+	}{
+		{"none", "", false},
+		{"live elsewhere", live.encode(), true},
+		{"expired", expired.encode(), false},
+		{"dead here", dead.encode(), false},
+		{"garbage", "nonsense\n", false},
+	} {
+		err := Check("h1", tc.content, me)
+		if got := errors.Is(err, ErrHeld); got != tc.held {
+			t.Errorf("%s: Check = %v, want held %v", tc.name, err, tc.held)
+		}
+		if tc.held && !strings.Contains(err.Error(), "host h1: locked by another run: ops@elsewhere pid 42") {
+			t.Errorf("%s: message %q", tc.name, err)
+		}
+	}
+}
