@@ -251,6 +251,7 @@ func TestHostileRefused(t *testing.T) {
 		code  int
 		want  []string // in the output, all of them
 		never []string // nowhere in the output
+		once  string   // in the output exactly once
 	}{
 		{
 			name: "port in use",
@@ -310,24 +311,29 @@ func TestHostileRefused(t *testing.T) {
 					}
 				})}
 			},
-			code: 1,
+			// The control machine's own file, like a bad inventory: exit 2,
+			// said once however many hosts need it.
+			code: 2,
 			want: []string{"checksum mismatch", "delete the file and fetch it again", "nothing was changed on any host"},
+			once: "checksum mismatch",
 		},
 		{
 			name: "truncated tarball",
 			edits: func(t *testing.T) []func(string) string {
 				return []func(string) string{artifactCopy(t, "truncated", func(dir string) { truncate(t, dir, false) })}
 			},
-			code: 1,
+			code: 2,
 			want: []string{"checksum mismatch"},
+			once: "checksum mismatch",
 		},
 		{
 			name: "truncated tarball with a matching checksum file",
 			edits: func(t *testing.T) []func(string) string {
 				return []func(string) string{artifactCopy(t, "truncated-summed", func(dir string) { truncate(t, dir, true) })}
 			},
-			code: 1,
+			code: 2,
 			want: []string{"nats-server v2.14.9", "unexpected EOF", "nothing was changed on any host"},
+			once: "unexpected EOF",
 		},
 		{
 			name: "sudo asks a password, no terminal",
@@ -390,6 +396,9 @@ func TestHostileRefused(t *testing.T) {
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q", w)
 				}
+			}
+			if c.once != "" && strings.Count(out, c.once) != 1 {
+				t.Errorf("output says %q %d times, want once", c.once, strings.Count(out, c.once))
 			}
 			for _, w := range c.never {
 				if strings.Contains(out, w) {

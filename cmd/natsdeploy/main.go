@@ -223,7 +223,13 @@ func connect(c *cli.Context, inv *inventory.Inventory, s session, events progres
 	if s.gather {
 		if err := gather(c.Context); err != nil {
 			r.Close()
-			// Facts, artifacts and rendering come before any change.
+			// Facts, artifacts and rendering come before any change. An
+			// artifact this machine cannot get or trust is its own files'
+			// problem, like a bad inventory: exit 2.
+			var ae *deploy.ArtifactError
+			if errors.As(err, &ae) {
+				return nil, cli.Exit(fmt.Sprintf("%v\nnothing was changed on any host", err), 2)
+			}
 			return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
@@ -98,28 +99,12 @@ func stagedPath(f desired.File) string {
 // Stage prepares one host; nothing it does changes what a running service
 // sees. On a validation failure it removes what it staged.
 func Stage(ctx context.Context, t Target) error {
-	if err := ensureUsersAndDirs(ctx, t); err != nil {
+	groups := groupsToValidate(t)
+	if err := prepare(ctx, t, groups); err != nil {
 		return err
 	}
-	groups := groupsToValidate(t)
-	// Start every staging dir from empty so a file left by a killed run is
-	// never validated or committed by mistake.
-	for _, g := range groups {
-		dir := path.Join(path.Dir(g.files[0].Path), stageDirName)
-		owner, group := g.files[0].Owner, g.files[0].Group
-		cmd := fmt.Sprintf("rm -rf %s && mkdir -m 0750 %s && chown %s %s",
-			shell.Quote(dir), shell.Quote(dir), shell.Quote(owner+":"+group), shell.Quote(dir))
-		if _, err := t.Conn.Exec(ctx, cmd); err != nil {
-			return fmt.Errorf("host %s: create staging dir %s: %w", t.Name, dir, err)
-		}
-	}
-	for _, c := range t.Plan.Files {
-		if !c.Upload {
-			continue
-		}
-		if err := upload(ctx, t, c.File, stagedPath(c.File)); err != nil {
-			return fmt.Errorf("host %s: %w", t.Name, err)
-		}
+	if err := uploadAll(ctx, t); err != nil {
+		return err
 	}
 	for _, g := range groups {
 		t.quiet(progress.Event{Phase: progress.Validate, Kind: progress.Start, Detail: g.name})
@@ -132,27 +117,85 @@ func Stage(ctx context.Context, t Target) error {
 	return nil
 }
 
-func ensureUsersAndDirs(ctx context.Context, t Target) error {
+// prepare creates the users and directories the plan wants and an empty
+// staging dir for each config group to validate, in one command: each
+// command sent costs a round trip and, for a sudo login, a sudo. Every
+// staging dir starts from empty so a file left by a killed run is never
+// validated or committed by mistake.
+func prepare(ctx context.Context, t Target, groups []validateGroup) error {
+	var steps []string
+	step := func(what, cmd string) {
+		steps = append(steps, fmt.Sprintf("{ %s; } || fail %s", cmd, shell.Quote(what)))
+	}
 	for _, u := range t.Plan.Users {
 		shellPath := u.Shell
 		if shellPath == "" {
 			shellPath = "/usr/sbin/nologin"
 		}
-		cmd := shell.Join("useradd", "--system", "--user-group", "--no-create-home",
-			"--home-dir", u.Home, "--shell", shellPath, u.Name)
-		if _, err := t.Conn.Exec(ctx, cmd); err != nil {
-			return fmt.Errorf("host %s: create user %s: %w", t.Name, u.Name, err)
-		}
+		step("create user "+u.Name, shell.Join("useradd", "--system", "--user-group", "--no-create-home",
+			"--home-dir", u.Home, "--shell", shellPath, u.Name))
 	}
 	for _, d := range t.Plan.Dirs {
 		q := shell.Quote(d.Dir.Path)
-		cmd := fmt.Sprintf("mkdir -p %s && chown %s %s && chmod %04o %s",
-			q, shell.Quote(d.Dir.Owner+":"+d.Dir.Group), q, d.Dir.Mode.Perm(), q)
-		if _, err := t.Conn.Exec(ctx, cmd); err != nil {
-			return fmt.Errorf("host %s: directory %s: %w", t.Name, d.Dir.Path, err)
-		}
+		step("create directory "+d.Dir.Path, fmt.Sprintf("mkdir -p %s && chown %s %s && chmod %04o %s",
+			q, shell.Quote(d.Dir.Owner+":"+d.Dir.Group), q, d.Dir.Mode.Perm(), q))
+	}
+	for _, g := range groups {
+		dir := shell.Quote(path.Join(path.Dir(g.files[0].Path), stageDirName))
+		owner, group := g.files[0].Owner, g.files[0].Group
+		step("create staging dir "+path.Join(path.Dir(g.files[0].Path), stageDirName), fmt.Sprintf("rm -rf %s && mkdir -m 0750 %s && chown %s %s",
+			dir, dir, shell.Quote(owner+":"+group), dir))
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	script := "fail() { echo \"could not $1\" >&2; exit 1; }\n" + strings.Join(steps, "\n")
+	if _, err := t.Conn.Exec(ctx, script); err != nil {
+		return fmt.Errorf("host %s: prepare users and directories: %w", t.Name, err)
 	}
 	return nil
+}
+
+// uploadsAtOnce bounds the uploads in flight to one host: small files
+// cost round trips more than bandwidth, so several overlap, while an SSH
+// connection's sessions (sshd's MaxSessions, 10 by default) stay free
+// for the commands an upload needs.
+const uploadsAtOnce = 4
+
+// uploadAll sends every file the plan uploads, several at a time; the
+// first error stops the rest from starting.
+func uploadAll(ctx context.Context, t Target) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, uploadsAtOnce)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, c := range t.Plan.Files {
+		if !c.Upload {
+			continue
+		}
+		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := upload(ctx, t, c.File, stagedPath(c.File)); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 // upload sends f to dst, reporting its bytes as they go (the count, never
@@ -163,7 +206,7 @@ func upload(ctx context.Context, t Target, f desired.File, dst string) error {
 	if f.Source != "" {
 		fh, err := os.Open(f.Source)
 		if err != nil {
-			return fmt.Errorf("upload %s: %w", f.Path, err)
+			return onHost(t.Name, "upload "+f.Path, err)
 		}
 		defer fh.Close()
 		if st, err := fh.Stat(); err == nil {
@@ -187,13 +230,29 @@ func upload(ctx context.Context, t Target, f desired.File, dst string) error {
 		e := withKind(ev, progress.Fail)
 		e.Detail = err.Error()
 		t.quiet(e)
-		return fmt.Errorf("upload %s: %w", f.Path, err)
+		return onHost(t.Name, "upload "+f.Path, err)
 	}
 	done := withKind(ev, progress.Done)
 	done.Bytes = total
 	t.quiet(done)
 	return nil
 }
+
+// hostError says which host and what was being done, naming the host
+// once: a connection's own errors name it already.
+type hostError struct {
+	host, op string
+	err      error
+}
+
+func onHost(host, op string, err error) error { return &hostError{host: host, op: op, err: err} }
+
+func (e *hostError) Error() string {
+	prefix := "host " + e.host + ": "
+	return prefix + e.op + ": " + strings.TrimPrefix(e.err.Error(), prefix)
+}
+
+func (e *hostError) Unwrap() error { return e.err }
 
 func withKind(e progress.Event, k progress.Kind) progress.Event {
 	e.Kind = k
@@ -365,11 +424,14 @@ func Commit(ctx context.Context, t Target) error {
 	if len(dirs) > 0 {
 		lines = append(lines, "rm -rf "+shell.Join(dirs...))
 	}
-	if t.Plan.DaemonReload {
-		lines = append(lines, "systemctl daemon-reload")
+	// One enable for every unit, and one daemon-reload after it: a plain
+	// enable reloads systemd itself, once per call, which on a busy host
+	// is most of a commit.
+	if len(t.Plan.Enable) > 0 {
+		lines = append(lines, "systemctl enable --quiet --no-reload "+shell.Join(t.Plan.Enable...))
 	}
-	for _, u := range t.Plan.Enable {
-		lines = append(lines, "systemctl enable --quiet "+shell.Quote(u))
+	if t.Plan.DaemonReload || len(t.Plan.Enable) > 0 {
+		lines = append(lines, "systemctl daemon-reload")
 	}
 	t.quiet(progress.Event{Phase: progress.Commit, Kind: progress.Start})
 	if _, err := t.Conn.Exec(ctx, strings.Join(lines, "\n")); err != nil {

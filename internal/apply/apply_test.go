@@ -547,6 +547,19 @@ func TestCommitMovesFromWhereStagePut(t *testing.T) {
 	if strings.Contains(script, "rm -rf /etc/systemd/system/.natsdeploy-stage") {
 		t.Errorf("commit removes a staging folder no group used:\n%s", script)
 	}
+	// Units to enable: one enable without its own reload for all, then
+	// one daemon-reload.
+	*log = nil
+	tg.Plan.Enable = []string{"nats-server.service", "prometheus.service"}
+	if err := Commit(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	script = strings.Join(*log, "\n")
+	enable := strings.Index(script, "systemctl enable --quiet --no-reload nats-server.service prometheus.service\n")
+	reload := strings.Index(script, "systemctl daemon-reload")
+	if enable < 0 || reload < enable || strings.Count(script, "systemctl enable") != 1 || strings.Count(script, "daemon-reload") != 1 {
+		t.Errorf("want one enable --no-reload, then one daemon-reload:\n%s", script)
+	}
 	// Nothing to abort: no command at all.
 	*log = nil
 	tg.Plan.Files = nil

@@ -494,8 +494,9 @@ func (s *Session) renderParts(h inventory.Host, arts map[string]artifact.Binary)
 // artifacts fetches and verifies release archives once per run, whatever
 // the number of hosts that need them.
 type artifacts struct {
-	mu   sync.Mutex
-	have map[string]artifact.Binary
+	mu     sync.Mutex
+	have   map[string]artifact.Binary
+	failed map[string]error
 }
 
 func (a *artifacts) get(ctx context.Context, rel artifact.Release) (artifact.Binary, error) {
@@ -505,11 +506,49 @@ func (a *artifacts) get(ctx context.Context, rel artifact.Release) (artifact.Bin
 	if b, ok := a.have[key]; ok {
 		return b, nil
 	}
-	b, err := artifact.Get(ctx, rel)
-	if err == nil {
-		a.have[key] = b
+	// A failure is kept too: every host needing the release gets the same
+	// error, which Gather reports once.
+	if err, ok := a.failed[key]; ok {
+		return artifact.Binary{}, err
 	}
-	return b, err
+	b, err := artifact.Get(ctx, rel)
+	if err != nil {
+		err = &ArtifactError{err: err}
+		a.failed[key] = err
+		return b, err
+	}
+	a.have[key] = b
+	return b, nil
+}
+
+// ArtifactError is a release natsdeploy cannot get or trust on this
+// machine (a wrong checksum, a truncated archive, a download refused): a
+// problem of the control machine's files, found before any host is
+// changed, reported once whatever the number of hosts that need it.
+type ArtifactError struct{ err error }
+
+func (e *ArtifactError) Error() string { return e.err.Error() }
+func (e *ArtifactError) Unwrap() error { return e.err }
+
+// artifactErrors returns the distinct artifact errors among errs, or nil
+// when there is none.
+func artifactErrors(errs []error) error {
+	var out []error
+	seen := map[error]bool{}
+	for _, err := range errs {
+		var ae *ArtifactError
+		if errors.As(err, &ae) && !seen[ae] {
+			seen[ae] = true
+			out = append(out, ae)
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return &ArtifactError{err: errors.Join(out...)}
 }
 
 // Gather reads every host's facts (one command each, in parallel),
@@ -519,7 +558,7 @@ func (s *Session) Gather(ctx context.Context) error {
 	n := len(s.Inv.Hosts)
 	results := make([]apply.Target, n)
 	errs := make([]error, n)
-	arts := &artifacts{have: map[string]artifact.Binary{}}
+	arts := &artifacts{have: map[string]artifact.Binary{}, failed: map[string]error{}}
 	var wg sync.WaitGroup
 	for i, h := range s.Inv.Hosts {
 		wg.Add(1)
@@ -531,6 +570,9 @@ func (s *Session) Gather(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if err := artifactErrors(errs); err != nil {
+		return err
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -485,3 +485,32 @@ func TestGatherToChange(t *testing.T) {
 		})
 	}
 }
+
+// A release this machine cannot get fails once: every host that needs it
+// gets the same error, and Gather's report holds it once, as an
+// ArtifactError (exit 2 in the CLI).
+func TestArtifactFailureReportedOnce(t *testing.T) {
+	arts := &artifacts{have: map[string]artifact.Binary{}, failed: map[string]error{}}
+	rel := artifact.Release{Dir: t.TempDir(), Name: "nats-server", Tag: "v2.14.9", Version: "2.14.9",
+		Asset: "nats-server-v2.14.9-linux-amd64.tar.gz", Sums: "SHA256SUMS", Member: "nats-server-v2.14.9-linux-amd64/nats-server"}
+	var errs []error
+	for _, h := range []string{"h1", "h2", "h3"} {
+		_, err := arts.get(context.Background(), rel)
+		if err == nil {
+			t.Fatal("a release missing offline was got")
+		}
+		errs = append(errs, fmt.Errorf("host %s (x86_64): %w", h, err))
+	}
+	errs = append(errs, errors.New("host h4: gather facts: connection lost"))
+	got := artifactErrors(errs)
+	var ae *ArtifactError
+	if !errors.As(got, &ae) {
+		t.Fatalf("artifactErrors = %v, want an *ArtifactError", got)
+	}
+	if msg := got.Error(); strings.Count(msg, "nats-server v2.14.9") != 1 || strings.Contains(msg, "host h") {
+		t.Errorf("report %q: want the release named once and no host", msg)
+	}
+	if artifactErrors(errs[3:]) != nil {
+		t.Error("an error that is no artifact's reported as one")
+	}
+}

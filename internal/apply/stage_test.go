@@ -1,0 +1,165 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/plan"
+)
+
+// overlapConn records commands and counts the uploads in flight; each
+// upload waits a little for company, so overlapping uploads show.
+type overlapConn struct {
+	mu       sync.Mutex
+	cmds     []string
+	inFlight int
+	most     int
+	failOn   string // an upload to this path fails as a remote.Client's does
+}
+
+func (c *overlapConn) Exec(_ context.Context, cmd string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cmds = append(c.cmds, cmd)
+	return "", nil
+}
+
+func (c *overlapConn) Upload(ctx context.Context, r io.Reader, dst string, _ fs.FileMode, _, _ string) error {
+	io.Copy(io.Discard, r)
+	c.mu.Lock()
+	c.inFlight++
+	c.most = max(c.most, c.inFlight)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inFlight--
+		c.mu.Unlock()
+	}()
+	if c.failOn != "" && strings.Contains(dst, c.failOn) {
+		return fmt.Errorf("host h1: upload %s: write: no space left on device", dst)
+	}
+	select {
+	case <-time.After(50 * time.Millisecond):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (c *overlapConn) HTTPClient() *http.Client { return nil }
+
+func stagingTarget(conn Conn, files int) Target {
+	tg := Target{Name: "h1", Conn: conn, Plan: plan.Host{Name: "h1", Handlers: map[string]desired.Handler{}}}
+	tg.Plan.Users = []desired.User{{Name: "nats", Home: "/var/lib/nats"}, {Name: "prometheus", Home: "/var/lib/prometheus"}}
+	tg.Plan.Dirs = []plan.DirChange{
+		{Dir: desired.Dir{Path: "/etc/nats", Owner: "root", Group: "nats", Mode: 0o750}},
+		{Dir: desired.Dir{Path: "/var/lib/nats", Owner: "nats", Group: "nats", Mode: 0o750}},
+	}
+	conf := desired.File{Path: "/etc/nats/nats-server.conf", Content: []byte("x"), Mode: 0o640, Owner: "root", Group: "nats",
+		ValidateGroup: "nats-config", ValidateCmd: "true {dir}"}
+	tg.Desired.Files = []desired.File{conf}
+	tg.Plan.Files = []plan.FileChange{{File: conf, Upload: true}}
+	for i := 1; i < files; i++ {
+		f := desired.File{Path: fmt.Sprintf("/etc/nats/f%d.pem", i), Content: []byte("y"), Mode: 0o640, Owner: "root", Group: "nats"}
+		tg.Desired.Files = append(tg.Desired.Files, f)
+		tg.Plan.Files = append(tg.Plan.Files, plan.FileChange{File: f, Upload: true})
+	}
+	return tg
+}
+
+// Users, directories and staging dirs go in one command before any
+// upload; the uploads overlap, never more than uploadsAtOnce at a time.
+func TestStageBatchesAndOverlapsUploads(t *testing.T) {
+	conn := &overlapConn{}
+	if err := Stage(context.Background(), stagingTarget(conn, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if len(conn.cmds) < 1 {
+		t.Fatal("no command sent")
+	}
+	first := conn.cmds[0]
+	for _, want := range []string{"useradd --system --user-group --no-create-home --home-dir /var/lib/nats --shell /usr/sbin/nologin nats",
+		"--home-dir /var/lib/prometheus", "mkdir -p /etc/nats && chown root:nats /etc/nats && chmod 0750 /etc/nats",
+		"mkdir -p /var/lib/nats", "rm -rf /etc/nats/.natsdeploy-stage && mkdir -m 0750 /etc/nats/.natsdeploy-stage"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("the first command lacks %q:\n%s", want, first)
+		}
+	}
+	for _, c := range conn.cmds[1:] {
+		if strings.Contains(c, "useradd") || strings.Contains(c, "mkdir") {
+			t.Errorf("users or dirs in a command of their own: %s", c)
+		}
+	}
+	if conn.most < 2 || conn.most > uploadsAtOnce {
+		t.Errorf("at most %d uploads at once, want 2..%d", conn.most, uploadsAtOnce)
+	}
+}
+
+// A failed upload names the host once, and the file, and stops the stage.
+func TestStageUploadErrorNamesHostOnce(t *testing.T) {
+	conn := &overlapConn{failOn: "f3.pem"}
+	err := Stage(context.Background(), stagingTarget(conn, 10))
+	if err == nil {
+		t.Fatal("Stage succeeded")
+	}
+	msg := err.Error()
+	if strings.Count(msg, "host h1") != 1 || !strings.HasPrefix(msg, "host h1: upload /etc/nats/f3.pem: ") || !strings.Contains(msg, "no space left on device") {
+		t.Errorf("error %q: want the host once, the file and the cause", msg)
+	}
+	for _, c := range conn.cmds {
+		if strings.Contains(c, " -t ") || strings.HasPrefix(c, "true ") {
+			t.Errorf("validated after a failed upload: %s", c)
+		}
+	}
+}
+
+// shConn runs commands with the local /bin/sh, with PATH's first
+// directory holding fakes.
+type shConn struct{ bin string }
+
+func (c shConn) Exec(ctx context.Context, cmd string) (string, error) {
+	var out, errb bytes.Buffer
+	x := exec.CommandContext(ctx, "sh", "-c", cmd)
+	x.Env = append(os.Environ(), "PATH="+c.bin+":"+os.Getenv("PATH"))
+	x.Stdout, x.Stderr = &out, &errb
+	if err := x.Run(); err != nil {
+		return out.String(), fmt.Errorf("%w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+func (c shConn) Upload(context.Context, io.Reader, string, fs.FileMode, string, string) error {
+	return errors.New("no uploads here")
+}
+
+func (c shConn) HTTPClient() *http.Client { return nil }
+
+// The one prepare command says which of its steps failed, and stops there.
+func TestPrepareSaysWhichStepFailed(t *testing.T) {
+	bin := t.TempDir()
+	marker := filepath.Join(t.TempDir(), "mkdir-ran")
+	os.WriteFile(filepath.Join(bin, "useradd"), []byte("#!/bin/sh\n[ \"$#\" -gt 0 ] && [ \"${8:-}\" = prometheus ] && { echo 'useradd: group prometheus exists' >&2; exit 9; }\nexit 0\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "mkdir"), []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755)
+	tg := stagingTarget(shConn{bin: bin}, 1)
+	err := prepare(context.Background(), tg, groupsToValidate(tg))
+	if err == nil || !strings.Contains(err.Error(), "host h1: prepare users and directories: ") ||
+		!strings.Contains(err.Error(), "useradd: group prometheus exists") || !strings.Contains(err.Error(), "could not create user prometheus") {
+		t.Fatalf("error %v: want the step and what it said", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the steps after the failed one ran")
+	}
+}
