@@ -242,11 +242,20 @@ func (v *verifier) checkSystem(ctx context.Context) []Result {
 		return []Result{fail(check, target, expected, err.Error())}
 	}
 
-	// Gather answers for up to 1.5s; stop early once every host answered.
+	// Gather answers for up to 1.5s. Once every host answered, listen one
+	// quiet window more: a server the inventory does not name may answer
+	// after them, and it must not go unreported.
 	answered := map[string]bool{}
 	var extra []string
 	deadline := time.Now().Add(1500 * time.Millisecond)
-	for len(answered) < len(want) && time.Now().Before(deadline) && ctx.Err() == nil {
+	quiet := false
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if !quiet && len(answered) == len(want) {
+			quiet = true
+			if end := time.Now().Add(v.opts.QuietWindow); end.Before(deadline) {
+				deadline = end
+			}
+		}
 		m, err := sub.NextMsg(time.Until(deadline))
 		if err != nil {
 			break
@@ -273,6 +282,7 @@ func (v *verifier) checkSystem(ctx context.Context) []Result {
 			missing = append(missing, w)
 		}
 	}
+	slices.Sort(extra) // in name order, not in the order they answered
 	if len(missing) > 0 || len(extra) > 0 {
 		seen := "answers from " + list(got)
 		if len(missing) > 0 {

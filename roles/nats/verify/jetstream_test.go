@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
@@ -120,5 +121,23 @@ func TestNoLogin(t *testing.T) {
 				t.Errorf("rows:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
 			}
 		})
+	}
+}
+
+// A server the inventory does not name is reported even when it answers
+// after every named one: here the inventory names n1 only, whose own
+// answer comes first, and n2 and n3 answer through their routes.
+func TestSystemPingReportsServersNotInInventory(t *testing.T) {
+	c := startCluster(t)
+	c.waitReady(30 * time.Second)
+	opts := c.options()
+	inv := *opts.Inventory
+	inv.Hosts = inv.Hosts[:1]
+	opts.Inventory = &inv
+	v := newVerifier(opts)
+	defer v.closeShared()
+	rs := v.checkSystem(context.Background())
+	if len(rs) != 1 || rs[0].OK || !strings.Contains(rs[0].Detail(), "answers from n1; unexpected servers n2, n3") {
+		t.Errorf("system/ping = %+v, want a failure naming n2 and n3", rs)
 	}
 }
