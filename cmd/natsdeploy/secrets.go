@@ -158,21 +158,44 @@ func secretsRotateCmd(c *cli.Context) (err error) {
 	if err := rot.do(sec); err != nil {
 		return secretsProblem(err)
 	}
+	return rollOut(c, inv, session{lock: true, gather: true, sec: sec}, rollout{
+		what: "the new password", savedIn: inv.SecretsFile,
+		said: fmt.Sprintf("rotated %s: saved in %s; rolling it out as apply does", rot.what, inv.SecretsFile),
+		// Not saved when connect failed before it could: the file and
+		// the hosts are as they were.
+		unsaved: sec.Changed,
+	})
+}
+
+// rollout is a change already saved on this machine (a rotated secret, a
+// CA rotation step) that apply's own path rolls out.
+type rollout struct {
+	what, savedIn string      // "the new password", and the file that keeps it
+	said          string      // what is rolled out, said before it is
+	next          string      // the user's next step once rolled out, if any
+	unsaved       func() bool // the change is not saved yet (connect did not get that far)
+}
+
+// rollOut connects as apply does and rolls ro out through applyOpen; on
+// failure it says where the change is kept and how to finish it.
+func rollOut(c *cli.Context, inv *inventory.Inventory, s session, ro rollout) (err error) {
 	v := newView(c, "apply", inv)
 	defer func() { err = v.finish(err) }()
-	r, err := connect(c, inv, session{lock: true, gather: true, sec: sec}, v.Sink)
+	r, err := connect(c, inv, s, v.Sink)
 	if err != nil {
-		if sec.Changed() {
-			// Not saved: the file and the hosts are as they were.
+		if ro.unsaved != nil && ro.unsaved() {
 			return err
 		}
-		return fmt.Errorf("%w\nthe new password is saved in %s; run `natsdeploy apply %s` to roll it out", err, inv.SecretsFile, inv.Path)
+		return fmt.Errorf("%w\n%s is saved in %s; run `natsdeploy apply %s` to roll it out", err, ro.what, ro.savedIn, inv.Path)
 	}
 	defer r.Close()
 	v.session(r)
-	v.say("rotated %s: saved in %s; rolling it out as apply does", rot.what, inv.SecretsFile)
+	v.say("%s", ro.said)
 	if err := applyOpen(c, r, v, false, c.Bool("no-verify")); err != nil {
-		return fmt.Errorf("%w\nthe new password is saved in %s; once fixed, `natsdeploy apply %s` finishes rolling it out", err, inv.SecretsFile, inv.Path)
+		return fmt.Errorf("%w\n%s is saved in %s; once fixed, `natsdeploy apply %s` finishes rolling it out", err, ro.what, ro.savedIn, inv.Path)
+	}
+	if ro.next != "" {
+		v.say("next: %s", ro.next)
 	}
 	return nil
 }

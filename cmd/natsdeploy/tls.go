@@ -51,20 +51,8 @@ func rotateCACmd(c *cli.Context) (err error) {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("rotate-ca: %v\nnothing was changed", err), 2)
 	}
-	v := newView(c, "apply", inv)
-	defer func() { err = v.finish(err) }()
-	r, err := connect(c, inv, session{lock: true, gather: true}, v.Sink)
-	if err != nil {
-		return fmt.Errorf("%w\nthe CA rotation is saved in %s; run `natsdeploy apply %s` to roll it out", err, inv.TLS.Dir, inv.Path)
-	}
-	defer r.Close()
-	v.session(r)
-	v.say("CA rotation %s; rolling it out as apply does", step)
-	if err := applyOpen(c, r, v, false, c.Bool("no-verify")); err != nil {
-		return fmt.Errorf("%w\nthe CA rotation is saved in %s; once fixed, `natsdeploy apply %s` finishes rolling it out", err, inv.TLS.Dir, inv.Path)
-	}
-	if next != "" {
-		v.say("next: %s", next)
-	}
-	return nil
+	return rollOut(c, inv, session{lock: true, gather: true}, rollout{
+		what: "the CA rotation", savedIn: inv.TLS.Dir,
+		said: "CA rotation " + step + "; rolling it out as apply does", next: next,
+	})
 }
