@@ -22,8 +22,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/internal/apply"
@@ -142,17 +144,39 @@ func carryOut(t testing.TB, d desired.Host, f facts.Host, p plan.Host) string {
 	if err := apply.Commit(ctx, target); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	return lines(c.Log)
+	return lines(c.sorted())
 }
 
 // Conn records what apply sends to a host: "exec CMD" (further lines of a
 // multi-line command indented to line up) and "upload DST MODE
 // OWNER:GROUP sha256=HEX". Every command succeeds with no output; HTTP
 // requests fail, since fixtures have no network.
-type Conn struct{ Log []string }
+type Conn struct {
+	mu  sync.Mutex // apply uploads several files to a host at once
+	Log []string
+}
+
+// sorted is Log with each run of uploads in path order: uploads to one
+// host overlap, so the order among them is not apply's to keep.
+func (c *Conn) sorted() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Clone(c.Log)
+	for i := 0; i < len(out); {
+		j := i
+		for j < len(out) && strings.HasPrefix(out[j], "upload ") {
+			j++
+		}
+		slices.Sort(out[i:j])
+		i = max(j, i+1)
+	}
+	return out
+}
 
 // Exec records cmd.
 func (c *Conn) Exec(_ context.Context, cmd string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.Log = append(c.Log, "exec "+strings.ReplaceAll(cmd, "\n", "\n     "))
 	return "", nil
 }
@@ -163,6 +187,8 @@ func (c *Conn) Upload(_ context.Context, r io.Reader, dst string, mode fs.FileMo
 	if _, err := io.Copy(h, r); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.Log = append(c.Log, fmt.Sprintf("upload %s %04o %s:%s sha256=%s", dst, mode.Perm(), owner, group, hex.EncodeToString(h.Sum(nil))))
 	return nil
 }
