@@ -2,8 +2,6 @@ package roles
 
 import (
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,13 +9,12 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/apply"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 	"github.com/natsdeploy/natsdeploy/internal/facts"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
 	"github.com/natsdeploy/natsdeploy/internal/planfixture"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/destroy from what destroy does now")
 
 // allMonitoring is the lab inventory with every monitoring role on, so
 // every role's teardown is pinned: nats-1 runs all five, nats-2 and
@@ -100,23 +97,7 @@ func TestDestroyGolden(t *testing.T) {
 		for _, name := range []string{"nats-1", "nats-2"} {
 			t.Run(mode+"/"+name, func(t *testing.T) {
 				got, _ := destroyHost(t, inv, planfixture.Host(t, inv, name), mode == "purge")
-				p := filepath.Join("testdata", "destroy", mode, name+".txt")
-				if *update {
-					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if string(want) != got {
-					t.Errorf("%s differs (run with -update if intended)\n--- want\n%s--- got\n%s", p, want, got)
-				}
+				golden.Check(t, filepath.Join("testdata", "destroy", mode, name+".txt"), []byte(got))
 			})
 		}
 	}

@@ -4,15 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/natsdeploy/natsdeploy/internal/golden"
+)
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -49,23 +47,6 @@ func runScript(sink Sink, tally *Tally, err error) {
 	sink.Event(Event{Time: t0.Add(1500 * time.Millisecond), Kind: Summary, Summary: &s})
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", name, got, want)
-	}
-}
-
 func TestRenderers(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -79,7 +60,7 @@ func TestRenderers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
 			runScript(tc.new(&b), NewTally(), tc.err)
-			golden(t, tc.name, b.String())
+			golden.Check(t, filepath.Join("testdata", tc.name), b.Bytes())
 		})
 	}
 }

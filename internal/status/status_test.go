@@ -3,14 +3,12 @@ package status
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current rendering")
+	"github.com/natsdeploy/natsdeploy/internal/golden"
+)
 
 // nodeDetails is what a clustered service reports about itself, in the
 // shapes a role gives them.
@@ -83,8 +81,8 @@ func TestRenderGolden(t *testing.T) {
 			if err := tc.report.WriteJSON(&js); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.name+".txt", text.Bytes())
-			golden(t, tc.name+".json", js.Bytes())
+			golden.Check(t, filepath.Join("testdata", tc.name+".txt"), text.Bytes())
+			golden.Check(t, filepath.Join("testdata", tc.name+".json"), js.Bytes())
 			var doc struct {
 				OK       bool             `json:"ok"`
 				Services []map[string]any `json:"services"`
@@ -96,27 +94,6 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("JSON ok %v with %d services, want %v with %d", doc.OK, len(doc.Services), tc.ok, len(tc.report.Rows))
 			}
 		})
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
 }
 

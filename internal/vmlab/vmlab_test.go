@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +13,10 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 const userKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGd3Y0T4ZuW6d5WmWbq5tCkZ4cGk6m4mWl0uRkR0fBqD me@laptop"
 
@@ -60,27 +58,14 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := filepath.Join("testdata", "golden", tt.name)
-			if *update {
+			if golden.Update() {
 				os.RemoveAll(dir)
 			}
 			seen := map[string]bool{}
 			for _, f := range files {
 				p := filepath.Join(dir, f.Name)
 				seen[filepath.ToSlash(p)] = true
-				if *update {
-					os.MkdirAll(filepath.Dir(p), 0o755)
-					if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatalf("%v (run go test -update to create it)", err)
-				}
-				if !bytes.Equal(f.Data, want) {
-					t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", f.Name, f.Data)
-				}
+				golden.Check(t, p, f.Data)
 			}
 			// A file the generator stopped writing must not linger as golden.
 			filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,13 +20,12 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current templates")
 
 // labWithExporter is the lab inventory with the exporter turned on, as a
 // user with the official tarball in place would have it.
@@ -55,20 +53,7 @@ func TestUnitGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", Service+".golden")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./roles/exporter -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from %s (run go test ./roles/exporter -update if intended):\n%s", Service, golden, got)
-	}
+	golden.Check(t, filepath.Join("testdata", Service+".golden"), got)
 }
 
 // The exporter runs on every NATS host of the lab and shares each with
@@ -324,20 +309,7 @@ func TestUnitGoldenTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "prometheus-nats-exporter-tls.service.golden")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./roles/exporter -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from %s (run go test ./roles/exporter -update if intended):\n%s", Service, golden, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "prometheus-nats-exporter-tls.service.golden"), got)
 }
 
 // The exporter follows [tls] monitoring alone: https and the CA bundle

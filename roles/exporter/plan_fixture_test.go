@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/planfixture"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestPlanFixtures(t *testing.T) {
 	inv := labWithExporter(t)
 	d := planfixture.Desired(t, Role{}, planfixture.Input(t, Role{}, inv, "nats-1", nil))
-	planfixture.Run(t, filepath.Join("testdata", "plan"), *update, func(*testing.T, string) desired.Host { return d })
+	planfixture.Run(t, filepath.Join("testdata", "plan"), golden.Update(), func(*testing.T, string) desired.Host { return d })
 }
 
 // Every host the role runs on, converged, needs nothing.

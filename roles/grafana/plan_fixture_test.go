@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/planfixture"
 )
 
@@ -26,7 +27,7 @@ func TestPlanFixtures(t *testing.T) {
 	inv := labInventory(t, nil)
 	d := planfixture.Desired(t, Role{}, planfixture.Input(t, Role{}, inv, "nats-1", planSecrets))
 	root := filepath.Join("testdata", "plan")
-	planfixture.Run(t, root, *update, func(*testing.T, string) desired.Host { return d })
+	planfixture.Run(t, root, golden.Update(), func(*testing.T, string) desired.Host { return d })
 	planfixture.NoSecret(t, root, planSecrets)
 
 	// The role runs on the monitoring host alone: converged, it needs

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
@@ -37,11 +38,11 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "grafana.ini", r.INI)
-	golden(t, "grafana.service", r.Unit)
-	golden(t, "role-datasource.yaml", r.Datasource)
-	golden(t, "role-dashboards.yaml", r.Provider)
-	golden(t, "admin.env", r.AdminEnv)
+	golden.Check(t, filepath.Join("testdata", "grafana.ini"), r.INI)
+	golden.Check(t, filepath.Join("testdata", "grafana.service"), r.Unit)
+	golden.Check(t, filepath.Join("testdata", "role-datasource.yaml"), r.Datasource)
+	golden.Check(t, filepath.Join("testdata", "role-dashboards.yaml"), r.Provider)
+	golden.Check(t, filepath.Join("testdata", "admin.env"), r.AdminEnv)
 	again, _ := Render(inv, `pa"ss$w\rd`+"`x", "KEY")
 	if !bytes.Equal(again.INI, r.INI) || !bytes.Equal(again.Unit, r.Unit) || !bytes.Equal(again.Datasource, r.Datasource) {
 		t.Error("rendering is not byte-stable")

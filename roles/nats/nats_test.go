@@ -3,7 +3,6 @@ package nats
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,10 +13,9 @@ import (
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current templates")
 
 // Fixed bcrypt hashes (cost 11) of "test-password-<user>", so goldens are
 // stable and the real-server tests can log in with the passwords.
@@ -151,20 +149,7 @@ func (r Rendered) byName() map[string][]byte {
 func TestGolden(t *testing.T) {
 	r := mustRender(t, fixture(), 0)
 	for name, got := range r.byName() {
-		golden := filepath.Join("testdata", name+".golden")
-		if *update {
-			if err := os.WriteFile(golden, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run go test ./roles/nats -update to create it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from %s (run go test ./roles/nats -update if the change is intended):\n%s", name, golden, got)
-		}
+		golden.Check(t, filepath.Join("testdata", name+".golden"), got)
 	}
 }
 
@@ -498,20 +483,7 @@ func TestSurveyorUser(t *testing.T) {
 			if !has || !bytes.Contains(got, []byte(testHashes["surveyor"])) {
 				t.Fatalf("no surveyor user with its slot's hash:\n%s", got)
 			}
-			golden := filepath.Join("testdata", tc.golden)
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./roles/nats -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("accounts.conf differs from %s (run go test ./roles/nats -update if intended):\n%s", golden, got)
-			}
+			golden.Check(t, filepath.Join("testdata", tc.golden), got)
 		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/planfixture"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
@@ -29,7 +30,7 @@ const fakeBinaryContent = "fake nats-server 2.14.9 for plan fixtures; never exec
 // cases that have a facts.gen, then every expected file.
 func TestPlanFixtures(t *testing.T) {
 	bin := fakeBinary(t)
-	planfixture.Run(t, planFixtures, *update, func(t *testing.T, dir string) desired.Host {
+	planfixture.Run(t, planFixtures, golden.Update(), func(t *testing.T, dir string) desired.Host {
 		inv, host := caseHost(t, dir)
 		d, err := renderHost(inv, host, bin)
 		if err != nil {

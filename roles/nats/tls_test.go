@@ -19,6 +19,7 @@ import (
 	natsclient "github.com/nats-io/nats.go"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
@@ -56,21 +57,7 @@ func TestGoldenTLS(t *testing.T) {
 			inv.TLS = tc.tls
 			r := mustRender(t, inv, 0)
 			for _, name := range []string{ConfigFile, RoutesFile, TLSFile} {
-				got := r.byName()[name]
-				golden := filepath.Join("testdata", "tls-"+tc.name+"-"+name+".golden")
-				if *update {
-					if err := os.WriteFile(golden, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test ./roles/nats -update to create it)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s differs from %s:\n%s", name, golden, got)
-				}
+				golden.Check(t, filepath.Join("testdata", "tls-"+tc.name+"-"+name+".golden"), r.byName()[name])
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/planfixture"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
@@ -24,7 +25,7 @@ func planInventory(t *testing.T) *inventory.Inventory {
 func TestPlanFixtures(t *testing.T) {
 	inv := planInventory(t)
 	d := planfixture.Desired(t, Role{}, planfixture.Input(t, Role{}, inv, "nats-1", nil))
-	planfixture.Run(t, filepath.Join("testdata", "plan"), *update, func(*testing.T, string) desired.Host { return d })
+	planfixture.Run(t, filepath.Join("testdata", "plan"), golden.Update(), func(*testing.T, string) desired.Host { return d })
 }
 
 // Every host the role runs on, converged, needs nothing.

@@ -3,7 +3,6 @@ package prometheus
 import (
 	"bytes"
 	"context"
-	"flag"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/promtest"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/status"
@@ -23,8 +23,6 @@ import (
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func labInventory(t *testing.T, edit func(*inventory.Inventory)) *inventory.Inventory {
 	t.Helper()
@@ -40,23 +38,6 @@ func labInventory(t *testing.T, edit func(*inventory.Inventory)) *inventory.Inve
 
 func on() *bool { b := true; return &b }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run with -update if intended):\n%s", name, got)
-	}
-}
-
 func TestRenderGolden(t *testing.T) {
 	lab := labInventory(t, nil)
 	all := labInventory(t, func(inv *inventory.Inventory) {
@@ -71,8 +52,8 @@ func TestRenderGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "prometheus-"+tc.name+".yml", r.Config)
-		golden(t, "prometheus-"+tc.name+".service", r.Unit)
+		golden.Check(t, filepath.Join("testdata", "prometheus-"+tc.name+".yml"), r.Config)
+		golden.Check(t, filepath.Join("testdata", "prometheus-"+tc.name+".service"), r.Unit)
 		again, _ := Render(tc.inv, h)
 		if !bytes.Equal(again.Config, r.Config) || !bytes.Equal(again.Unit, r.Unit) {
 			t.Errorf("%s: rendering is not byte-stable", tc.name)
@@ -282,7 +263,7 @@ func TestRenderUserRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "prometheus-userrules.yml", r.Config)
+	golden.Check(t, filepath.Join("testdata", "prometheus-userrules.yml"), r.Config)
 	if len(r.UserRules) != 2 || r.UserRules[0].Name != "user-team.rules.yml" || r.UserRules[1].Name != "user-broken.rules.yaml" {
 		t.Fatalf("user rules %+v", r.UserRules)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/planfixture"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
@@ -34,7 +35,7 @@ func TestPlanFixtures(t *testing.T) {
 	in := planfixture.Input(t, Role{}, inv, "nats-1", planSecrets)
 	d := planfixture.Desired(t, Role{}, in)
 	root := filepath.Join("testdata", "plan")
-	planfixture.Run(t, root, *update, func(*testing.T, string) desired.Host { return d })
+	planfixture.Run(t, root, golden.Update(), func(*testing.T, string) desired.Host { return d })
 	planfixture.NoSecret(t, root, planSecrets)
 
 	// The role runs on the monitoring host alone: converged, it needs

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,14 +20,13 @@ import (
 
 	"github.com/natsdeploy/natsdeploy/internal/artifact"
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/pki"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles/exporter"
 	"github.com/natsdeploy/natsdeploy/roles/nats"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current templates")
 
 // testPassword has characters YAML and shells care about, to prove the
 // config carries it intact and the command line never does.
@@ -63,20 +61,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, got := range map[string][]byte{Service: r.Unit, "nats-surveyor.yaml": r.Config} {
-		golden := filepath.Join("testdata", name+".golden")
-		if *update {
-			if err := os.WriteFile(golden, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run go test ./roles/surveyor -update to create it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from %s (run go test ./roles/surveyor -update if intended):\n%s", name, golden, got)
-		}
+		golden.Check(t, filepath.Join("testdata", name+".golden"), got)
 	}
 }
 
@@ -387,20 +372,7 @@ func TestGoldenTLS(t *testing.T) {
 	if !bytes.Equal(r.Config, plain.Config) {
 		t.Errorf("TLS changed the config file; it carries the credentials only:\n%s", r.Config)
 	}
-	golden := filepath.Join("testdata", "nats-surveyor-tls.service.golden")
-	if *update {
-		if err := os.WriteFile(golden, r.Unit, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./roles/surveyor -update to create it)", err)
-	}
-	if !bytes.Equal(r.Unit, want) {
-		t.Errorf("%s differs from %s (run go test ./roles/surveyor -update if intended):\n%s", Service, golden, r.Unit)
-	}
+	golden.Check(t, filepath.Join("testdata", "nats-surveyor-tls.service.golden"), r.Unit)
 }
 
 // The surveyor follows [tls] clients alone: tls:// servers, --tlscacert

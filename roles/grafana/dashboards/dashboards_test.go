@@ -3,8 +3,6 @@ package dashboards
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,10 +10,9 @@ import (
 	"testing"
 
 	"github.com/natsdeploy/natsdeploy/files"
+	"github.com/natsdeploy/natsdeploy/internal/golden"
 	"github.com/natsdeploy/natsdeploy/internal/promtest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // The five dashboards the seed names, with uids that never change: Grafana
 // keys provisioned dashboards (and users' bookmarks) by uid.
@@ -68,20 +65,7 @@ func TestGolden(t *testing.T) {
 		if !bytes.Equal(d.JSON, b[i].JSON) {
 			t.Errorf("%s: two renderings differ", d.UID)
 		}
-		golden := filepath.Join("testdata", d.File)
-		if *update {
-			if err := os.WriteFile(golden, d.JSON, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run go test -update to create it)", err)
-		}
-		if !bytes.Equal(d.JSON, want) {
-			t.Errorf("%s differs from %s (run go test -update and review the diff)", d.UID, golden)
-		}
+		golden.Check(t, filepath.Join("testdata", d.File), d.JSON)
 	}
 }
 
