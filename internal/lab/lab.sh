@@ -135,8 +135,16 @@ cmd_docker_start() {
 	mkdir -p "$LAB_DIR"
 	say "starting dockerd in the background (log: .lab/dockerd.log)"
 	# setsid: its own session, so the daemon outlives this shell and its
-	# process group.
-	setsid nohup dockerd >"$LAB_DIR/dockerd.log" 2>&1 </dev/null &
+	# process group. Every descriptor beyond stderr is closed first: a
+	# daemon that inherits one holds it for its whole life, such as the
+	# lock file of a `flock` this ran under, which then never frees.
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+		done
+		exec setsid nohup dockerd >"$LAB_DIR/dockerd.log" 2>&1 </dev/null
+	) &
 	local i
 	for i in $(seq 1 120); do
 		if docker_up; then
