@@ -29,6 +29,11 @@ type TLS struct {
 	// left out when every host brings its own tls_cert and tls_key.
 	CACert string `toml:"ca_cert"`
 	CAKey  string `toml:"ca_key"`
+	// Trust names more CA certificates (PEM files, one or more each) that
+	// every node and client trusts beside the CA: how your own CA is
+	// rotated without a moment when a node presents a certificate its
+	// peers or clients do not trust yet. Absolute after Load.
+	Trust []string `toml:"trust"`
 
 	// ValidFor is the lifetime of a node certificate natsdeploy issues.
 	// Default 8760h (a year).
@@ -72,6 +77,11 @@ func (v *validator) tlsDefaults() {
 	}
 	if t.CAKey != "" {
 		t.CAKey = v.localPath("tls.ca_key", t.CAKey)
+	}
+	for i, p := range t.Trust {
+		if p != "" {
+			t.Trust[i] = v.localPath(keyPath("tls.trust", i), p)
+		}
 	}
 	if !v.defined["tls.valid_for"] {
 		t.ValidFor = DefaultTLSValidFor
@@ -132,6 +142,21 @@ func (v *validator) checkTLS() {
 	}
 	if t.CAKey != "" {
 		v.checkLocalFile("tls.ca_key", t.CAKey, true)
+	}
+	seen := map[string]bool{}
+	for i, p := range t.Trust {
+		k := keyPath("tls.trust", i)
+		switch {
+		case p == "":
+			v.add(k, "an empty file name; name a CA certificate (PEM) or remove the entry")
+		case seen[p]:
+			v.add(k, "%s is named twice; remove one", p)
+		case p == t.CACert:
+			v.add(k, "%s is ca_cert itself, trusted already; remove it from trust", p)
+		default:
+			v.checkLocalFile(k, p, false)
+		}
+		seen[p] = true
 	}
 	if t.ValidFor < MinTLSValidFor {
 		v.add("tls.valid_for", "%s is too short; certificates must live at least %s (default %s)", t.ValidFor, MinTLSValidFor, DefaultTLSValidFor)

@@ -270,7 +270,57 @@ func (m *Material) openCA(t *inventory.TLS, now time.Time) (crypto.Signer, error
 		m.pool.AddCert(prev)
 		m.Trust = append(m.Trust, pemCert(prev)...)
 	}
+	extra, err := readTrust(t.Trust, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range extra {
+		if !c.Equal(ca) && (next == nil || !c.Equal(next)) && (prev == nil || !c.Equal(prev)) {
+			m.pool.AddCert(c)
+			m.Trust = append(m.Trust, pemCert(c)...)
+		}
+	}
 	return key, nil
+}
+
+// readTrust reads the CA certificates [tls] trust names, every
+// certificate of each file, refusing what could not serve as a CA: a
+// certificate that is no CA, or one expired.
+func readTrust(files []string, now time.Time) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("tls.trust: %w", err)
+		}
+		n := 0
+		for {
+			var blk *pem.Block
+			blk, b = pem.Decode(b)
+			if blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("tls.trust: %s: certificate %d: %w", p, n+1, err)
+			}
+			n++
+			switch {
+			case !c.IsCA:
+				return nil, fmt.Errorf("tls.trust: %s: certificate %d (%s) is not a CA certificate; name CA certificates only", p, n, c.Subject)
+			case now.After(c.NotAfter):
+				return nil, fmt.Errorf("tls.trust: %s: certificate %d (%s) expired on %s; remove it", p, n, c.Subject, c.NotAfter.Format(time.DateOnly))
+			}
+			out = append(out, c)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("tls.trust: %s holds no PEM certificate", p)
+		}
+	}
+	return out, nil
 }
 
 // stored returns the host's stored certificate and why it must be issued
@@ -581,7 +631,7 @@ func StartRotation(inv *inventory.Inventory, now time.Time) error {
 	case !t.On():
 		return errors.New("the inventory turns TLS off: there is no CA to rotate")
 	case t.CACert != "":
-		return fmt.Errorf("tls.ca_cert names your own CA (%s): rotate it by naming the new one in ca_cert and ca_key; the old one stays trusted until it expires", t.CACert)
+		return fmt.Errorf("tls.ca_cert names your own CA (%s): rotate it in two applies: first add the new CA to [tls] trust, then name it in ca_cert and ca_key and move the old one to trust", t.CACert)
 	}
 	cur, err := readStoredCert(filepath.Join(t.Dir, CAFile))
 	if err != nil {

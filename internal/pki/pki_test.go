@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -665,4 +666,78 @@ func writeKey(t *testing.T, dir, name string, k crypto.Signer) string {
 		t.Fatal(err)
 	}
 	return writePEM(t, dir, name, "PRIVATE KEY", der)
+}
+
+// Your own CA rotated in two applies with [tls] trust: first the new CA
+// joins every bundle while the old one still signs; then the new one
+// signs, and the old one, moved to trust, keeps verifying the node
+// certificates not yet replaced. At no step does a node present a
+// certificate the bundle of that step does not verify.
+func TestOwnCARotationWithTrust(t *testing.T) {
+	dir, own := tlsDir(t), t.TempDir()
+	oldCA, oldKey := makeCA(t, t0, 5*validFor)
+	newCA, newKey := makeCA(t, t0, 6*validFor)
+	in := inv(dir, 2)
+	in.TLS.CACert = writePEM(t, own, "old.pem", "CERTIFICATE", oldCA.Raw)
+	in.TLS.CAKey = writeKey(t, own, "old-key.pem", oldKey)
+	before := openSave(t, in, t0)
+
+	// Step 1: the new CA trusted, the old one still signing.
+	in.TLS.Trust = []string{writePEM(t, own, "new.pem", "CERTIFICATE", newCA.Raw)}
+	step1 := openSave(t, in, t0.Add(day))
+	if len(step1.Issued) != 0 {
+		t.Errorf("step 1 issued %q; only the bundle should change", step1.Issued)
+	}
+	if n := bytes.Count(step1.Trust, []byte("BEGIN CERTIFICATE")); n != 2 || !leaf(t, step1.Trust).Equal(oldCA) {
+		t.Errorf("step 1 bundle holds %d certificates, want the old CA first and the new one", n)
+	}
+
+	// Step 2: the new CA signs; the old one is only trusted.
+	in.TLS.CACert, in.TLS.CAKey = in.TLS.Trust[0], writeKey(t, own, "new-key.pem", newKey)
+	in.TLS.Trust = []string{filepath.Join(own, "old.pem")}
+	step2 := openSave(t, in, t0.Add(2*day))
+	if got := issuedHosts(step2); len(got) != 2 {
+		t.Errorf("step 2 issued for %v, want both nodes", got)
+	}
+	for name, n := range step2.Nodes {
+		if err := leaf(t, n.Cert).CheckSignatureFrom(newCA); err != nil {
+			t.Errorf("%s not signed by the new CA: %v", name, err)
+		}
+		// A node still on its old certificate, and a new one, verify
+		// against the bundle of step 1 (what peers have before step 2
+		// reaches them) and of step 2.
+		for step, pool := range map[string]*Material{"1": step1, "2": step2} {
+			for which, c := range map[string]*x509.Certificate{"old": leaf(t, before.Nodes[name].Cert), "new": leaf(t, n.Cert)} {
+				if err := Check(c, pool.Pool(), "127.0.0.1", t0.Add(2*day), 0); err != nil {
+					t.Errorf("%s: its %s certificate does not verify against the step %s bundle: %v", name, which, step, err)
+				}
+			}
+		}
+	}
+}
+
+// What trust refuses, before any connection: a certificate that is no
+// CA, an expired CA, a file without a certificate.
+func TestTrustRefused(t *testing.T) {
+	own := t.TempDir()
+	ca, caKey := makeCA(t, t0, 5*validFor)
+	expired, _ := makeCA(t, t0.Add(-3*validFor), validFor)
+	node, _ := makeLeaf(t, ca, caKey, "192.0.2.1", t0, validFor)
+	junk := filepath.Join(own, "junk.pem")
+	os.WriteFile(junk, []byte("not a certificate\n"), 0o600)
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"not a CA", writePEM(t, own, "node.pem", "CERTIFICATE", node.Raw), "is not a CA certificate"},
+		{"expired", writePEM(t, own, "expired.pem", "CERTIFICATE", expired.Raw), "expired on"},
+		{"no certificate", junk, "holds no PEM certificate"},
+	} {
+		in := inv(tlsDir(t), 1)
+		in.TLS.Trust = []string{tc.file}
+		_, err := Open(in, t0)
+		var pe *Error
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "tls.trust: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Open = %v, want a pki.Error with %q", tc.name, err, tc.want)
+		}
+	}
 }
