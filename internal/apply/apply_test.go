@@ -544,8 +544,20 @@ func TestCommitMovesFromWhereStagePut(t *testing.T) {
 			t.Errorf("commit lacks %q:\n%s", want, script)
 		}
 	}
-	if strings.Contains(script, "rm -rf /etc/systemd/system/.natsdeploy-stage") {
-		t.Errorf("commit removes a staging folder no group used:\n%s", script)
+	// Exactly the staging folders of the groups go, never a file's own
+	// folder (rm -rf /etc/systemd/system would be a disaster).
+	var rms []string
+	for _, l := range strings.Split(script, "\n") {
+		if strings.Contains(l, "rm -rf") {
+			rms = append(rms, strings.TrimSpace(strings.TrimPrefix(l, "exec ")))
+		}
+	}
+	if len(rms) != 1 || rms[0] != "rm -rf /etc/nats/.natsdeploy-stage" {
+		t.Errorf("commit removes %q, want only the group's staging folder:\n%s", rms, script)
+	}
+	// Nothing to enable, no daemon-reload owed: systemd is left alone.
+	if strings.Contains(script, "systemctl") {
+		t.Errorf("commit runs systemctl with nothing to enable or reload:\n%s", script)
 	}
 	// Units to enable: one enable without its own reload for all, then
 	// one daemon-reload.

@@ -163,3 +163,42 @@ func TestPrepareSaysWhichStepFailed(t *testing.T) {
 		t.Error("the steps after the failed one ran")
 	}
 }
+
+// An upload reports its progress after a read that moved bytes, at most
+// once per interval: never for an empty read, and with every = 0 after
+// each read that moved bytes.
+func TestCountingReportsProgress(t *testing.T) {
+	var got []int64
+	c := &counting{r: &chunks{sizes: []int{3, 0, 4}}, every: 0, report: func(n int64) { got = append(got, n) }}
+	buf := make([]byte, 8)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			break
+		}
+	}
+	if fmt.Sprint(got) != "[3 7]" {
+		t.Errorf("reports %v, want [3 7]", got)
+	}
+	got = nil
+	c = &counting{r: &chunks{sizes: []int{3, 4}}, every: time.Hour, report: func(n int64) { got = append(got, n) }}
+	for {
+		if _, err := c.Read(buf); err != nil {
+			break
+		}
+	}
+	if fmt.Sprint(got) != "[3]" {
+		t.Errorf("with an hour between reports: %v, want only the first, [3]", got)
+	}
+}
+
+// chunks is a reader that gives reads of the given sizes, then EOF.
+type chunks struct{ sizes []int }
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.sizes) == 0 {
+		return 0, io.EOF
+	}
+	n := c.sizes[0]
+	c.sizes = c.sizes[1:]
+	return n, nil
+}
