@@ -320,25 +320,31 @@ func connect(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 	return ssh.NewClient(cc, chans, reqs), nil
 }
 
+// privilegeProbe is the command checkPrivilege sends.
+const privilegeProbe = "id -u; sudo -n true"
+
 // errNeedsSudoPassword is checkPrivilege's word that sudo wants a password
 // and Config.SudoPassword can give one.
 var errNeedsSudoPassword = errors.New("sudo wants a password")
 
 // checkPrivilege finds out whether the login user is root and, if not,
-// whether it may run sudo without a password. Two plain commands rather
-// than one shell script, so that it works whatever the login shell is.
+// whether it may run sudo without a password, in one round trip: `id -u`
+// then `sudo -n true`, separated by `;`, which every login shell (sh,
+// bash, zsh, fish, csh) reads the same way. The exit status is sudo's; a
+// root login's is ignored (root may have no sudo at all).
 func (c *Client) checkPrivilege(ctx context.Context) error {
-	res, err := c.run(ctx, "id -u", "id -u", nil)
-	if err != nil {
-		return &opError{host: c.cfg.Host, op: "find out whether " + c.cfg.User + " is root", err: err}
-	}
-	uid := strings.TrimSpace(string(res.Stdout))
-	if uid == "0" {
+	res, err := c.run(ctx, privilegeProbe, privilegeProbe, nil)
+	uid, _, _ := strings.Cut(string(res.Stdout), "\n")
+	switch uid = strings.TrimSpace(uid); {
+	case uid == "0":
 		c.root = true
 		return nil
-	}
-	res, err = c.run(ctx, "sudo -n true", "sudo -n true", nil)
-	if err == nil {
+	case uid == "":
+		if err == nil {
+			err = errors.New("id -u printed nothing")
+		}
+		return &opError{host: c.cfg.Host, op: "find out whether " + c.cfg.User + " is root", err: err}
+	case err == nil:
 		return nil
 	}
 	var ee *ExitError
