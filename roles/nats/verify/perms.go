@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -234,47 +235,84 @@ func (v *verifier) checkUser(ctx context.Context, a *inventory.Account, u *inven
 		}
 	}
 
-	var out []Result
-	// The target stays the user; the node goes into the expectation, so
-	// all of one user's findings sort together.
-	failf := func(h inventory.Host, expected, seen string) {
-		out = append(out, fail(check, target, expected+" on "+h.Name, seen))
-	}
 	up, note := v.upHosts()
 	if len(up) == 0 {
 		return []Result{fail(check, target, "a node to log in to", "every node is down")}
 	}
-	nodes := 0
-	var unchecked []Result // nodes that could not be reached to check on
-	for _, h := range up {
-		if ctx.Err() != nil {
-			failf(h, "checks to finish", ctx.Err().Error())
-			break
-		}
-		nc, err := v.connect(h, u.Name, pw)
-		if couldNotCheck(err) {
-			unchecked = append(unchecked, skip(check, target, err.Error()))
-			continue
-		}
-		if err != nil {
-			failf(h, "log in as "+u.Name, err.Error())
-			continue
-		}
-		nodes++
-		v.probeUser(ctx, nc, h, p, target, samples{pubOK, pubNo, subOK, subNo, rr}, failf)
-		nc.Close()
+	// The logins go to every node at once, with the wrong password beside
+	// them: a login is the costly part (bcrypt on the server, a TLS
+	// handshake), and on a fleet each node pays it with its own CPU. The
+	// login slots still bound how many are in flight. The probes then run
+	// one node after another, so no node's probe can answer for another's
+	// (they publish the same subjects with the same nonce).
+	type found struct {
+		nc             *nats.Conn
+		out, unchecked []Result
 	}
-
+	if ctx.Err() != nil {
+		return []Result{fail(check, target, "checks to finish on "+up[0].Name, ctx.Err().Error())}
+	}
+	per := make([]found, len(up)+1)
+	var wg sync.WaitGroup
+	for i, h := range up {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := &per[i]
+			nc, err := v.connect(h, u.Name, pw)
+			switch {
+			case couldNotCheck(err):
+				f.unchecked = append(f.unchecked, skip(check, target, err.Error()))
+			case err != nil:
+				f.out = append(f.out, fail(check, target, "log in as "+u.Name+" on "+h.Name, err.Error()))
+			default:
+				f.nc = nc
+			}
+		}()
+	}
 	// A wrong password, on one node (each login costs the server a bcrypt
 	// comparison); users are spread over the nodes.
-	h := up[idx%len(up)]
-	if nc, err := v.connect(h, u.Name, pw+"-wrong"); err == nil {
-		nc.Close()
-		failf(h, "login with a wrong password refused", "logged in")
-	} else if couldNotCheck(err) {
-		unchecked = append(unchecked, skip(check, target, err.Error()))
-	} else if !errors.Is(err, nats.ErrAuthorization) {
-		failf(h, "login with a wrong password refused with an authorization violation", err.Error())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f, h := &per[len(up)], up[idx%len(up)]
+		if nc, err := v.connect(h, u.Name, pw+"-wrong"); err == nil {
+			nc.Close()
+			f.out = append(f.out, fail(check, target, "login with a wrong password refused on "+h.Name, "logged in"))
+		} else if couldNotCheck(err) {
+			f.unchecked = append(f.unchecked, skip(check, target, err.Error()))
+		} else if !errors.Is(err, nats.ErrAuthorization) {
+			f.out = append(f.out, fail(check, target, "login with a wrong password refused with an authorization violation on "+h.Name, err.Error()))
+		}
+	}()
+	wg.Wait()
+	stopped := false // the check's time ran out: said once, the rest left
+	for i, h := range up {
+		f := &per[i]
+		if f.nc == nil {
+			continue
+		}
+		if !stopped && ctx.Err() != nil {
+			f.out = append(f.out, fail(check, target, "checks to finish on "+h.Name, ctx.Err().Error()))
+			stopped = true
+		}
+		if !stopped {
+			// The target stays the user; the node goes into the
+			// expectation, so all of one user's findings sort together.
+			v.probeUser(ctx, f.nc, h, p, target, samples{pubOK, pubNo, subOK, subNo, rr}, func(h inventory.Host, expected, seen string) {
+				f.out = append(f.out, fail(check, target, expected+" on "+h.Name, seen))
+			})
+		}
+		f.nc.Close()
+	}
+	var out, unchecked []Result
+	nodes := 0
+	for _, f := range per {
+		out = append(out, f.out...)
+		unchecked = append(unchecked, f.unchecked...)
+		if f.nc != nil {
+			nodes++
+		}
 	}
 
 	if len(out) > 0 || len(unchecked) > 0 {

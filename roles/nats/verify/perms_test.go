@@ -99,3 +99,25 @@ func TestProbeUser(t *testing.T) {
 		})
 	}
 }
+
+// A check whose time is gone says so once, for the first node, instead
+// of one row per node or a login it cannot finish.
+func TestCheckUserOutOfTime(t *testing.T) {
+	inv := testInventory("2.14.9", 1, 2, 3)
+	v := newVerifier(Options{Inventory: inv, Passwords: mapPasswords{"DEV/dev-user": "a-long-enough-password"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var a *inventory.Account
+	for i := range inv.Accounts {
+		if inv.Accounts[i].Name == "DEV" {
+			a = &inv.Accounts[i]
+		}
+	}
+	if a == nil || len(a.Users) == 0 {
+		t.Fatal("the test inventory has no DEV user")
+	}
+	rs := v.checkUser(ctx, a, &a.Users[0], 0)
+	if len(rs) != 1 || rs[0].OK || rs[0].Expected != "checks to finish on n1" {
+		t.Errorf("rows %+v, want one failure: checks to finish on n1", rs)
+	}
+}
