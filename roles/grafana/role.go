@@ -312,6 +312,9 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 		UnitFile:    UnitPath,
 		Ready:       readyGate(g.Port),
 		DiagnoseCmd: "journalctl --no-pager -n 40 -u " + Service,
+		// grafana is a urfave/cli app whose Version is the release's:
+		// --version prints "grafana version 12.4.2" (pkg/cmd/grafana).
+		VersionCmd: Home(g.Version) + "/bin/grafana --version",
 	}}
 	h.Ports = []desired.Port{{Number: g.Port, Key: "monitoring.grafana.port"}}
 	return h, nil

@@ -266,3 +266,29 @@ func TestNoSecretOutsideSensitiveFiles(t *testing.T) {
 		t.Error("grafana.ini holds a secret")
 	}
 }
+
+// status asks the very program the unit starts for its version, with
+// the flag its urfave/cli app answers (--version).
+func TestVersionCmdRunsTheUnitsProgram(t *testing.T) {
+	inv := labInventory(t, nil)
+	h, _ := inv.MonitoringHost()
+	d, err := Role{}.Desired(role.Input{Inv: inv, Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unit []byte
+	for _, f := range d.Files {
+		if f.Path == UnitPath {
+			unit = f.Content
+		}
+	}
+	var exec string
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			exec = strings.Fields(v)[0]
+		}
+	}
+	if len(d.Units) != 1 || exec == "" || d.Units[0].VersionCmd != exec+" --version" {
+		t.Errorf("version command %q, want the unit's program %q with --version", d.Units[0].VersionCmd, exec)
+	}
+}
