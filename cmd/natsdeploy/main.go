@@ -228,12 +228,22 @@ func connect(c *cli.Context, inv *inventory.Inventory, s session, events progres
 			// problem, like a bad inventory: exit 2.
 			var ae *deploy.ArtifactError
 			if errors.As(err, &ae) {
-				return nil, cli.Exit(fmt.Sprintf("%v\nnothing was changed on any host", err), 2)
+				return nil, cli.Exit(nothingChanged(err).Error(), 2)
 			}
-			return nil, fmt.Errorf("%w\nnothing was changed on any host", err)
+			return nil, nothingChanged(err)
 		}
 	}
 	return r, nil
+}
+
+// nothingChanged adds that nothing was changed on any host to err, unless
+// err says so already (a refused lock does).
+func nothingChanged(err error) error {
+	const said = "nothing was changed on any host"
+	if strings.HasSuffix(err.Error(), said) {
+		return err
+	}
+	return fmt.Errorf("%w\n%s", err, said)
 }
 
 // secretsProblem makes a problem with the secrets file or its key (a wrong

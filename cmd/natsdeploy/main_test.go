@@ -345,3 +345,15 @@ func TestConfirm(t *testing.T) {
 		t.Error("an interrupt confirmed the destroy")
 	}
 }
+
+// "nothing was changed on any host" is said once, whoever said it first.
+func TestNothingChangedSaidOnce(t *testing.T) {
+	for _, err := range []error{
+		errors.New("host h1: locked by another run: ops@x pid 1\nnothing was changed on any host"),
+		errors.New("host h1: gather facts: connection lost"),
+	} {
+		if got := nothingChanged(err).Error(); strings.Count(got, "nothing was changed on any host") != 1 || !strings.HasPrefix(got, err.Error()[:10]) {
+			t.Errorf("nothingChanged(%q) = %q", err, got)
+		}
+	}
+}
