@@ -107,9 +107,19 @@ func replace(old, new string) func(string) string {
 // natsdeploy runs the binary and returns its combined output and exit code.
 func natsdeploy(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return runNatsdeploy(t, nil, args...)
+}
+
+// runNatsdeploy runs the binary, after prepare (when given) has set up
+// the command, and returns its combined output and exit code.
+func runNatsdeploy(t *testing.T, prepare func(*exec.Cmd), args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	if prepare != nil {
+		prepare(cmd)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

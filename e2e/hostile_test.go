@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -83,25 +82,10 @@ func bare(t *testing.T) {
 // terminal (a new session), as in CI or cron.
 func natsdeployEnv(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Stdin = nil
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("run natsdeploy %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	t.Logf("natsdeploy %s -> exit %d\n%s", strings.Join(args, " "), code, out.String())
-	return out.String(), code
+	return runNatsdeploy(t, func(cmd *exec.Cmd) {
+		cmd.Env = append(os.Environ(), env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}, args...)
 }
 
 // knownHostsCopy copies the lab's known_hosts into dir (edited by edit)

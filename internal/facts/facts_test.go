@@ -13,6 +13,22 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/desired"
 )
 
+// runScript runs Script(p) with the real /bin/sh on this machine and
+// parses what it printed, so the quoting, the programs' formats and the
+// parser are tested together.
+func runScript(t *testing.T, p Paths) Host {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", Script(p)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("script: %v\n%s", err, out)
+	}
+	h, err := Parse(out)
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, out)
+	}
+	return h
+}
+
 // The script is run by the real /bin/sh on this machine against a temp dir,
 // so the quoting, stat format and parsing are tested together.
 func TestScriptOnLocalShell(t *testing.T) {
@@ -26,18 +42,11 @@ func TestScriptOnLocalShell(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing")
-	out, err := exec.Command("sh", "-c", Script(Paths{
+	h := runScript(t, Paths{
 		Users: []string{"root", "no-such-user-natsdeploy"},
 		Files: []string{withSpace, missing},
 		Dirs:  []string{sub, missing},
-	})).CombinedOutput()
-	if err != nil {
-		t.Fatalf("script: %v\n%s", err, out)
-	}
-	h, err := Parse(out)
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, out)
-	}
+	})
 	if h.Arch == "" || h.OS == "" {
 		t.Errorf("os/arch empty: %+v", h)
 	}
@@ -129,18 +138,7 @@ func TestScriptSumsCache(t *testing.T) {
 	a, b := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b bin")
 	os.WriteFile(a, []byte("hello\n"), 0o640)
 	os.WriteFile(b, []byte("binary"), 0o755)
-	run := func(files ...string) Host {
-		t.Helper()
-		out, err := exec.Command("sh", "-c", Script(Paths{Files: files})).CombinedOutput()
-		if err != nil {
-			t.Fatalf("script: %v\n%s", err, out)
-		}
-		h, err := Parse(out)
-		if err != nil {
-			t.Fatalf("parse: %v\n%s", err, out)
-		}
-		return h
-	}
+	run := func(files ...string) Host { t.Helper(); return runScript(t, Paths{Files: files}) }
 	hello := "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
 	if h := run(a, b); h.Files[a].SHA256 != hello {
 		t.Fatalf("first run: %+v", h.Files)
@@ -224,21 +222,14 @@ done
 // line comes back whatever quotes it holds or however it fails.
 func TestScriptUptimeAndVersions(t *testing.T) {
 	fakeSystemctl(t, "up.service", 90*time.Minute)
-	out, err := exec.Command("sh", "-c", Script(Paths{
+	h := runScript(t, Paths{
 		Units:  []string{"down.service", "up.service"},
 		Uptime: true,
 		Versions: map[string]string{
 			"up.service":   `printf '%s\n' "prog: v1.2.3" "second line"`,
 			"down.service": "/nonexistent/prog --version",
 		},
-	})).CombinedOutput()
-	if err != nil {
-		t.Fatalf("script: %v\n%s", err, out)
-	}
-	h, err := Parse(out)
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, out)
-	}
+	})
 	up, down := h.Units["up.service"], h.Units["down.service"]
 	if !up.Active || !up.UptimeKnown || up.Uptime < 90*time.Minute-2*time.Second || up.Uptime > 90*time.Minute+2*time.Second {
 		t.Errorf("up.service = %+v, want active for 90m", up)
@@ -265,15 +256,7 @@ func TestScriptReadOnlyWritesNothing(t *testing.T) {
 	os.WriteFile(a, []byte("hello\n"), 0o640)
 	run := func(readOnly bool) Host {
 		t.Helper()
-		out, err := exec.Command("sh", "-c", Script(Paths{Files: []string{a}, ReadOnly: readOnly})).CombinedOutput()
-		if err != nil {
-			t.Fatalf("script: %v\n%s", err, out)
-		}
-		h, err := Parse(out)
-		if err != nil {
-			t.Fatalf("parse: %v\n%s", err, out)
-		}
-		return h
+		return runScript(t, Paths{Files: []string{a}, ReadOnly: readOnly})
 	}
 	hello := "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
 	if h := run(true); h.Files[a].SHA256 != hello {
@@ -331,24 +314,17 @@ func TestScriptListening(t *testing.T) {
 	free.Close()
 	ports = append(ports, freePort)
 
-	out, err := exec.Command("sh", "-c", Script(Paths{Ports: ports})).CombinedOutput()
-	if err != nil {
-		t.Fatalf("script: %v\n%s", err, out)
-	}
-	h, err := Parse(out)
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, out)
-	}
+	h := runScript(t, Paths{Ports: ports})
 	for _, p := range []int{busy4, busy6} {
 		if p == 0 {
 			continue
 		}
 		l, ok := h.Listening[p]
 		if !ok {
-			t.Fatalf("port %d: not reported listening:\n%s", p, out)
+			t.Fatalf("port %d: not reported listening: %+v", p, h.Listening)
 		}
 		if l.PID != os.Getpid() || l.Comm == "" || l.User == "" {
-			t.Errorf("port %d: listener %+v, want pid %d with its command name:\n%s", p, l, os.Getpid(), out)
+			t.Errorf("port %d: listener %+v, want pid %d with its command name", p, l, os.Getpid())
 		}
 	}
 	if l, ok := h.Listening[freePort]; ok {
@@ -387,18 +363,7 @@ func TestParseListening(t *testing.T) {
 func TestScriptLock(t *testing.T) {
 	defer func(p string) { lockFile = p }(lockFile)
 	lockFile = filepath.Join(t.TempDir(), "the lock")
-	run := func() Host {
-		t.Helper()
-		out, err := exec.Command("sh", "-c", Script(Paths{})).CombinedOutput()
-		if err != nil {
-			t.Fatalf("script: %v\n%s", err, out)
-		}
-		h, err := Parse(out)
-		if err != nil {
-			t.Fatalf("parse: %v\n%s", err, out)
-		}
-		return h
-	}
+	run := func() Host { t.Helper(); return runScript(t, Paths{}) }
 	if h := run(); h.Lock != "" {
 		t.Errorf("no lock file, lock %q", h.Lock)
 	}

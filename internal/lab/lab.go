@@ -537,25 +537,7 @@ func Ready(ctx context.Context) error {
 // Resize makes the lab n hosts (`NATSDEPLOY_LAB_HOSTS=n lab.sh up`): the
 // missing ones are created, healthy ones kept as they are, any beyond n
 // removed; Paths.KnownHosts then lists the n.
-func Resize(ctx context.Context, n int) ([]Host, error) {
-	if n < 1 || n > MaxHosts {
-		return nil, fmt.Errorf("lab: %d hosts: want 1 to %d", n, MaxHosts)
-	}
-	p, err := Locate()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := withDefaultWait(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", p.Script, "up")
-	cmd.Dir = p.Root
-	cmd.Env = append(os.Environ(), "NATSDEPLOY_LAB_DIR="+p.Dir, fmt.Sprintf("NATSDEPLOY_LAB_HOSTS=%d", n))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("lab: NATSDEPLOY_LAB_HOSTS=%d %s up: %w\n%s", n, p.Script, err, tail(string(out), 40))
-	}
-	hs := HostsN(n)
-	return hs, writeKnownHosts(ctx, hs)
-}
+func Resize(ctx context.Context, n int) ([]Host, error) { return sized(ctx, "up", n) }
 
 // Reset recreates every host from the image (`lab.sh reset`: a clean slate,
 // new host keys) and rewrites Paths.KnownHosts. It takes a few seconds.
@@ -579,7 +561,11 @@ func Reset(ctx context.Context) error {
 // ResetN is Reset for a lab of n hosts (1 to MaxHosts): the first n
 // recreated bare, any beyond n removed, Paths.KnownHosts listing the n.
 // Benchmarks use it for fresh applies at 6 and 9 hosts.
-func ResetN(ctx context.Context, n int) ([]Host, error) {
+func ResetN(ctx context.Context, n int) ([]Host, error) { return sized(ctx, "reset", n) }
+
+// sized runs `NATSDEPLOY_LAB_HOSTS=n lab.sh verb` and rewrites
+// Paths.KnownHosts for the n hosts.
+func sized(ctx context.Context, verb string, n int) ([]Host, error) {
 	if n < 1 || n > MaxHosts {
 		return nil, fmt.Errorf("lab: %d hosts: want 1 to %d", n, MaxHosts)
 	}
@@ -589,11 +575,11 @@ func ResetN(ctx context.Context, n int) ([]Host, error) {
 	}
 	ctx, cancel := withDefaultWait(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", p.Script, "reset")
+	cmd := exec.CommandContext(ctx, "bash", p.Script, verb)
 	cmd.Dir = p.Root
 	cmd.Env = append(os.Environ(), "NATSDEPLOY_LAB_DIR="+p.Dir, fmt.Sprintf("NATSDEPLOY_LAB_HOSTS=%d", n))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("lab: NATSDEPLOY_LAB_HOSTS=%d %s reset: %w\n%s", n, p.Script, err, tail(string(out), 40))
+		return nil, fmt.Errorf("lab: NATSDEPLOY_LAB_HOSTS=%d %s %s: %w\n%s", n, p.Script, verb, err, tail(string(out), 40))
 	}
 	hs := HostsN(n)
 	return hs, writeKnownHosts(ctx, hs)
