@@ -253,6 +253,19 @@ END {
 	}
 }`
 
+// systemdScript prints "systemd VERSION", or "systemd" without one. The
+// version is read from the name of systemd's shared library (every
+// systemd since 231 ships libsystemd-shared-VERSION.so), a shell glob,
+// and only without it by running systemctl --version: starting systemctl
+// costs a no-op apply more than the rest of the facts of a line.
+const systemdScript = `v=
+for f in /usr/lib/systemd/libsystemd-shared-*.so /usr/lib/*/systemd/libsystemd-shared-*.so /usr/lib64/systemd/libsystemd-shared-*.so /lib/systemd/libsystemd-shared-*.so; do
+	[ -e "$f" ] || continue; v=${f##*/libsystemd-shared-}; v=${v%%[!0-9]*}; [ -z "$v" ] || break
+done
+if ! command -v systemctl >/dev/null 2>&1; then echo "systemd"
+else [ -n "$v" ] || { v=$(systemctl --version); v=${v#systemd }; v=${v%%[!0-9]*}; }; echo "systemd ${v:-0}"; fi
+`
+
 // Script is the one shell command that prints the facts of a host, one
 // record per line with the path last so paths with spaces survive.
 func Script(p Paths) string {
@@ -263,8 +276,8 @@ umask 077
 os=unknown; if [ -r /etc/os-release ]; then os=$(. /etc/os-release; echo "${ID:-unknown} ${VERSION_ID:-}"); fi
 echo "os $os"
 echo "arch $(uname -m)"
-if command -v systemctl >/dev/null 2>&1; then v=$(systemctl --version); v=${v#systemd }; echo "systemd ${v%%[!0-9]*}"; else echo "systemd"; fi
 `)
+	b.WriteString(systemdScript)
 	if len(p.Users) > 0 {
 		b.WriteString("getent passwd")
 		for _, u := range p.Users {
@@ -275,7 +288,13 @@ if command -v systemctl >/dev/null 2>&1; then v=$(systemctl --version); v=${v#sy
 	if len(p.Files) > 0 || len(p.Dirs) > 0 {
 		b.WriteString(pathsScript(p.Files, p.Dirs, p.ReadOnly))
 	}
-	if len(p.Units) > 0 {
+	units := `""`
+	switch {
+	case len(p.Units) > 0 && len(p.Ports) > 0:
+		// The listeners need the units' main PIDs (listenScript).
+		units = `"$units"`
+		fmt.Fprintf(&b, "units=$(%s)\n[ -z \"$units\" ] || printf '%%s\\n' \"$units\"\n", strings.TrimSuffix(unitsScript(p.Units, p.Uptime), "\n"))
+	case len(p.Units) > 0:
 		b.WriteString(unitsScript(p.Units, p.Uptime))
 	}
 	for _, u := range p.Units {
@@ -284,7 +303,7 @@ if command -v systemctl >/dev/null 2>&1; then v=$(systemctl --version); v=${v#sy
 		}
 	}
 	if len(p.Ports) > 0 {
-		b.WriteString(listenScript(p.Ports))
+		b.WriteString(listenScript(p.Ports, units))
 	}
 	fmt.Fprintf(&b, "for f in %s/pending-*; do [ -f \"$f\" ] || continue; h=; read -r h 2>/dev/null < \"$f\"; echo \"pending $h ${f##*/pending-}\"; done\n", StateDir)
 	fmt.Fprintf(&b, "if [ -f %[1]s ]; then while IFS= read -r l || [ -n \"$l\" ]; do echo \"lock $l\"; done 2>/dev/null < %[1]s; fi\n", shell.Quote(lockFile))
@@ -403,59 +422,96 @@ func Parse(out []byte) (Host, error) {
 	return h, sc.Err()
 }
 
-// listenScript prints "listen PORT PID USER UNIT COMM" for each of ports that a
-// TCP socket listens on (IPv4 or IPv6, any address), with the process that
-// holds it, the socket's owner and that process's systemd unit, from /proc alone: no ss or
-// lsof needed. PID is 0 when no process holds the socket (it belongs to
-// another PID namespace); UNIT and COMM are "-" when unknown.
-func listenScript(ports []int) string {
+// listenScript prints "listen PORT PID USER UNIT COMM" for each of ports
+// that a TCP socket listens on (IPv4 or IPv6, any address), with the
+// process that holds it, the socket's owner and that process's systemd
+// unit, from /proc alone: no ss or lsof needed. PID is 0 when no process
+// holds the socket (it belongs to another PID namespace); UNIT and COMM are
+// "-" when unknown. units is a shell word whose value is unitsScript's
+// output ("" when there is none).
+//
+// It is one awk, not a pipeline of shell loops: on a converged host this
+// runs on every no-op apply, and each process started on the host is time
+// the apply waits for. The main processes of the managed units are looked
+// at first: on a converged host they hold every port, and listing every
+// process's descriptors costs more the busier the host.
+func listenScript(ports []int, units string) string {
 	want := make([]string, len(ports))
 	for i, p := range ports {
 		want[i] = strconv.Itoa(p)
 	}
-	return `lst=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v want=' ` + strings.Join(want, " ") + ` ' '
-function hex(s,  i, n) { n = 0; for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789ABCDEF", toupper(substr(s, i, 1))) - 1; return n }
-$4 == "0A" { split($2, a, ":"); p = hex(a[2]); if (index(want, " " p " ") && !(p in seen)) { seen[p] = 1; print p, $10, $8 } }')
-if [ -n "$lst" ]; then
-ls -l /proc/[0-9]*/fd 2>/dev/null | awk -v lst="$lst" '
-BEGIN { n = split(lst, x, "\n"); for (i = 1; i <= n; i++) { split(x[i], y, " "); port[y[2]] = y[1]; uid[y[2]] = y[3] } }
-/^\/proc\/[0-9]+\/fd:$/ { split($0, d, "/"); pid = d[3]; next }
-$NF ~ /^socket:\[[0-9]+\]$/ { ino = substr($NF, 9, length($NF) - 9); if ((ino in port) && !(ino in seen)) { seen[ino] = 1; print port[ino], uid[ino], pid } }
-END { for (i in port) if (!(i in seen)) print port[i], uid[i], 0 }' | while read -r lport luid lpid; do
-	lunit=; lcomm=
-	if [ "$lpid" != 0 ]; then
-		IFS= read -r lcomm 2>/dev/null < /proc/"$lpid"/comm
-		# comm is cut at 15 bytes: then argv[0] names the program.
-		if [ ${#lcomm} -ge 15 ]; then
-			a0=$(tr '\0' '\n' < /proc/"$lpid"/cmdline 2>/dev/null | head -n 1)
-			[ -z "$a0" ] || lcomm=${a0##*/}
-		fi
-		while IFS=: read -r c1 c2 c3; do
-			if [ -z "$c2" ] || [ "$c2" = name=systemd ]; then lunit=${c3##*/}; break; fi
-		done 2>/dev/null < /proc/"$lpid"/cgroup
-		case "$lunit" in *.service|*.scope|*.socket|*.mount|*.swap|*.slice) ;; *) lunit= ;; esac
-	fi
-	echo "$lport $lpid $luid ${lunit:--} $lcomm"
-done | awk '
-{ row[NR] = $0; uids = uids " " $3 }
-END {
-	if (NR == 0) exit
-	cmd = "getent passwd" uids " 2>/dev/null"
-	while ((cmd | getline l) > 0) { split(l, p, ":"); name[p[3]] = p[1] }
-	close(cmd)
-	for (i = 1; i <= NR; i++) {
-		n = split(row[i], f, " ")
-		comm = row[i]; for (j = 1; j <= 4; j++) sub(/^[^ ]* /, "", comm)
-		if (n < 5) comm = ""
-		gsub(/[^A-Za-z0-9._@:+-]/, "_", comm)
-		if (comm == "") comm = "-"
-		u = (f[3] in name) ? name[f[3]] : f[3]
-		print "listen", f[1], f[2], u, f[4], comm
-	}
-}'
-fi
-`
+	// Through the environment: awk -v would read backslashes in the
+	// value as escapes.
+	return "UNITS=" + units + " awk -v want=' " + strings.Join(want, " ") + " ' " + shell.Quote(listenAwk) + " </dev/null\n"
 }
+
+const listenAwk = `function hex(s,  i, n) { n = 0; for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789ABCDEF", toupper(substr(s, i, 1))) - 1; return n }
+# owners reads ls -l output of fd directories: pid is the process until a
+# "/proc/PID/fd:" header names another (ls prints none for one directory).
+function owners(cmd, pid,  l, d, n, f, ino) {
+	while ((cmd | getline l) > 0) {
+		if (l ~ /^\/proc\/[0-9]+\/fd:$/) { split(l, d, "/"); pid = d[3]; continue }
+		n = split(l, f, " ")
+		if (f[n] !~ /^socket:\[[0-9]+\]$/) continue
+		ino = substr(f[n], 9, length(f[n]) - 9)
+		if ((ino in port) && !(ino in owner)) { owner[ino] = pid; left-- }
+	}
+	close(cmd)
+}
+BEGIN {
+	for (k = 0; k < 2; k++) {
+		file = k ? "/proc/net/tcp6" : "/proc/net/tcp"
+		while ((getline l < file) > 0) {
+			split(l, x, " ")
+			if (x[4] != "0A") continue
+			split(x[2], a, ":"); p = hex(a[2])
+			if (index(want, " " p " ") && !(p in seen)) { seen[p] = 1; port[x[10]] = p; uid[x[10]] = x[8]; left++ }
+		}
+		close(file)
+	}
+	if (!left) exit
+	n = split(ENVIRON["UNITS"], ul, "\n"); dirs = ""; one = 0; many = 0
+	for (i = 1; i <= n; i++) {
+		split(ul[i], y, " ")
+		if (y[1] == "unit" && y[4] ~ /^[1-9][0-9]*$/) { dirs = dirs " /proc/" y[4] "/fd"; one = y[4]; many++ }
+	}
+	if (many) owners("ls -l" dirs " 2>/dev/null", many == 1 ? one : 0)
+	if (left) owners("ls -l /proc/[0-9]*/fd 2>/dev/null", 0)
+	while ((getline l < "/etc/passwd") > 0) { split(l, pw, ":"); if (!(pw[3] in name)) name[pw[3]] = pw[1] }
+	close("/etc/passwd")
+	ask = ""
+	for (ino in port) if (!(uid[ino] in name) && index(ask " ", " " uid[ino] " ") == 0) ask = ask " " uid[ino]
+	if (ask != "") {
+		cmd = "getent passwd" ask " 2>/dev/null"
+		while ((cmd | getline l) > 0) { split(l, pw, ":"); name[pw[3]] = pw[1] }
+		close(cmd)
+	}
+	for (ino in port) {
+		pid = (ino in owner) ? owner[ino] : 0; unit = ""; comm = ""
+		if (pid) {
+			if ((getline comm < ("/proc/" pid "/comm")) <= 0) comm = ""
+			close("/proc/" pid "/comm")
+			# comm is cut at 15 bytes: then argv[0] names the program.
+			if (length(comm) >= 15) {
+				cmd = "tr \047\\0\047 \047\\n\047 < /proc/" pid "/cmdline 2>/dev/null | head -n 1"
+				a0 = ""; cmd | getline a0; close(cmd)
+				sub(/.*\//, "", a0)
+				if (a0 != "") comm = a0
+			}
+			file = "/proc/" pid "/cgroup"
+			while ((getline l < file) > 0) {
+				c = index(l, ":"); rest = substr(l, c + 1); c = index(rest, ":")
+				ctl = substr(rest, 1, c - 1); path = substr(rest, c + 1)
+				if (ctl == "" || ctl == "name=systemd") { unit = path; sub(/.*\//, "", unit); break }
+			}
+			close(file)
+			if (unit !~ /\.(service|scope|socket|mount|swap|slice)$/) unit = ""
+		}
+		gsub(/[^A-Za-z0-9._@:+-]/, "_", comm)
+		u = (uid[ino] in name) ? name[uid[ino]] : uid[ino]
+		print "listen", port[ino], pid, u, (unit == "" ? "-" : unit), (comm == "" ? "-" : comm)
+	}
+}`
 
 // parseStat reads "MODE OWNER GROUP [SHA] PATH" with fields counting PATH.
 func parseStat(s string, fields int) (File, string, error) {

@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/shell"
 )
 
 // runScript runs Script(p) with the real /bin/sh on this machine and
@@ -314,21 +316,64 @@ func TestScriptListening(t *testing.T) {
 	free.Close()
 	ports = append(ports, freePort)
 
-	h := runScript(t, Paths{Ports: ports})
-	for _, p := range []int{busy4, busy6} {
-		if p == 0 {
-			continue
-		}
-		l, ok := h.Listening[p]
-		if !ok {
-			t.Fatalf("port %d: not reported listening: %+v", p, h.Listening)
-		}
-		if l.PID != os.Getpid() || l.Comm == "" || l.User == "" {
-			t.Errorf("port %d: listener %+v, want pid %d with its command name", p, l, os.Getpid())
-		}
+	// The units' main PIDs are looked at first: one (ls prints no header
+	// for a single directory), several, one that holds nothing (then every
+	// process is), and none.
+	me := strconv.Itoa(os.Getpid())
+	unitLine := func(pid string) string { return "unit enabled active " + pid + " x.service\n" }
+	for name, units := range map[string]string{
+		"no units":            "",
+		"this process only":   unitLine(me),
+		"init then this":      unitLine("1") + unitLine(me),
+		"this then init":      unitLine(me) + unitLine("1"),
+		"a unit holding none": unitLine("1"),
+		"a stopped unit":      unitLine("0"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command("sh", "-c", listenScript(ports, shell.Quote(units))).CombinedOutput()
+			if err != nil {
+				t.Fatalf("script: %v\n%s", err, out)
+			}
+			h, err := Parse(out)
+			if err != nil {
+				t.Fatalf("parse: %v\n%s", err, out)
+			}
+			for _, p := range []int{busy4, busy6} {
+				if p == 0 {
+					continue
+				}
+				l, ok := h.Listening[p]
+				if !ok {
+					t.Fatalf("port %d: not reported listening: %+v", p, h.Listening)
+				}
+				if l.PID != os.Getpid() || l.Comm == "" || l.User == "" {
+					t.Errorf("port %d: listener %+v, want pid %d with its command name", p, l, os.Getpid())
+				}
+			}
+			if l, ok := h.Listening[freePort]; ok {
+				t.Errorf("free port %d reported listening: %+v", freePort, l)
+			}
+		})
 	}
-	if l, ok := h.Listening[freePort]; ok {
-		t.Errorf("free port %d reported listening: %+v", freePort, l)
+	// And through Script, which hands the units' output on.
+	if h := runScript(t, Paths{Ports: ports, Units: []string{"natsdeploy-no-such.service"}}); h.Listening[busy4].PID != os.Getpid() {
+		t.Errorf("Script: port %d: listener %+v, want pid %d", busy4, h.Listening[busy4], os.Getpid())
+	}
+}
+
+// The systemd version read from the library's name is the one systemctl
+// itself gives.
+func TestScriptSystemdVersion(t *testing.T) {
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		t.Skip("no systemctl on this machine") // the lab's hosts have one: e2e
+	}
+	out, err := exec.Command("systemctl", "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Fields(string(out))[1]
+	if h := runScript(t, Paths{}); h.Systemd != want {
+		t.Errorf("Systemd = %q, want %q (systemctl --version)", h.Systemd, want)
 	}
 }
 
