@@ -580,6 +580,16 @@ func (s *Session) Gather(ctx context.Context) error {
 	return nil
 }
 
+// gatherError says that reading a host's facts failed. The first command
+// on a connection is where a login that cannot become root is found out
+// (remote.PrivilegeError): that says so itself, host included.
+func gatherError(host string, err error) error {
+	if pe := (*remote.PrivilegeError)(nil); errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("host %s: gather facts: %w", host, err)
+}
+
 func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifacts) (apply.Target, error) {
 	conn := s.Conns[h.Name]
 	// The managed paths do not depend on the artifacts, so a first render
@@ -595,7 +605,7 @@ func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifa
 	}
 	out, err := conn.Exec(ctx, facts.Script(paths))
 	if err != nil {
-		return apply.Target{}, fmt.Errorf("host %s: gather facts: %w", h.Name, err)
+		return apply.Target{}, gatherError(h.Name, err)
 	}
 	f, err := facts.Parse([]byte(out))
 	if err != nil {

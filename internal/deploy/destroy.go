@@ -54,7 +54,7 @@ func (s *Session) planDestroyHost(ctx context.Context, h inventory.Host, purge b
 	p.Dirs = append(p.Dirs, facts.StateDir)
 	raw, err := s.Conns[h.Name].Exec(ctx, facts.Script(p))
 	if err != nil {
-		return plan.Teardown{}, fmt.Errorf("host %s: gather facts: %w", h.Name, err)
+		return plan.Teardown{}, gatherError(h.Name, err)
 	}
 	f, err := facts.Parse([]byte(raw))
 	if err != nil {

@@ -14,8 +14,12 @@
 //
 // A non-root user must have passwordless sudo, or a sudo password given
 // through Config.SudoPassword; every command is then run through `sudo -n`,
-// or `sudo -S` with the password on stdin. Dial checks this once, so a run
-// fails before it changes anything on any host.
+// or `sudo -S` with the password on stdin. The first command on a
+// connection runs as the login's name suggests (root as it is, anyone else
+// through sudo -n), so a run whose first command is its only one (a no-op
+// apply) asks nothing else; the host is asked only when that guess cannot
+// be confirmed, and a login that cannot become root fails that first
+// command, before anything is changed.
 //
 // Every command runs under /bin/sh in a small wrapper (see Client.Run)
 // so that cancelling a Run stops the command and all its children on the
@@ -26,11 +30,9 @@
 package remote
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -92,9 +94,9 @@ type Config struct {
 	KeepAlive time.Duration
 	// SudoPassword, when set, gives the sudo password of a non-root User
 	// whose sudo asks for one (sudo -n true fails). It is called at most
-	// once per Dial, not under the dial's timeout (it may prompt), and only
-	// after passwordless sudo was found missing. nil: passwordless sudo is
-	// required.
+	// once per connection, not under any timeout (it may prompt), and only
+	// after the first command found passwordless sudo missing. nil:
+	// passwordless sudo is required.
 	SudoPassword func(host, user string) ([]byte, error)
 	// Jump lists the jump hosts to go through, first dialled first
 	// (OpenSSH's ProxyJump). A hop without a user logs in as User, without
@@ -169,12 +171,12 @@ func (c Config) validate() error {
 
 // Client is an open connection to one host. It is safe for concurrent use.
 type Client struct {
-	cfg  Config
-	ssh  *ssh.Client
-	root bool
-	// sudoPass is the sudo password when sudo wants one (nil: it does
-	// not). It is only ever written to sudo's stdin.
-	sudoPass []byte
+	cfg Config
+	ssh *ssh.Client
+
+	probeMu sync.Mutex // one privilege check at a time
+	privMu  sync.Mutex
+	priv    privilege // what is known of the login's rights
 	// release gives back the jump host connections this one runs over.
 	release func()
 
@@ -196,9 +198,10 @@ type Client struct {
 }
 
 // Dial connects to one host, through its jump hosts if it has any, checks
-// its host key, authenticates, and checks that the user is root or has
-// sudo (passwordless, or with the password SudoPassword gives). The
-// returned Client must be closed.
+// its host key and authenticates. Whether the user is root or has sudo
+// (passwordless, or with the password SudoPassword gives) is found out by
+// the first command (see the package comment). The returned Client must
+// be closed.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return dial(ctx, cfg, newJumpPool())
 }
@@ -232,18 +235,6 @@ func dial(ctx context.Context, cfg Config, pool *jumpPool) (*Client, error) {
 	}
 	if cfg.KeepAlive > 0 {
 		go c.keepAlive(cfg.KeepAlive)
-	}
-	// The probe is bounded like the handshake: a host that authenticates
-	// but then hangs should fail the dial, not stall the run.
-	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	err = c.checkPrivilege(pctx)
-	cancel()
-	if errors.Is(err, errNeedsSudoPassword) {
-		err = c.useSudoPassword(ctx)
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
 	}
 	return c, nil
 }
@@ -320,110 +311,6 @@ func connect(ctx context.Context, cfg Config, via *ssh.Client) (*ssh.Client, err
 	return ssh.NewClient(cc, chans, reqs), nil
 }
 
-// privilegeProbe is the command checkPrivilege sends.
-const privilegeProbe = "id -u; sudo -n true"
-
-// errNeedsSudoPassword is checkPrivilege's word that sudo wants a password
-// and Config.SudoPassword can give one.
-var errNeedsSudoPassword = errors.New("sudo wants a password")
-
-// checkPrivilege finds out whether the login user is root and, if not,
-// whether it may run sudo without a password, in one round trip: `id -u`
-// then `sudo -n true`, separated by `;`, which every login shell (sh,
-// bash, zsh, fish, csh) reads the same way. The exit status is sudo's; a
-// root login's is ignored (root may have no sudo at all).
-func (c *Client) checkPrivilege(ctx context.Context) error {
-	res, err := c.run(ctx, privilegeProbe, privilegeProbe, nil)
-	uid, _, _ := strings.Cut(string(res.Stdout), "\n")
-	switch uid = strings.TrimSpace(uid); {
-	case uid == "0":
-		c.root = true
-		return nil
-	case uid == "":
-		if err == nil {
-			err = errors.New("id -u printed nothing")
-		}
-		return &opError{host: c.cfg.Host, op: "find out whether " + c.cfg.User + " is root", err: err}
-	case err == nil:
-		return nil
-	}
-	var ee *ExitError
-	if !errors.As(err, &ee) {
-		return &opError{host: c.cfg.Host, op: "check sudo for " + c.cfg.User, err: err}
-	}
-	said := strings.TrimSpace(string(res.Stderr))
-	if said == "" {
-		said = fmt.Sprintf("exit status %d", res.ExitCode)
-	}
-	if res.ExitCode == 127 {
-		return fmt.Errorf("host %s: user %s is not root and sudo is not installed (%s); log in as root or install sudo with a NOPASSWD rule for %s",
-			c.cfg.Host, c.cfg.User, said, c.cfg.User)
-	}
-	if c.cfg.SudoPassword != nil {
-		return errNeedsSudoPassword
-	}
-	return fmt.Errorf("host %s: user %s needs passwordless sudo: sudo said: %s", c.cfg.Host, c.cfg.User, said)
-}
-
-// useSudoPassword gets the sudo password and checks that sudo takes it.
-// The password goes to sudo on stdin only (sudo -S), never on a command
-// line, where the host's process list and our error messages would show it.
-func (c *Client) useSudoPassword(ctx context.Context) error {
-	// Not under the dial's timeout: a person may be typing it.
-	pw, err := c.cfg.SudoPassword(c.cfg.Host, c.cfg.User)
-	if err != nil {
-		return fmt.Errorf("host %s: user %s needs a sudo password: %w", c.cfg.Host, c.cfg.User, err)
-	}
-	if len(pw) == 0 || bytes.ContainsAny(pw, "\r\n") {
-		return fmt.Errorf("host %s: the sudo password for %s is empty or has a line break; sudo reads one line", c.cfg.Host, c.cfg.User)
-	}
-	c.sudoPass = pw
-	pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	res, err := c.run(pctx, "exec "+sudoWithPassword+"true", "sudo -S true", c.withSudoPassword(nil))
-	if err == nil {
-		return nil
-	}
-	var ee *ExitError
-	if !errors.As(err, &ee) {
-		return &opError{host: c.cfg.Host, op: "check the sudo password of " + c.cfg.User, err: err}
-	}
-	said := redact(strings.TrimSpace(string(res.Stderr)), pw)
-	if said == "" {
-		said = fmt.Sprintf("exit status %d", res.ExitCode)
-	}
-	return fmt.Errorf("host %s: sudo refused the password given for %s: sudo said: %s; check the password (sudo_password_env in [ssh], or the one typed)",
-		c.cfg.Host, c.cfg.User, said)
-}
-
-// sudoWithPassword runs a command with the password read from stdin's
-// first line. -k ignores cached credentials so that sudo always reads that
-// line: if it skipped it, the command would read the password as its input.
-// An empty -p prompt keeps the prompt out of stderr.
-const sudoWithPassword = "sudo -k -S -p '' -- "
-
-// withSudoPassword puts the sudo password line before a command's stdin.
-// sudo reads its password a byte at a time, so the rest is left for the
-// command.
-func (c *Client) withSudoPassword(stdin io.Reader) io.Reader {
-	if c.sudoPass == nil {
-		return stdin
-	}
-	line := append(bytes.Clone(c.sudoPass), '\n')
-	if stdin == nil {
-		return bytes.NewReader(line)
-	}
-	return io.MultiReader(bytes.NewReader(line), stdin)
-}
-
-// redact hides the password should some sudo echo it back.
-func redact(s string, pw []byte) string {
-	if len(pw) == 0 {
-		return s
-	}
-	return strings.ReplaceAll(s, string(pw), "[sudo password]")
-}
-
 // keepAlive probes the connection; when the peer stops answering (host
 // stopped, network cut) it closes the connection so that every pending
 // command fails at once with a clear error instead of waiting forever on a
@@ -477,8 +364,14 @@ func (c *Client) connErr(err error) error {
 func (c *Client) Host() string { return c.cfg.Host }
 
 // IsRoot says whether the login user is root; if not, commands run through
-// sudo.
-func (c *Client) IsRoot() bool { return c.root }
+// sudo. It asks the host if no command has told yet.
+func (c *Client) IsRoot(ctx context.Context) (bool, error) {
+	if p := c.current(); p.known {
+		return p.root, p.err
+	}
+	p, err := c.ensurePrivilege(ctx)
+	return p.root, err
+}
 
 // Close closes the SFTP client, idle HTTP connections and the SSH
 // connection. It is safe to call more than once.

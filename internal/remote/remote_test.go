@@ -124,7 +124,7 @@ func isWrapped(wire, cmd string, sudo bool) bool {
 
 func TestWrap(t *testing.T) {
 	cmd := `echo "it's" | tr a-z A-Z`
-	sudo := (&Client{}).wrap(cmd, "natsdeploy-run:0123456789abcdef")
+	sudo := wrap(cmd, "natsdeploy-run:0123456789abcdef", privilege{})
 	want := "exec sudo -n -- sh -c " + shell.Quote(groupWrapper) + ` natsdeploy-run:0123456789abcdef 'echo "it'\''s" | tr a-z A-Z'`
 	if sudo != want {
 		t.Fatalf("wrap = %s\nwant   %s", sudo, want)
@@ -132,7 +132,7 @@ func TestWrap(t *testing.T) {
 	if !isWrapped(sudo, cmd, true) {
 		t.Fatal("isWrapped false")
 	}
-	root := (&Client{root: true}).wrap(cmd, "natsdeploy-run:0123456789abcdef")
+	root := wrap(cmd, "natsdeploy-run:0123456789abcdef", privilege{root: true})
 	if !isWrapped(root, cmd, false) {
 		t.Fatalf("root wrap = %s", root)
 	}
@@ -149,7 +149,7 @@ func TestWrap(t *testing.T) {
 		{cmd: "echo a >&2; exit 7", code: 7},
 		{cmd: "kill -TERM $$", code: 143},
 	} {
-		for _, wire := range []string{(&Client{}).wrap(tc.cmd, runTag()), (&Client{root: true}).wrap(tc.cmd, runTag())} {
+		for _, wire := range []string{wrap(tc.cmd, runTag(), privilege{}), wrap(tc.cmd, runTag(), privilege{root: true})} {
 			sh := exec.Command("/bin/sh", "-c", wire)
 			sh.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
 			sh.Stdin = strings.NewReader(tc.stdin)
@@ -507,7 +507,7 @@ func TestHandshakeTimeout(t *testing.T) {
 func TestRun(t *testing.T) {
 	f := newFixture(t)
 	c := f.dial(t)
-	if !c.IsRoot() {
+	if !mustIsRoot(t, c) {
 		t.Fatal("IsRoot false for a uid 0 login")
 	}
 	ctx := context.Background()
@@ -672,15 +672,17 @@ func TestSudo(t *testing.T) {
 	t.Run("wrapped", func(t *testing.T) {
 		f := newFixture(t, asNonRoot())
 		c := f.dial(t)
-		if c.IsRoot() {
-			t.Fatal("IsRoot true for uid 1000")
-		}
 		cmd := `echo "it's $((40+2))" | tr a-z A-Z`
 		res, err := c.Run(context.Background(), cmd, nil)
 		if err != nil || string(res.Stdout) != "IT'S 42\n" {
 			t.Fatalf("Run: %q %v", res.Stdout, err)
 		}
-		if got := f.srv.recorded(); len(got) != 2 || got[0] != "id -u; sudo -n true" || !isWrapped(got[1], cmd, true) {
+		// The first command went through sudo -n on the guess alone, and
+		// its success answered the question: no probe, before or after.
+		if mustIsRoot(t, c) {
+			t.Fatal("IsRoot true for uid 1000")
+		}
+		if got := f.srv.recorded(); len(got) != 1 || !isWrapped(got[0], cmd, true) {
 			t.Errorf("server got\n%q", got)
 		}
 		// A failing command's error shows the command as written.
@@ -690,20 +692,78 @@ func TestSudo(t *testing.T) {
 			t.Errorf("error shows the sudo wrapping: %v", err)
 		}
 	})
+	t.Run("first command fails by itself", func(t *testing.T) {
+		f := newFixture(t, asNonRoot())
+		c := f.dial(t)
+		_, err := c.Run(context.Background(), "echo ran >> ran.log; exit 3", nil)
+		wantContains(t, err, "exit status 3")
+		// The host was asked why, said sudo works: the failure is the
+		// command's own and it is not run again.
+		if got := f.srv.recorded(); len(got) != 2 || got[1] != privilegeProbe {
+			t.Errorf("server got\n%q", got)
+		}
+		if b, _ := os.ReadFile(filepath.Join(f.srv.home, "ran.log")); string(b) != "ran\n" {
+			t.Errorf("the command ran %q times, want once", b)
+		}
+	})
 	t.Run("no sudo right", func(t *testing.T) {
 		f := newFixture(t, withoutSudoRight())
-		_, err := Dial(context.Background(), f.cfg)
-		wantContains(t, err, "host nats-1: user deploy needs passwordless sudo: sudo said: sudo: a password is required")
-		// Nothing else was run.
-		if got := f.srv.recorded(); len(got) != 1 {
+		c := f.dial(t)
+		for range 2 {
+			_, err := c.Run(context.Background(), "echo ran >> ran.log", nil)
+			wantContains(t, err, "host nats-1: user deploy needs passwordless sudo: sudo said: sudo: a password is required")
+		}
+		// The guess (refused by sudo before it ran anything), the probe,
+		// and nothing after: the answer is kept.
+		if got := f.srv.recorded(); len(got) != 2 || got[1] != privilegeProbe {
 			t.Errorf("server got %q", got)
 		}
+		if _, err := os.Stat(filepath.Join(f.srv.home, "ran.log")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the command ran: %v", err)
+		}
+		err := c.Upload(context.Background(), strings.NewReader("x"), filepath.Join(f.srv.home, "up"), 0o644, "", "")
+		wantContains(t, err, "needs passwordless sudo")
 	})
 	t.Run("sudo not installed", func(t *testing.T) {
 		f := newFixture(t, asNonRoot())
 		f.srv.writeBin("sudo", `echo "sh: 1: sudo: not found" >&2; exit 127`)
-		_, err := Dial(context.Background(), f.cfg)
+		c := f.dial(t)
+		_, err := c.Run(context.Background(), "true", nil)
 		wantContains(t, err, "host nats-1: user deploy is not root and sudo is not installed")
+	})
+	// A login the guess gets wrong runs each command once, as it must.
+	t.Run("uid 0 without sudo, not named root", func(t *testing.T) {
+		f := newFixture(t) // the tests run as root; this machine need not have sudo
+		f.srv.writeBin("sudo", `echo "sh: 1: sudo: not found" >&2; exit 127`)
+		c := f.dial(t)
+		if _, err := c.Run(context.Background(), "echo ran >> ran.log", nil); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(f.srv.home, "ran.log")); string(b) != "ran\n" {
+			t.Errorf("the command ran %q times, want once", b)
+		}
+		if got := f.srv.recorded(); len(got) != 3 || !isWrapped(got[0], "echo ran >> ran.log", true) || got[1] != privilegeProbe || !isWrapped(got[2], "echo ran >> ran.log", false) {
+			t.Errorf("server got\n%q", got)
+		}
+		if !mustIsRoot(t, c) {
+			t.Error("IsRoot false for uid 0")
+		}
+	})
+	t.Run("named root, not uid 0", func(t *testing.T) {
+		f := newFixture(t, asNonRoot())
+		f.cfg.User = "root"
+		c := f.dial(t)
+		res, err := c.Run(context.Background(), "echo ran >> ran.log; id -u", nil)
+		if err != nil || string(res.Stdout) != "1000\n" {
+			t.Fatalf("Run: %q %v", res.Stdout, err)
+		}
+		// rootGuard stopped the guess before the command ran; then sudo.
+		if b, _ := os.ReadFile(filepath.Join(f.srv.home, "ran.log")); string(b) != "ran\n" {
+			t.Errorf("the command ran %q times, want once", b)
+		}
+		if got := f.srv.recorded(); len(got) != 3 || got[1] != privilegeProbe || !isWrapped(got[2], "echo ran >> ran.log; id -u", true) {
+			t.Errorf("server got\n%q", got)
+		}
 	})
 }
 

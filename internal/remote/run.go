@@ -76,11 +76,29 @@ func tail(s string, n int) string {
 // ctx ends first, the command and everything it started are sent SIGTERM
 // and its session is closed; Run then returns ctx's error.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
+	p := c.current()
+	if !p.known && stdin == nil {
+		if res, err, ran := c.speculate(ctx, cmd); ran {
+			return res, err
+		}
+	}
+	if !p.known || p.err != nil {
+		var err error
+		if p, err = c.ensurePrivilege(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	return c.runAs(ctx, cmd, cmd, stdin, p)
+}
+
+// runAs runs wire (cmd, or cmd with something before it) as p says and
+// reports errors about cmd.
+func (c *Client) runAs(ctx context.Context, cmd, wire string, stdin io.Reader, p privilege) (Result, error) {
 	tag := runTag()
-	res, err := c.run(ctx, c.wrap(cmd, tag), cmd, c.withSudoPassword(stdin))
+	res, err := c.run(ctx, wrap(wire, tag, p), cmd, sudoStdin(p.sudoPass, stdin))
 	var ce *cancelledError
 	if errors.As(err, &ce) {
-		c.killTagged(tag)
+		c.killTagged(tag, p)
 	}
 	return res, err
 }
@@ -105,12 +123,12 @@ const tagPrefix = "natsdeploy-run:"
 // Run can stop all of it. tag is the wrapper's $0: it names the run in the
 // process list, for killTagged. `exec` makes the process sshd started, the
 // one a signal request reaches, be sudo or the wrapper itself.
-func (c *Client) wrap(cmd, tag string) string {
+func wrap(cmd, tag string, p privilege) string {
 	w := "sh -c " + shell.Quote(groupWrapper) + " " + shell.Quote(tag) + " " + shell.Quote(cmd)
-	if c.root {
+	if p.root {
 		return "exec " + w
 	}
-	if c.sudoPass != nil {
+	if p.sudoPass != nil {
 		return "exec " + sudoWithPassword + w
 	}
 	return "exec sudo -n -- " + w
@@ -140,13 +158,13 @@ const killTimeout = 5 * time.Second
 // process, whose arguments hold this script, does not match. grep -z reads
 // /proc/PID/cmdline's NUL-separated arguments as lines (GNU grep; procps
 // need not be installed). Best effort: the connection may be gone.
-func (c *Client) killTagged(tag string) {
+func (c *Client) killTagged(tag string, p privilege) {
 	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
 	defer cancel()
 	id := strings.TrimPrefix(tag, tagPrefix)
 	script := `t=` + strings.TrimSuffix(tagPrefix, ":") + `; t="$t:` + id + `"; ` +
 		`for d in /proc/[0-9]*; do grep -qzxF -e "$t" "$d/cmdline" 2>/dev/null && kill -TERM "${d#/proc/}" 2>/dev/null; done; exit 0`
-	_, _ = c.run(ctx, c.wrap(script, runTag()), "stop cancelled command", c.withSudoPassword(nil))
+	_, _ = c.run(ctx, wrap(script, runTag(), p), "stop cancelled command", sudoStdin(p.sudoPass, nil))
 }
 
 // AsUser returns a command line that runs cmd as another user (say the

@@ -3,6 +3,9 @@ package remote
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,7 +30,7 @@ func TestSudoPassword(t *testing.T) {
 	var calls atomic.Int32
 	f.cfg.SudoPassword = sudoPasswordFrom(sudoPW, nil, &calls)
 	c := f.dial(t)
-	if c.IsRoot() {
+	if mustIsRoot(t, c) {
 		t.Fatal("IsRoot with a fake non-root login")
 	}
 	res, err := c.Run(context.Background(), "cat; echo done", strings.NewReader("input line\n"))
@@ -88,8 +91,18 @@ func TestSudoPasswordRefused(t *testing.T) {
 			f := newFixture(t, withSudoPassword(sudoPW))
 			var calls atomic.Int32
 			f.cfg.SudoPassword = sudoPasswordFrom(tt.pw, tt.getErr, &calls)
-			_, err := Dial(context.Background(), f.cfg)
+			c := f.dial(t)
+			_, err := c.Run(context.Background(), "echo ran >> ran.log", nil)
 			wantContains(t, err, tt.want...)
+			if _, serr := os.Stat(filepath.Join(f.srv.home, "ran.log")); !errors.Is(serr, fs.ErrNotExist) {
+				t.Errorf("the command ran: %v", serr)
+			}
+			// Asked once: the refusal is kept for the connection.
+			_, err2 := c.Run(context.Background(), "true", nil)
+			wantContains(t, err2, tt.want...)
+			if n := calls.Load(); n > 1 {
+				t.Errorf("password asked %d times, want at most 1", n)
+			}
 			if strings.Contains(err.Error(), sudoPW) {
 				t.Errorf("error shows the password: %v", err)
 			}
@@ -106,7 +119,7 @@ func TestSudoPasswordRefused(t *testing.T) {
 // before, and passwordless sudo never asks for one.
 func TestSudoPasswordNotAsked(t *testing.T) {
 	f := newFixture(t, withSudoPassword(sudoPW))
-	_, err := Dial(context.Background(), f.cfg)
+	_, err := f.dial(t).Run(context.Background(), "true", nil)
 	wantContains(t, err, "host nats-1: user deploy needs passwordless sudo: sudo said: sudo: a password is required")
 
 	g := newFixture(t, asNonRoot())
@@ -119,4 +132,13 @@ func TestSudoPasswordNotAsked(t *testing.T) {
 	if n := calls.Load(); n != 0 {
 		t.Errorf("password asked %d times for passwordless sudo", n)
 	}
+}
+
+func mustIsRoot(t *testing.T, c *Client) bool {
+	t.Helper()
+	root, err := c.IsRoot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

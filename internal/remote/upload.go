@@ -84,7 +84,11 @@ func (c *Client) upload(ctx context.Context, r io.Reader, dst string, mode fs.Fi
 		return err
 	}
 	r = ctxReader{ctx: ctx, r: r}
-	if c.root {
+	root, err := c.IsRoot(ctx)
+	if err != nil {
+		return err
+	}
+	if root {
 		return c.uploadAsRoot(ctx, sc, r, dst, mode, owner, group)
 	}
 	return c.uploadWithSudo(ctx, sc, r, dst, mode, owner, group)

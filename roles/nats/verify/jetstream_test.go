@@ -141,3 +141,18 @@ func TestSystemPingReportsServersNotInInventory(t *testing.T) {
 		t.Errorf("system/ping = %+v, want a failure naming n2 and n3", rs)
 	}
 }
+
+// The quiet window starts only once every named server has answered: with
+// a window of next to nothing, system/ping still hears all three.
+func TestSystemPingWaitsForEveryNamedServer(t *testing.T) {
+	c := startCluster(t)
+	c.waitReady(30 * time.Second)
+	opts := c.options()
+	opts.QuietWindow = time.Nanosecond
+	v := newVerifier(opts)
+	defer v.closeShared()
+	rs := v.checkSystem(context.Background())
+	if len(rs) != 1 || !rs[0].OK {
+		t.Errorf("system/ping = %+v, want ok with answers from n1, n2, n3", rs)
+	}
+}
