@@ -400,6 +400,7 @@ func Commit(ctx context.Context, t Target) error {
 		}
 	}
 	stageDirs := map[string]bool{}
+	sums := map[string]string{}
 	for _, c := range t.Plan.Files {
 		q := shell.Quote(c.File.Path)
 		if c.Upload {
@@ -407,9 +408,15 @@ func Commit(ctx context.Context, t Target) error {
 			if c.File.ValidateGroup != "" {
 				stageDirs[path.Dir(stagedPath(c.File))] = true
 			}
+			if c.File.SHA256 != "" {
+				sums[c.File.Path] = c.File.SHA256
+			}
 			continue
 		}
 		lines = append(lines, fmt.Sprintf("chown %s %s && chmod %04o %s", shell.Quote(c.File.Owner+":"+c.File.Group), q, c.File.Mode.Perm(), q))
+	}
+	if rec := facts.RecordSums(sums); rec != "" {
+		lines = append(lines, rec)
 	}
 	for _, f := range t.Desired.Files {
 		if f.ValidateGroup != "" {

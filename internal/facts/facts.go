@@ -219,6 +219,34 @@ END {
 	system("mv -f " q(tmp) " " q(sums))
 }`
 
+// RecordSums returns a command that adds the sha256 of files just renamed
+// into place (path to sha256) to SumsFile, keyed as the facts script keys
+// them, so that the next run does not hash them again: a fresh install's
+// binaries are hundreds of megabytes, and hashing them made the first
+// no-op apply after it seconds slower than the next. Only for files whose
+// content is known: natsdeploy's own uploads, which SSH carried intact
+// and which were renamed, not copied, into place. Paths come to awk
+// through the environment, where it interprets no backslashes.
+func RecordSums(sums map[string]string) string {
+	if len(sums) == 0 {
+		return ""
+	}
+	paths := make([]string, 0, len(sums))
+	for p := range sums {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var known strings.Builder
+	for _, p := range paths {
+		known.WriteString(p + "\t" + sums[p] + "\n")
+	}
+	return fmt.Sprintf(`(umask 077; stat -L --printf '%%n\t%%s %%.9Y %%i\n' -- %s | KNOWN=%s awk -F '\t' %s >> %s)`,
+		shell.Join(paths...), shell.Quote(known.String()), shell.Quote(recordAwk), shell.Quote(sumsDir+"/sums"))
+}
+
+const recordAwk = `BEGIN { n = split(ENVIRON["KNOWN"], l, "\n"); for (i = 1; i <= n; i++) if (split(l[i], x, "\t") == 2) sum[x[1]] = x[2] }
+NF == 2 && ($1 in sum) { print $1 "\t" $2 "\t" sum[$1] }`
+
 // unitsScript prints, for each of units, "unit ENABLED ACTIVE MAINPID
 // NAME" and, with uptime, "uptime SECONDS NAME" for an active one, from
 // one systemctl call: its blocks come in the order of its arguments,

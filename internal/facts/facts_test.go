@@ -181,6 +181,47 @@ func TestScriptSumsCache(t *testing.T) {
 	}
 }
 
+// RecordSums adds the sums of files just written to the sums file, keyed
+// as the script keys them: the next facts answer from it without hashing
+// (a planted sum proves it), to mode 0600 with the entries already there,
+// and a file rewritten since is hashed again.
+func TestRecordSums(t *testing.T) {
+	state := t.TempDir()
+	defer func(d string) { sumsDir = d }(sumsDir)
+	sumsDir = state
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "a.conf"), filepath.Join(dir, "it's b"), filepath.Join(dir, "c")
+	for _, f := range []string{a, b, c} {
+		os.WriteFile(f, []byte(f), 0o644)
+	}
+	runScript(t, Paths{Files: []string{c}}) // c is in the sums file already
+	planted := map[string]string{a: strings.Repeat("a", 64), b: strings.Repeat("b", 64)}
+	if out, err := exec.Command("sh", "-c", "set -e; "+RecordSums(planted)).CombinedOutput(); err != nil {
+		t.Fatalf("RecordSums: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(filepath.Join(state, "sums")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("sums file: %v %v", fi, err)
+	}
+	h := runScript(t, Paths{Files: []string{a, b, c}})
+	for f, want := range planted {
+		if got := h.Files[f].SHA256; got != want {
+			t.Errorf("%s: sum %s, want the recorded %s (hashed again)", f, got, want)
+		}
+	}
+	if h.Files[c].SHA256 == "" || h.Files[c].SHA256 == strings.Repeat("c", 64) {
+		t.Errorf("c: sum %q", h.Files[c].SHA256)
+	}
+	tmp := a + ".new"
+	os.WriteFile(tmp, []byte("changed\n"), 0o640)
+	os.Rename(tmp, a)
+	if got := runScript(t, Paths{Files: []string{a}}).Files[a].SHA256; got == planted[a] {
+		t.Errorf("a rewritten file kept its recorded sum")
+	}
+	if RecordSums(nil) != "" {
+		t.Errorf("RecordSums(nil) = %q", RecordSums(nil))
+	}
+}
+
 // fakeSystemctl puts a systemctl on PATH that answers for one active unit
 // which became active `ago` before now (on the boot clock /proc/uptime
 // reads) and knows no other unit, as systemd does.
