@@ -608,6 +608,8 @@ func TestRunCancel(t *testing.T) {
 				f.cfg.SudoPassword = func(string, string) ([]byte, error) { return []byte(sudoPW), nil }
 			}
 			c := f.dial(t)
+			// Asked before the clock starts: 300ms is for the command.
+			mustIsRoot(t, c)
 			marker := fmt.Sprintf("30.%d", time.Now().UnixNano()%1000000)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
