@@ -171,10 +171,19 @@ func uploadAll(ctx context.Context, t Target) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	for _, c := range t.Plan.Files {
-		if !c.Upload {
-			continue
+	// Rendered files first, files from disk (binaries) after: sshd's SFTP
+	// server answers requests one after another, so a small file started
+	// beside a binary waits for all of its writes, and each small file
+	// is mostly round trips that can overlap the binary's transfer.
+	var files []plan.FileChange
+	for _, fromDisk := range []bool{false, true} {
+		for _, c := range t.Plan.Files {
+			if c.Upload && (c.File.Source != "") == fromDisk {
+				files = append(files, c)
+			}
 		}
+	}
+	for _, c := range files {
 		sem <- struct{}{}
 		if ctx.Err() != nil {
 			<-sem

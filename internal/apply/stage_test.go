@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ type overlapConn struct {
 	inFlight int
 	most     int
 	failOn   string // an upload to this path fails as a remote.Client's does
+	started  []string
 }
 
 func (c *overlapConn) Exec(_ context.Context, cmd string) (string, error) {
@@ -42,6 +44,7 @@ func (c *overlapConn) Upload(ctx context.Context, r io.Reader, dst string, _ fs.
 	c.mu.Lock()
 	c.inFlight++
 	c.most = max(c.most, c.inFlight)
+	c.started = append(c.started, dst)
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -105,6 +108,31 @@ func TestStageBatchesAndOverlapsUploads(t *testing.T) {
 	}
 	if conn.most < 2 || conn.most > uploadsAtOnce {
 		t.Errorf("at most %d uploads at once, want 2..%d", conn.most, uploadsAtOnce)
+	}
+}
+
+// Files from disk (the binaries, megabytes) go after the rendered ones
+// (bytes): sshd's SFTP server answers requests in order, so a small file
+// started beside a binary waits for all of the binary's writes.
+func TestStageUploadsBinariesLast(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "nats-server")
+	if err := os.WriteFile(bin, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tg := stagingTarget(nil, 10)
+	f := desired.File{Path: "/usr/local/bin/nats-server", Source: bin, Mode: 0o755, Owner: "root", Group: "root"}
+	tg.Desired.Files = append([]desired.File{f}, tg.Desired.Files...)
+	tg.Plan.Files = append([]plan.FileChange{{File: f, Upload: true}}, tg.Plan.Files...)
+	conn := &overlapConn{}
+	tg.Conn = conn
+	if err := Stage(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	// It cannot start before every rendered file has been started but
+	// the few still in flight beside it.
+	at := slices.IndexFunc(conn.started, func(p string) bool { return strings.HasPrefix(p, "/usr/local/bin/") })
+	if n := len(conn.started); at < n-uploadsAtOnce {
+		t.Errorf("the binary was upload %d of %d: %q", at+1, n, conn.started)
 	}
 }
 
