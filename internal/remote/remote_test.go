@@ -751,6 +751,22 @@ func TestSudo(t *testing.T) {
 			t.Error("IsRoot false for uid 0")
 		}
 	})
+	t.Run("named root and uid 0", func(t *testing.T) {
+		f := newFixture(t) // the tests run as root
+		f.cfg.User = "root"
+		c := f.dial(t)
+		res, err := c.Run(context.Background(), "id -u", nil)
+		if err != nil || string(res.Stdout) != "0\n" {
+			t.Fatalf("Run: %q %v", res.Stdout, err)
+		}
+		// One command, as it is behind the guard, and nothing asked.
+		if got := f.srv.recorded(); len(got) != 1 || !isWrapped(got[0], rootGuard+"id -u", false) {
+			t.Errorf("server got\n%q", got)
+		}
+		if !mustIsRoot(t, c) || len(f.srv.recorded()) != 1 {
+			t.Errorf("IsRoot asked the host again, or said no: %q", f.srv.recorded())
+		}
+	})
 	t.Run("named root, not uid 0", func(t *testing.T) {
 		f := newFixture(t, asNonRoot())
 		f.cfg.User = "root"
