@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/internal/desired"
+	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/health"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
 )
@@ -510,6 +511,35 @@ func TestDiagnoseDefaultsToTheJournal(t *testing.T) {
 	}
 	if got := filter(*log, "journalctl -u nats-server.service -n 20 --no-pager"); len(got) != 1 {
 		t.Errorf("journal not read: %v", *log)
+	}
+}
+
+// Commit records the sums of the files it moved into place, so that the
+// next facts need not hash them; a commit that moves nothing records
+// nothing.
+func TestCommitRecordsSums(t *testing.T) {
+	targets, log, _ := newCluster(t, 1)
+	tg := targets[0]
+	bin := desired.File{Path: "/usr/local/bin/nats-server", Source: "/dev/null", SHA256: strings.Repeat("b", 64), Mode: 0o755, Owner: "root", Group: "root"}
+	conf := desired.File{Path: "/etc/nats/routes.conf", Content: []byte("x"), SHA256: strings.Repeat("c", 64), Mode: 0o640, Owner: "root", Group: "nats"}
+	mode := desired.File{Path: "/etc/nats/tls.conf", Content: []byte("y"), SHA256: strings.Repeat("d", 64), Mode: 0o640, Owner: "root", Group: "nats"}
+	tg.Desired.Files = []desired.File{bin, conf, mode}
+	tg.Plan.Files = []plan.FileChange{{File: bin, Upload: true}, {File: conf, Upload: true}, {File: mode}}
+	*log = nil
+	if err := Commit(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	want := facts.RecordSums(map[string]string{bin.Path: bin.SHA256, conf.Path: conf.SHA256})
+	if script := strings.Join(*log, "\n"); !strings.Contains(script, want) {
+		t.Errorf("commit does not record the moved files' sums (%s):\n%s", want, script)
+	}
+	tg.Plan.Files = []plan.FileChange{{File: mode}}
+	*log = nil
+	if err := Commit(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	if script := strings.Join(*log, "\n"); strings.Contains(script, "sums") {
+		t.Errorf("a commit that moves nothing writes sums:\n%s", script)
 	}
 }
 
