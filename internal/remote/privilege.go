@@ -30,14 +30,12 @@ func (c *Client) guess() privilege {
 	return privilege{root: root, sudoN: !root}
 }
 
-// current returns what is known of the login's rights, or the guess.
-func (c *Client) current() privilege {
+// known returns what is known of the login's rights, and whether
+// anything is.
+func (c *Client) known() (privilege, bool) {
 	c.privMu.Lock()
 	defer c.privMu.Unlock()
-	if c.priv.known {
-		return c.priv
-	}
-	return c.guess()
+	return c.priv, c.priv.known
 }
 
 // learn records a guess that a command proved right by succeeding.
@@ -86,17 +84,18 @@ func (c *Client) speculate(ctx context.Context, cmd string) (res Result, err err
 	return Result{}, nil, false
 }
 
-// ensurePrivilege asks the host, once per connection, whether the login is
-// root and, if not, whether sudo needs a password, and gets that password
+// ensurePrivilege returns what is known of the login's rights. If nothing
+// is yet, it asks the host, once per connection, whether the login is root
+// and, if not, whether sudo needs a password, and gets that password
 // through Config.SudoPassword if it does.
 func (c *Client) ensurePrivilege(ctx context.Context) (privilege, error) {
+	if p, ok := c.known(); ok {
+		return p, p.err
+	}
 	c.probeMu.Lock()
 	defer c.probeMu.Unlock()
-	c.privMu.Lock()
-	p := c.priv
-	c.privMu.Unlock()
-	if p.known {
-		return p, p.err
+	if p, ok := c.known(); ok {
+		return p, p.err // another command asked while this one waited
 	}
 	// The probe is bounded like the handshake: a host that authenticates
 	// but then hangs should fail, not stall the run.

@@ -366,9 +366,6 @@ func (c *Client) Host() string { return c.cfg.Host }
 // IsRoot says whether the login user is root; if not, commands run through
 // sudo. It asks the host if no command has told yet.
 func (c *Client) IsRoot(ctx context.Context) (bool, error) {
-	if p := c.current(); p.known {
-		return p.root, p.err
-	}
 	p, err := c.ensurePrivilege(ctx)
 	return p.root, err
 }

@@ -76,17 +76,14 @@ func tail(s string, n int) string {
 // ctx ends first, the command and everything it started are sent SIGTERM
 // and its session is closed; Run then returns ctx's error.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
-	p := c.current()
-	if !p.known && stdin == nil {
+	if _, ok := c.known(); !ok && stdin == nil {
 		if res, err, ran := c.speculate(ctx, cmd); ran {
 			return res, err
 		}
 	}
-	if !p.known || p.err != nil {
-		var err error
-		if p, err = c.ensurePrivilege(ctx); err != nil {
-			return Result{}, err
-		}
+	p, err := c.ensurePrivilege(ctx)
+	if err != nil {
+		return Result{}, err
 	}
 	return c.runAs(ctx, cmd, cmd, stdin, p)
 }
