@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
+	"github.com/natsdeploy/natsdeploy/internal/verifycache"
 	"github.com/natsdeploy/natsdeploy/inventory"
 	"github.com/natsdeploy/natsdeploy/roles"
 )
@@ -68,6 +70,7 @@ func newApp(out io.Writer) *cli.App {
 				Flags: []cli.Flag{
 					jsonFlag,
 					&cli.BoolFlag{Name: "no-verify", Usage: "skip the post-deploy verifier"},
+					&cli.BoolFlag{Name: "full-verify", Usage: "check every user's permissions and every account's isolation again even when apply changed nothing and an earlier run proved them on the config every node runs"},
 					&cli.BoolFlag{Name: "allow-remove", Usage: "take cluster members the inventory no longer names out of the cluster (their data moved to the members left)"},
 				},
 				Action: applyCmd,
@@ -310,8 +313,27 @@ func applyOpen(c *cli.Context, r *deploy.Session, v *view, allowRemove, noVerify
 	if noVerify {
 		return nil
 	}
+	// After a change, everything is checked again; with nothing changed,
+	// what an earlier run proved on the config every node still runs
+	// stands (the verifier itself sees that the configs are the same).
+	r.Proofs = proofStore(r.Inv, !changed && !c.Bool("full-verify"))
 	v.pause(true)
 	return runVerify(c, r, v)
+}
+
+// proofStore is the verifier's cache of proofs for inv (see package
+// verifycache); reuse says whether this run may answer checks from it.
+// Without a cache directory there is no store, and every check runs.
+func proofStore(inv *inventory.Inventory, reuse bool) *verifycache.Store {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return nil
+	}
+	s, err := verifycache.For(filepath.Join(dir, "natsdeploy"), inv.Path, reuse)
+	if err != nil {
+		return nil
+	}
+	return s
 }
 
 func planCmd(c *cli.Context) (err error) {
@@ -396,6 +418,8 @@ func verifyCmd(c *cli.Context) error {
 		return err
 	}
 	defer r.Close()
+	// verify checks everything itself, and leaves its proofs for apply.
+	r.Proofs = proofStore(inv, false)
 	return runVerify(c, r, nil)
 }
 

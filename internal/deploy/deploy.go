@@ -30,6 +30,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/remote"
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
+	"github.com/natsdeploy/natsdeploy/internal/verifycache"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -53,10 +54,18 @@ type Session struct {
 	// Unreachable holds, by host name, why a host could not be connected
 	// to; only Reach leaves hosts out.
 	Unreachable map[string]error
+	// Proofs keeps verify's proofs between runs (see package verifycache);
+	// nil keeps none. Verify saves it.
+	Proofs *verifycache.Store
 
 	// sudo gives the sudo password, asked at most once per run, also to
 	// hosts dialled after Connect (departing members).
 	sudo *sudoPassword
+
+	// factsCurrent says the targets' facts are still what the hosts hold:
+	// the last Apply found nothing to change. Verify then compares with
+	// them instead of reading every host again.
+	factsCurrent bool
 
 	me     lock.Holder
 	locked []string
@@ -696,7 +705,9 @@ func (s *Session) Apply(ctx context.Context, to apply.Timeouts) (bool, error) {
 		_, err := s.applyTargets(ctx, s.Targets, to)
 		return true, err
 	}
-	return s.applyTargets(ctx, s.Targets, to)
+	changed, err := s.applyTargets(ctx, s.Targets, to)
+	s.factsCurrent = err == nil && !changed
+	return changed, err
 }
 
 // reloadRound returns the targets with only their reload parts, or nil

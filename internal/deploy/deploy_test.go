@@ -338,6 +338,15 @@ func TestVerifyHostChecks(t *testing.T) {
 	if rep.Failed() != 2 {
 		t.Errorf("Failed() = %d, want 2", rep.Failed())
 	}
+	// verify reads only the rendered files: a sums cache it rewrote would
+	// lose the binaries' sums, and the next apply would hash them again.
+	for name, c := range s.Conns {
+		for _, script := range c.(*host).scripts {
+			if strings.Contains(script, "mktemp") {
+				t.Errorf("%s: verify's facts command writes the sums cache:\n%s", name, script)
+			}
+		}
+	}
 }
 
 // While a session holds its locks it refreshes them on every host, and

@@ -16,7 +16,7 @@ import (
 // env is what the roles' live checks use: the session's connections, and
 // extra ones (to departing members) when given.
 func (s *Session) env(extra map[string]apply.Conn) role.Env {
-	return role.Env{Inv: s.Inv, Secrets: s.Secrets, TLS: s.TLS, Remote: func(host string) desired.Remote {
+	return role.Env{Inv: s.Inv, Secrets: s.Secrets, TLS: s.TLS, Proofs: s.Proofs, Remote: func(host string) desired.Remote {
 		if c, ok := s.Conns[host]; ok {
 			return c
 		}

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -20,13 +21,37 @@ import (
 // artifact cache.
 func (s *Session) Verify(ctx context.Context) report.Report {
 	start := time.Now()
-	var rep report.Report
-	rep.Results = append(rep.Results, s.hostChecks(ctx)...)
+	// The host checks and every role's checks run at once: none reads
+	// what another changes, and a default apply waits for the slowest
+	// alone. The report keeps their order.
+	parts := make([][]report.Result, len(s.Roles)+1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		parts[0] = s.hostChecks(ctx)
+	}()
 	env := s.env(nil)
-	for _, r := range s.Roles {
-		if len(r.Hosts(s.Inv)) > 0 {
-			rep.Results = append(rep.Results, r.Verify(ctx, env)...)
+	for i, r := range s.Roles {
+		if len(r.Hosts(s.Inv)) == 0 {
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i+1] = r.Verify(ctx, env)
+		}()
+	}
+	wg.Wait()
+	var rep report.Report
+	for _, p := range parts {
+		rep.Results = append(rep.Results, p...)
+	}
+	// The proofs are a cache: not keeping them costs the next run time,
+	// not correctness, so the report says so without failing.
+	if err := s.Proofs.Save(); err != nil {
+		rep.Results = append(rep.Results, report.Result{Check: "verify/cache", Target: "-", Skipped: true,
+			Seen: "proofs not kept for the next run: " + err.Error()})
 	}
 	rep.Elapsed = time.Since(start)
 	return rep
@@ -64,18 +89,15 @@ func (s *Session) hostChecks(ctx context.Context) []report.Result {
 			if len(names) > 0 {
 				units.Expected = strings.Join(names, ", ") + " enabled and active"
 			}
-			conn, ok := s.Conns[h.Name]
-			if !ok {
-				cfg.Seen, units.Seen = "not connected", "not connected"
-				return
-			}
-			fh, err := look(ctx, conn, facts.Paths{Files: pathsOf(files), Units: names})
+			fh, from, err := s.hostFacts(ctx, h.Name, files, names)
 			if err != nil {
 				cfg.Seen, units.Seen = err.Error(), err.Error()
 				return
 			}
 			cfg.OK, cfg.Seen = compareFiles(files, fh)
 			units.OK, units.Seen = compareUnits(names, fh)
+			cfg.Seen += from
+			units.Seen += from
 		}()
 	}
 	wg.Wait()
@@ -84,6 +106,29 @@ func (s *Session) hostChecks(ctx context.Context) []report.Result {
 		out = append(out, rs...)
 	}
 	return out
+}
+
+// hostFacts reads what hostChecks compares: the facts apply has just
+// read, when it found nothing to change since (they already say the host
+// matches, and reading it again costs a command per host), else the
+// host's own answer now. from says which, for the row.
+func (s *Session) hostFacts(ctx context.Context, host string, files []desired.File, units []string) (facts.Host, string, error) {
+	if s.factsCurrent {
+		for _, t := range s.Targets {
+			if t.Name == host {
+				return t.Facts, " (as this apply read them)", nil
+			}
+		}
+	}
+	conn, ok := s.Conns[host]
+	if !ok {
+		return facts.Host{}, "", errors.New("not connected")
+	}
+	// Read-only: these are only the rendered files, and a cache rewritten
+	// from them would drop the binaries' sums, making the next apply hash
+	// hundreds of MB again.
+	fh, err := look(ctx, conn, facts.Paths{Files: pathsOf(files), Units: units, ReadOnly: true})
+	return fh, "", err
 }
 
 // rendered returns the files of d that are rendered (configs and units,

@@ -25,6 +25,9 @@ type Result struct {
 	Expected string
 	Seen     string
 	Duration time.Duration
+	// Reused marks a pass taken from an earlier run's proof for the same
+	// config instead of checked again; Seen says when it was proven.
+	Reused bool
 }
 
 // Report is the outcome of a whole verification, in a stable order: the
@@ -57,6 +60,17 @@ func (r Report) Count() (ok, failed, skipped int) {
 		}
 	}
 	return ok, failed, skipped
+}
+
+// Reused is the number of passes taken from an earlier run's proof.
+func (r Report) Reused() int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Reused {
+			n++
+		}
+	}
+	return n
 }
 
 // Status is the word a result is shown with: "ok", "FAIL" or "skip".
@@ -98,7 +112,11 @@ func (r Report) WriteText(w io.Writer) error {
 	if failed > 0 {
 		verdict = "verify FAILED"
 	}
-	_, err := fmt.Fprintf(w, "\n%s: %d ok, %d failed, %d skipped in %s\n", verdict, ok, failed, skipped, r.Elapsed.Round(10*time.Millisecond))
+	reused := ""
+	if n := r.Reused(); n > 0 {
+		reused = fmt.Sprintf(" (%d of them proven by an earlier run on the same config)", n)
+	}
+	_, err := fmt.Fprintf(w, "\n%s: %d ok%s, %d failed, %d skipped in %s\n", verdict, ok, reused, failed, skipped, r.Elapsed.Round(10*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
@@ -111,6 +129,7 @@ type jsonResult struct {
 	Result     string  `json:"result"` // ok, fail, skip
 	OK         bool    `json:"ok"`
 	Skipped    bool    `json:"skipped,omitempty"`
+	Reused     bool    `json:"reused,omitempty"`
 	Expected   string  `json:"expected,omitempty"`
 	Seen       string  `json:"seen,omitempty"`
 	DurationMS float64 `json:"duration_ms"`
@@ -121,6 +140,7 @@ type jsonReport struct {
 	Passed    int          `json:"passed"`
 	Failed    int          `json:"failed"`
 	Skipped   int          `json:"skipped"`
+	Reused    int          `json:"reused,omitempty"`
 	ElapsedMS float64      `json:"elapsed_ms"`
 	Results   []jsonResult `json:"results"`
 }
@@ -131,12 +151,12 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // "result" one of "ok", "fail", "skip".
 func (r Report) MarshalJSON() ([]byte, error) {
 	ok, failed, skipped := r.Count()
-	jr := jsonReport{OK: failed == 0, Passed: ok, Failed: failed, Skipped: skipped, ElapsedMS: ms(r.Elapsed),
-		Results: make([]jsonResult, 0, len(r.Results))}
+	jr := jsonReport{OK: failed == 0, Passed: ok, Failed: failed, Skipped: skipped, Reused: r.Reused(),
+		ElapsedMS: ms(r.Elapsed), Results: make([]jsonResult, 0, len(r.Results))}
 	for _, res := range r.Results {
 		jr.Results = append(jr.Results, jsonResult{
 			Check: res.Check, Target: res.Target, Result: strings.ToLower(res.Status()),
-			OK: res.OK, Skipped: res.Skipped, Expected: res.Expected, Seen: res.Seen, DurationMS: ms(res.Duration),
+			OK: res.OK, Skipped: res.Skipped, Reused: res.Reused, Expected: res.Expected, Seen: res.Seen, DurationMS: ms(res.Duration),
 		})
 	}
 	return json.Marshal(jr)

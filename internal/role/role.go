@@ -15,6 +15,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/report"
 	"github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/internal/status"
+	"github.com/natsdeploy/natsdeploy/internal/verifycache"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -85,6 +86,9 @@ type Env struct {
 	Secrets *secrets.Store
 	// TLS is nil when the inventory turns TLS off.
 	TLS *pki.Material
+	// Proofs keeps what the roles' verifiers proved, for later runs; nil
+	// keeps nothing.
+	Proofs *verifycache.Store
 	// Remote returns the connection to a host, or nil when there is none.
 	Remote func(host string) desired.Remote
 }

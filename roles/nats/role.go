@@ -101,11 +101,16 @@ func (claimsOnly) SecretBcrypt(string) (string, error)       { return placeholde
 // group, a replicated stream, every user's permissions, isolation,
 // quotas and the system account.
 func (r Role) Verify(ctx context.Context, env role.Env) []report.Result {
+	// The TLS checks need no login: they run beside the verifier rather
+	// than after it.
+	tlsDone := make(chan []report.Result, 1)
+	go func() { tlsDone <- verifyTLS(ctx, env) }()
 	rep := verify.Run(ctx, verify.Options{
 		Inventory: env.Inv,
 		Passwords: env.Secrets,
 		Probe:     probe{env: env},
 		TLS:       clientTLS(env),
+		Proofs:    env.Proofs,
 		ExpectedDigest: func(ctx context.Context, h inventory.Host) (string, error) {
 			rem := env.Remote(h.Name)
 			if rem == nil {
@@ -114,7 +119,7 @@ func (r Role) Verify(ctx context.Context, env role.Env) []report.Result {
 			return DiskDigest(ctx, rem, path.Join(env.Inv.NATS.ConfigDir, ConfigFile))
 		},
 	})
-	return append(rep.Results, verifyTLS(ctx, env)...)
+	return append(rep.Results, <-tlsDone...)
 }
 
 // probe lets the verifier see each node through its SSH connection: the

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/natsdeploy/natsdeploy/inventory"
@@ -27,11 +28,37 @@ func (v *verifier) monitorOf(h inventory.Host) monitor.Get {
 }
 
 // checkNode: health, identity and version, config digest, service state
-// and routes of one node.
+// and routes of one node. Each is a round trip of its own (HTTP through
+// the probe, or a command on the host) and none needs another's answer,
+// so they all go at once.
 func (v *verifier) checkNode(ctx context.Context, h inventory.Host) []Result {
-	var out []Result
-
+	var (
+		wg       sync.WaitGroup
+		service  Result
+		routes   Result
+		vz       monitor.Varz
+		vzErr    error
+		disk     string
+		diskErr  error
+		noDigest = v.opts.ExpectedDigest == nil
+	)
+	start := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	start(func() { service = v.checkService(ctx, h) })
+	start(func() { routes = v.checkRoutes(ctx, h) })
+	start(func() { vzErr = v.getJSON(ctx, h, "/varz", &vz) })
+	if !noDigest {
+		start(func() { disk, diskErr = v.opts.ExpectedDigest(ctx, h) })
+	}
 	body, status, err := v.opts.Probe.HTTPGet(ctx, h, "/healthz")
+	wg.Wait()
+
+	var out []Result
 	switch {
 	case err != nil:
 		// Monitoring does not answer; if the client port is dead too, the
@@ -41,7 +68,7 @@ func (v *verifier) checkNode(ctx context.Context, h inventory.Host) []Result {
 			out = append(out, fail("node/health", h.Name, "/healthz 200", err.Error()+"; client port: "+derr.Error()))
 			// The service manager may still answer (and say why it is
 			// down); the rest needs the node.
-			out = append(out, v.checkService(ctx, h))
+			out = append(out, service)
 			for _, c := range []string{"node/version", "node/digest", "cluster/routes"} {
 				out = append(out, fail(c, h.Name, "an answer from "+h.Name, "not checked: node down, see node/health"))
 			}
@@ -55,41 +82,40 @@ func (v *verifier) checkNode(ctx context.Context, h inventory.Host) []Result {
 	}
 
 	want := fmt.Sprintf("nats-server %s named %s", v.inv.NATS.Version, h.Name)
-	var vz monitor.Varz
-	vzErr := v.getJSON(ctx, h, "/varz", &vz)
+	version := fail("node/version", h.Name, want, "")
 	if vzErr != nil {
-		out = append(out, fail("node/version", h.Name, want, vzErr.Error()))
+		version.Seen = vzErr.Error()
 	} else {
 		seen := fmt.Sprintf("nats-server %s named %s", vz.Version, vz.ServerName)
 		if strings.TrimPrefix(vz.Version, "v") == strings.TrimPrefix(v.inv.NATS.Version, "v") && vz.ServerName == h.Name {
-			out = append(out, pass("node/version", h.Name, seen))
+			version = pass("node/version", h.Name, seen)
 		} else {
-			out = append(out, fail("node/version", h.Name, want, seen))
+			version.Seen = seen
 		}
 	}
-
-	out = append(out, v.checkDigest(ctx, h, vz, vzErr))
-	out = append(out, v.checkService(ctx, h))
-	return append(out, v.checkRoutes(ctx, h))
+	digest := checkDigest(h, noDigest, disk, diskErr, vz, vzErr)
+	if digest.OK && version.OK {
+		v.noteLoaded(h.Name, vz.ConfigDigest, vz.Version)
+	}
+	return append(out, version, digest, service, routes)
 }
 
-// checkDigest: the running config is the one on disk. A node whose
-// expected digest cannot be read fails with the reason; only a verifier
-// given no way to read it skips.
-func (v *verifier) checkDigest(ctx context.Context, h inventory.Host, vz monitor.Varz, vzErr error) Result {
-	if v.opts.ExpectedDigest == nil {
-		return skip("node/digest", h.Name, "no way to read the config digest on disk was given")
-	}
-	digest, err := v.opts.ExpectedDigest(ctx, h)
+// checkDigest: the running config is the one on disk, whose digest is
+// disk (or why it could not be read). A node whose expected digest cannot
+// be read fails with the reason; only a verifier given no way to read it
+// (noDigest) skips.
+func checkDigest(h inventory.Host, noDigest bool, disk string, diskErr error, vz monitor.Varz, vzErr error) Result {
 	switch {
-	case err != nil:
-		return fail("node/digest", h.Name, "the digest of the config on disk", err.Error())
+	case noDigest:
+		return skip("node/digest", h.Name, "no way to read the config digest on disk was given")
+	case diskErr != nil:
+		return fail("node/digest", h.Name, "the digest of the config on disk", diskErr.Error())
 	case vzErr != nil:
-		return fail("node/digest", h.Name, "config_digest "+digest, vzErr.Error())
+		return fail("node/digest", h.Name, "config_digest "+disk, vzErr.Error())
 	case vz.ConfigDigest == "":
-		return fail("node/digest", h.Name, "config_digest "+digest, "no config_digest in /varz (nats-server older than 2.11?)")
-	case !monitor.SameDigest(vz.ConfigDigest, digest):
-		return fail("node/digest", h.Name, "config_digest "+digest,
+		return fail("node/digest", h.Name, "config_digest "+disk, "no config_digest in /varz (nats-server older than 2.11?)")
+	case !monitor.SameDigest(vz.ConfigDigest, disk):
+		return fail("node/digest", h.Name, "config_digest "+disk,
 			vz.ConfigDigest+" (the running config is not the one deployed: a reload failed or the file was changed)")
 	}
 	return pass("node/digest", h.Name, "running the deployed config "+abbrev(vz.ConfigDigest))

@@ -81,15 +81,27 @@ func (v *verifier) checkStream(ctx context.Context) (out []Result) {
 	target := label(acc, user)
 	replicas := min(len(v.hosts), 5)
 
+	// Every node's login starts now, beside the writer's: the readers'
+	// logins (a bcrypt comparison each) then happen while the stream is
+	// created and replicated, not after it.
+	up, note := v.upHosts()
+	dials := make([]*dialing, len(up))
+	for i, h := range up {
+		dials[i] = v.dial(h, acc, user)
+	}
+	defer func() {
+		for _, d := range dials {
+			d.close()
+		}
+	}()
 	var nc *nats.Conn
 	var via inventory.Host
 	errs := []string{"every node is down"}
-	up, note := v.upHosts()
 	for i, h := range up {
 		if i == 0 {
 			errs = nil
 		}
-		c, err := v.connectUser(h, acc, user)
+		c, err := dials[i].wait()
 		if err == nil {
 			nc, via = c, h
 			break
@@ -99,7 +111,6 @@ func (v *verifier) checkStream(ctx context.Context) (out []Result) {
 	if nc == nil {
 		return []Result{fail(check, target, "a connection to any node", strings.Join(errs, "; "))}
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return []Result{fail(check, target, "a JetStream client", err.Error())}
@@ -165,7 +176,7 @@ func (v *verifier) checkStream(ctx context.Context) (out []Result) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			readErrs[i] = v.readBack(ctx, h, acc, user, name, ack.Sequence, payload)
+			readErrs[i] = readBack(ctx, dials[i], name, ack.Sequence, payload)
 		}()
 	}
 	wg.Wait()
@@ -236,14 +247,14 @@ func (v *verifier) waitReplicas(ctx context.Context, js jetstream.JetStream, nam
 	}
 }
 
-// readBack connects to one node only and fetches the message with a direct
-// get, retrying until the replica there has it or the check times out.
-func (v *verifier) readBack(ctx context.Context, h inventory.Host, a *inventory.Account, u *inventory.User, name string, seq uint64, want []byte) error {
-	nc, err := v.connectUser(h, a, u)
+// readBack fetches the message with a direct get through one node's own
+// connection, retrying until the replica there has it or the check times
+// out.
+func readBack(ctx context.Context, d *dialing, name string, seq uint64, want []byte) error {
+	nc, err := d.wait()
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -270,5 +281,34 @@ func (v *verifier) readBack(ctx context.Context, h inventory.Host, a *inventory.
 			return fmt.Errorf("%w (gave up: %w)", last, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// dialing is a login to one node under way.
+type dialing struct {
+	done chan struct{}
+	nc   *nats.Conn
+	err  error
+}
+
+func (v *verifier) dial(h inventory.Host, a *inventory.Account, u *inventory.User) *dialing {
+	d := &dialing{done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		d.nc, d.err = v.connectUser(h, a, u)
+	}()
+	return d
+}
+
+// wait returns the login's connection once it is made, or why not.
+func (d *dialing) wait() (*nats.Conn, error) {
+	<-d.done
+	return d.nc, d.err
+}
+
+// close waits for the login, so that no connection outlives the check.
+func (d *dialing) close() {
+	if nc, _ := d.wait(); nc != nil {
+		nc.Close()
 	}
 }

@@ -80,7 +80,9 @@ func TestReadBack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			err := v.readBack(rctx, c.inv.Hosts[2], admin, user, tc.stream, ack.Sequence, []byte(tc.want))
+			d := v.dial(c.inv.Hosts[2], admin, user)
+			defer d.close()
+			err := readBack(rctx, d, tc.stream, ack.Sequence, []byte(tc.want))
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Errorf("err = %v", err)

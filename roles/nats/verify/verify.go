@@ -34,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/natsdeploy/natsdeploy/internal/report"
+	"github.com/natsdeploy/natsdeploy/internal/verifycache"
 	"github.com/natsdeploy/natsdeploy/inventory"
 )
 
@@ -73,6 +74,13 @@ type Options struct {
 	// ConnectBackoff is the pause after a first failed connection attempt;
 	// it doubles after each one. Default 500ms.
 	ConnectBackoff time.Duration
+	// Proofs, when given, keeps the outcomes of the checks that depend only
+	// on the config every node has loaded (see provenChecks), and answers
+	// them from earlier runs when it reuses proofs and every node runs a
+	// config it has proofs for.
+	Proofs *verifycache.Store
+	// Now is the clock proofs are dated by. Default time.Now.
+	Now func() time.Time
 	// QuietWindow is how long the isolation check waits for a message that
 	// must not arrive, after the same message has reached a subscriber that
 	// must get it. Default 300ms.
@@ -108,7 +116,12 @@ func Run(ctx context.Context, opts Options) Report {
 	// dead node once per user and account.
 	var rep Report
 	rep.Results = append(rep.Results, v.runJobs(ctx, v.nodeJobs())...)
-	rep.Results = append(rep.Results, v.runJobs(ctx, v.jobs())...)
+	base := v.proofBase()
+	jobs := v.jobs()
+	for i := range jobs {
+		jobs[i] = v.proven(base, jobs[i])
+	}
+	rep.Results = append(rep.Results, v.runJobs(ctx, jobs)...)
 	rep.Elapsed = time.Since(start)
 	return rep
 }
@@ -174,6 +187,7 @@ type verifier struct {
 	shared map[string]*sharedConn
 	logins chan struct{}     // a slot per login in progress
 	down   map[string]string // host name -> why it is unreachable
+	loaded map[string]string // host name -> digest and version it runs, both as deployed
 }
 
 type sharedConn struct {
@@ -211,7 +225,7 @@ func newVerifier(opts Options) *verifier {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
 	return &verifier{opts: opts, inv: opts.Inventory, hosts: opts.Inventory.NATSHosts(),
-		run: hex.EncodeToString(b), shared: map[string]*sharedConn{}, logins: make(chan struct{}, opts.Logins), down: map[string]string{}}
+		run: hex.EncodeToString(b), shared: map[string]*sharedConn{}, logins: make(chan struct{}, opts.Logins), down: map[string]string{}, loaded: map[string]string{}}
 }
 
 func (v *verifier) nodeJobs() []job {
