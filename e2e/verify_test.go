@@ -118,6 +118,22 @@ func TestVerifyCatchesBreakage(t *testing.T) {
 		expectPass(t, inv)
 	}
 
+	// verify just passed on these configs: an apply that changes nothing
+	// takes permissions, isolation and quotas from its proofs, and
+	// --full-verify checks them again.
+	t.Run("no-op apply reuses proofs", func(t *testing.T) {
+		const proven = "proven by an earlier run on the same config"
+		out := mustNatsdeploy(t, "apply", inv)
+		if !strings.Contains(out, "nothing to do") || !strings.Contains(out, "verify passed") || !strings.Contains(out, proven) ||
+			!strings.Contains(out, "(as this apply read them)") {
+			t.Errorf("a no-op apply after verify:\n%s", out)
+		}
+		out = mustNatsdeploy(t, "apply", "--full-verify", inv)
+		if !strings.Contains(out, "verify passed") || strings.Contains(out, proven) {
+			t.Errorf("apply --full-verify:\n%s", out)
+		}
+	})
+
 	t.Run("node stopped", func(t *testing.T) {
 		hostExec(t, hosts[2], "systemctl stop nats-server.service")
 		expectFailure(t, inv, "node/health", "nats-3", "/healthz")

@@ -268,6 +268,43 @@ func TestApplyConvergedSendsNothing(t *testing.T) {
 	if len(*log) != 2 {
 		t.Errorf("commands on a converged cluster: %v", *log)
 	}
+	// verify compares with the facts apply just read: nothing is sent.
+	rep := s.Verify(ctx)
+	if len(*log) != 2 {
+		t.Errorf("verify after a no-op apply read the hosts again: %v", *log)
+	}
+	for _, res := range rep.Results {
+		if strings.HasPrefix(res.Check, "node/") && (!res.OK || !strings.HasSuffix(res.Seen, " (as this apply read them)")) {
+			t.Errorf("%s %s: %s %s", res.Check, res.Target, res.Status(), res.Detail())
+		}
+	}
+}
+
+// After an apply that changed something, verify reads each host again.
+func TestVerifyAfterChangeReadsAgain(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	facts := map[string][]string{}
+	for _, h := range []string{"h1", "h2"} {
+		facts[h] = []string{factsFor(r, h, mainConf), factsFor(r, h)}
+	}
+	s, log := newSession(t, r, facts)
+	ctx := context.Background()
+	if err := s.Gather(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.Apply(ctx, fast); err != nil || !changed {
+		t.Fatalf("Apply = %v, %v", changed, err)
+	}
+	before := strings.Count(strings.Join(*log, "\n"), ": facts")
+	rep := s.Verify(ctx)
+	if got := strings.Count(strings.Join(*log, "\n"), ": facts") - before; got != 2 {
+		t.Errorf("verify read facts %d times after a change, want once per host", got)
+	}
+	for _, res := range rep.Results {
+		if strings.Contains(res.Seen, "as this apply read them") {
+			t.Errorf("%s %s used apply's facts after a change: %s", res.Check, res.Target, res.Seen)
+		}
+	}
 }
 
 // plan never prints a sensitive file's content, old or new: it says the

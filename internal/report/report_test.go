@@ -68,3 +68,34 @@ func TestReportJSON(t *testing.T) {
 		t.Errorf("results: %+v", got.Results)
 	}
 }
+
+// Passes taken from an earlier run's proof count as passes, and both
+// forms say how many there were.
+func TestReportReused(t *testing.T) {
+	rep := Report{Elapsed: time.Second, Results: []Result{
+		{Check: "node/health", Target: "nats-1", OK: true, Seen: "/healthz 200"},
+		{Check: "permissions", Target: "A/u", OK: true, Reused: true, Seen: "fine (proven 1m ago ...)"},
+		{Check: "isolation", Target: "A", OK: true, Reused: true, Seen: "fine"},
+	}}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "\nverify passed: 3 ok (2 of them proven by an earlier run on the same config), 0 failed, 0 skipped in 1s\n"; !bytes.HasSuffix(b.Bytes(), []byte(want)) {
+		t.Errorf("got:\n%s\nwant it to end with:%s", b.String(), want)
+	}
+	b.Reset()
+	if err := rep.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Passed, Reused int
+		Results        []struct{ Reused bool }
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Passed != 3 || got.Reused != 2 || got.Results[0].Reused || !got.Results[1].Reused {
+		t.Errorf("JSON: %+v\n%s", got, b.String())
+	}
+}

@@ -41,12 +41,13 @@ type Store struct {
 	Path   string
 	Reuse  bool
 	MaxAge time.Duration // entries older than this are neither used nor kept
+	// Now is the clock proofs are aged by. Default time.Now.
+	Now func() time.Time
 
 	mu     sync.Mutex
 	loaded bool
 	m      map[string]Proof
 	dirty  bool
-	now    func() time.Time
 }
 
 // DefaultMaxAge bounds how long a proof is trusted, so a long-lived
@@ -65,8 +66,8 @@ func For(dir, inventoryPath string, reuse bool) (*Store, error) {
 }
 
 func (s *Store) clock() time.Time {
-	if s.now != nil {
-		return s.now()
+	if s.Now != nil {
+		return s.Now()
 	}
 	return time.Now()
 }
