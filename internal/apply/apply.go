@@ -46,6 +46,24 @@ type Conn interface {
 	HTTPClient() *http.Client
 }
 
+// Batch sends files ahead and installs them together with one command
+// (see remote.Batch).
+type Batch interface {
+	Send(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error
+	Install(ctx context.Context) error
+	Discard(ctx context.Context)
+}
+
+// Batcher is a Conn that can batch uploads. Stage then sends every file
+// while the users and directories are being created, and installs them
+// all with one command instead of one per file.
+type Batcher interface {
+	NewBatch() Batch
+}
+
+// send is how one file reaches the host: Conn.Upload or Batch.Send.
+type send func(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error
+
 // Target is one host with its connection, plan and desired state.
 type Target struct {
 	Name    string
@@ -100,11 +118,17 @@ func stagedPath(f desired.File) string {
 // sees. On a validation failure it removes what it staged.
 func Stage(ctx context.Context, t Target) error {
 	groups := groupsToValidate(t)
-	if err := prepare(ctx, t, groups); err != nil {
-		return err
-	}
-	if err := uploadAll(ctx, t); err != nil {
-		return err
+	if bc, ok := t.Conn.(Batcher); ok {
+		if err := prepareAndSend(ctx, t, groups, bc.NewBatch()); err != nil {
+			return err
+		}
+	} else {
+		if err := prepare(ctx, t, groups); err != nil {
+			return err
+		}
+		if err := uploadAll(ctx, t, t.Conn.Upload); err != nil {
+			return err
+		}
 	}
 	for _, g := range groups {
 		t.quiet(progress.Event{Phase: progress.Validate, Kind: progress.Start, Detail: g.name})
@@ -113,6 +137,37 @@ func Stage(ctx context.Context, t Target) error {
 			return err
 		}
 		t.quiet(progress.Event{Phase: progress.Validate, Kind: progress.Done, Detail: g.name})
+	}
+	return nil
+}
+
+// prepareAndSend sends every file while prepare runs (the staging
+// directory needs neither the users nor the directories), then installs
+// them all with one command once both are done.
+func prepareAndSend(ctx context.Context, t Target, groups []validateGroup, b Batch) error {
+	// A failed prepare stops the sends: a binary still on its way is
+	// hundreds of MB for nothing.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	prepared := make(chan error, 1)
+	go func() {
+		err := prepare(ctx, t, groups)
+		if err != nil {
+			cancel()
+		}
+		prepared <- err
+	}()
+	sendErr := uploadAll(sctx, t, b.Send)
+	if err := <-prepared; err != nil {
+		b.Discard(context.WithoutCancel(ctx))
+		return err
+	}
+	if sendErr != nil {
+		b.Discard(context.WithoutCancel(ctx))
+		return sendErr
+	}
+	if err := b.Install(ctx); err != nil {
+		return onHost(t.Name, "stage files", err)
 	}
 	return nil
 }
@@ -164,7 +219,7 @@ const uploadsAtOnce = 4
 
 // uploadAll sends every file the plan uploads, several at a time; the
 // first error stops the rest from starting.
-func uploadAll(ctx context.Context, t Target) error {
+func uploadAll(ctx context.Context, t Target, put send) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, uploadsAtOnce)
@@ -193,7 +248,7 @@ func uploadAll(ctx context.Context, t Target) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := upload(ctx, t, c.File, stagedPath(c.File)); err != nil {
+			if err := upload(ctx, t, c.File, stagedPath(c.File), put); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -209,7 +264,7 @@ func uploadAll(ctx context.Context, t Target) error {
 
 // upload sends f to dst, reporting its bytes as they go (the count, never
 // the content: a file may hold secrets).
-func upload(ctx context.Context, t Target, f desired.File, dst string) error {
+func upload(ctx context.Context, t Target, f desired.File, dst string, put send) error {
 	var r io.Reader
 	var total int64
 	if f.Source != "" {
@@ -235,7 +290,7 @@ func upload(ctx context.Context, t Target, f desired.File, dst string) error {
 			t.quiet(e)
 		}}
 	}
-	if err := t.Conn.Upload(ctx, r, dst, f.Mode.Perm(), f.Owner, f.Group); err != nil {
+	if err := put(ctx, r, dst, f.Mode.Perm(), f.Owner, f.Group); err != nil {
 		e := withKind(ev, progress.Fail)
 		e.Detail = err.Error()
 		t.quiet(e)

@@ -230,3 +230,127 @@ func (c *chunks) Read(p []byte) (int, error) {
 	c.sizes = c.sizes[1:]
 	return n, nil
 }
+
+// batchConn is an overlapConn that batches: Send is its Upload, and it
+// records whether a send happened before prepare's command ended, and
+// what was installed or discarded.
+type batchConn struct {
+	overlapConn
+	prepareFails bool
+	sentEarly    chan struct{} // closed by the first send
+	once         sync.Once
+	installs     [][]string
+	discarded    []string
+	discards     int
+	batch        []string
+	installFails bool
+}
+
+func newBatchConn() *batchConn { return &batchConn{sentEarly: make(chan struct{})} }
+
+func (c *batchConn) Exec(ctx context.Context, cmd string) (string, error) {
+	if strings.Contains(cmd, "useradd") {
+		// prepare waits for a send: it only comes if sending does not
+		// wait for prepare.
+		select {
+		case <-c.sentEarly:
+		case <-time.After(5 * time.Second):
+			return "", errors.New("no file was sent while prepare ran")
+		}
+		if c.prepareFails {
+			return "", errors.New("useradd: cannot lock /etc/passwd")
+		}
+	}
+	return c.overlapConn.Exec(ctx, cmd)
+}
+
+func (c *batchConn) NewBatch() Batch { return c }
+
+func (c *batchConn) Send(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
+	c.once.Do(func() { close(c.sentEarly) })
+	if err := c.overlapConn.Upload(ctx, r, dst, mode, owner, group); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.batch = append(c.batch, dst)
+	return nil
+}
+
+func (c *batchConn) Install(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.installs = append(c.installs, c.batch)
+	c.batch = nil
+	if c.installFails {
+		return errors.New("host h1: install 10 uploaded file(s): install: invalid group 'nats'")
+	}
+	return nil
+}
+
+func (c *batchConn) Discard(context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.discards++
+	c.discarded = append(c.discarded, c.batch...)
+	c.batch = nil
+}
+
+// A connection that batches gets every file sent while the users and
+// directories are created, and installed by one command after both,
+// before validation; a failure on either side installs nothing and
+// leaves nothing staged.
+func TestStageBatched(t *testing.T) {
+	t.Run("sent beside prepare, installed once", func(t *testing.T) {
+		conn := newBatchConn()
+		if err := Stage(context.Background(), stagingTarget(conn, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if len(conn.installs) != 1 || len(conn.installs[0]) != 10 {
+			t.Fatalf("installs %q, want one of 10 files", conn.installs)
+		}
+		if len(conn.discarded) != 0 {
+			t.Errorf("discarded %q", conn.discarded)
+		}
+		// Validation comes after the install, so it sees the files.
+		if n := len(conn.cmds); n < 2 || !strings.Contains(conn.cmds[n-1], "true ") {
+			t.Errorf("commands %q: want validation last", conn.cmds)
+		}
+	})
+	t.Run("prepare fails", func(t *testing.T) {
+		conn := newBatchConn()
+		conn.prepareFails = true
+		err := Stage(context.Background(), stagingTarget(conn, 10))
+		if err == nil || !strings.Contains(err.Error(), "host h1: prepare users and directories") || !strings.Contains(err.Error(), "cannot lock") {
+			t.Fatalf("err = %v", err)
+		}
+		// The sends in flight were stopped, not finished.
+		if len(conn.installs) != 0 || conn.discards != 1 || len(conn.batch) != 0 || len(conn.discarded) == 10 {
+			t.Errorf("installed %q, discarded %d times (%d files), left %q", conn.installs, conn.discards, len(conn.discarded), conn.batch)
+		}
+	})
+	t.Run("a send fails", func(t *testing.T) {
+		conn := newBatchConn()
+		conn.failOn = "f3.pem"
+		err := Stage(context.Background(), stagingTarget(conn, 10))
+		if err == nil || !strings.HasPrefix(err.Error(), "host h1: upload /etc/nats/f3.pem: ") || strings.Count(err.Error(), "host h1") != 1 {
+			t.Fatalf("err = %v", err)
+		}
+		if len(conn.installs) != 0 || conn.discards != 1 || len(conn.batch) != 0 {
+			t.Errorf("installed %q, discarded %d times, left %q", conn.installs, conn.discards, conn.batch)
+		}
+	})
+	t.Run("the install fails", func(t *testing.T) {
+		conn := newBatchConn()
+		conn.installFails = true
+		err := Stage(context.Background(), stagingTarget(conn, 10))
+		if err == nil || err.Error() != "host h1: stage files: install 10 uploaded file(s): install: invalid group 'nats'" {
+			t.Fatalf("err = %v", err)
+		}
+		for _, c := range conn.cmds {
+			if strings.HasPrefix(c, "true ") {
+				t.Errorf("validated after a failed install: %s", c)
+			}
+		}
+	})
+}

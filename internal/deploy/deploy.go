@@ -340,6 +340,10 @@ func (a Conn) Upload(ctx context.Context, rd io.Reader, dst string, mode fs.File
 	return a.C.Upload(ctx, rd, dst, mode, owner, group)
 }
 
+// NewBatch lets apply send every file of a host ahead and install them
+// with one command.
+func (a Conn) NewBatch() apply.Batch { return a.C.NewBatch() }
+
 // HTTPClient reaches the host's loopback through the SSH connection.
 func (a Conn) HTTPClient() *http.Client { return a.C.HTTPClient() }
 

@@ -2,9 +2,6 @@ package remote
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -70,11 +67,8 @@ func (e *opError) Error() string {
 func (e *opError) Unwrap() error { return e.err }
 
 func (c *Client) upload(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
-	if !path.IsAbs(dst) || path.Clean(dst) != dst || dst == "/" {
-		return errors.New("destination must be a clean absolute file path")
-	}
-	if mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
-		return fmt.Errorf("mode %v has bits other than permissions, setuid, setgid and sticky", mode)
+	if err := checkUpload(dst, mode); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -170,10 +164,7 @@ func (c *Client) uploadWithSudo(ctx context.Context, sc *sftp.Client, r io.Reade
 	if err != nil {
 		return err
 	}
-	// One staging name per destination, so an interrupted run leaves at
-	// most one file per destination, which the next run overwrites.
-	sum := sha256.Sum256([]byte(dst))
-	staged := path.Join(dir, path.Base(dst)+"."+hex.EncodeToString(sum[:6]))
+	staged := stagedName(dir, dst)
 	f, err := sc.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("create staging file %s: %w", staged, err)

@@ -1,0 +1,185 @@
+package remote
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/natsdeploy/natsdeploy/internal/shell"
+)
+
+// Batch is a set of uploads whose contents travel first, over SFTP into
+// the login's staging directory, and are then installed together by one
+// command. Upload costs a command (and, for a sudo login, a sudo) per
+// file; on a fresh host that is most of the time its small files take.
+// Sending needs nothing on the host but the staging directory, so it can
+// run while other commands still create the users and directories the
+// files will belong to.
+//
+// A Batch is safe for concurrent Sends. Install or Discard ends it.
+type Batch struct {
+	c     *Client
+	mu    sync.Mutex
+	files []batched
+}
+
+type batched struct {
+	staged, dst  string
+	mode         fs.FileMode
+	owner, group string
+}
+
+// NewBatch starts an empty batch on c.
+func (c *Client) NewBatch() *Batch { return &Batch{c: c} }
+
+// Send streams r to the staging directory, to be installed at dst with
+// mode, owner and group by Install. Nothing outside the staging directory
+// changes. The same rules as Upload's apply to dst and mode.
+func (b *Batch) Send(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
+	if err := b.send(ctx, r, dst, mode, owner, group); err != nil {
+		return &opError{host: b.c.cfg.Host, op: "upload " + dst, err: err}
+	}
+	return nil
+}
+
+func (b *Batch) send(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) (err error) {
+	if err := checkUpload(dst, mode); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sc, err := b.c.SFTP()
+	if err != nil {
+		return err
+	}
+	dir, err := b.c.stagingDir(sc)
+	if err != nil {
+		return err
+	}
+	staged := stagedName(dir, dst)
+	f, err := sc.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("create staging file %s: %w", staged, err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			_ = sc.Remove(staged)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("chmod staging file %s: %w", staged, err)
+	}
+	if _, err := f.ReadFromWithConcurrency(ctxReader{ctx: ctx, r: r}, 0); err != nil {
+		return fmt.Errorf("write %s: %w", staged, err)
+	}
+	cerr := f.Close()
+	f = nil
+	if cerr != nil {
+		return fmt.Errorf("close %s: %w", staged, cerr)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.files = append(b.files, batched{staged: staged, dst: dst, mode: mode, owner: owner, group: group})
+	return nil
+}
+
+// Install puts every file sent into place in one command: each is copied
+// next to its destination with its owner and mode, all are flushed to
+// disk, and each is renamed over its destination, so a reader sees a
+// whole old file or a whole new one. The staged copies are removed
+// whatever happens. On failure, files renamed before the failing step
+// stay installed; none is left half-written.
+func (b *Batch) Install(ctx context.Context) error {
+	b.mu.Lock()
+	files := b.files
+	b.files = nil
+	b.mu.Unlock()
+	if len(files) == 0 {
+		return nil
+	}
+	if _, err := b.c.Run(ctx, installScript(files), nil); err != nil {
+		return &opError{host: b.c.cfg.Host, op: fmt.Sprintf("install %d uploaded file(s)", len(files)), err: err}
+	}
+	return nil
+}
+
+// Discard removes what was sent and not installed.
+func (b *Batch) Discard(ctx context.Context) {
+	b.mu.Lock()
+	files := b.files
+	b.files = nil
+	b.mu.Unlock()
+	sc, err := b.c.SFTP()
+	if err != nil {
+		return
+	}
+	for _, f := range files {
+		if ctx.Err() != nil {
+			return
+		}
+		_ = sc.Remove(f.staged)
+	}
+}
+
+// installScript installs files in one shell command. The temporary names
+// are those Upload uses, so whatever an interrupted run leaves is
+// overwritten by the next.
+func installScript(files []batched) string {
+	var steps, tmps, staged []string
+	for _, f := range files {
+		tmp := TempPath(f.dst)
+		install := []string{"install", "-m", fmt.Sprintf("%04o", chmodBits(f.mode))}
+		if f.owner != "" {
+			install = append(install, "-o", f.owner)
+		}
+		if f.group != "" {
+			install = append(install, "-g", f.group)
+		}
+		steps = append(steps, shell.Join(append(install, "--", f.staged, tmp)...))
+		tmps = append(tmps, tmp)
+		staged = append(staged, f.staged)
+	}
+	// coreutils' sync with file arguments fsyncs just those files.
+	steps = append(steps, shell.Join(append([]string{"sync", "--"}, tmps...)...))
+	for i, f := range files {
+		steps = append(steps, shell.Join("mv", "-f", "--", tmps[i], f.dst))
+	}
+	// The staged copies may hold secrets: removed however it ends; the
+	// temporary ones too when a step failed (rm -f of a name already
+	// renamed does nothing).
+	return "{ " + strings.Join(steps, " &&\n") + "; }; rc=$?\n" +
+		shell.Join(append([]string{"rm", "-f", "--"}, staged...)...) + "\n" +
+		"[ $rc = 0 ] || " + shell.Join(append([]string{"rm", "-f", "--"}, tmps...)...) + "\n" +
+		"exit $rc"
+}
+
+// stagedName is dst's file in the staging directory dir: one name per
+// destination, so an interrupted run leaves at most one file for each,
+// which the next run overwrites.
+func stagedName(dir, dst string) string {
+	sum := sha256.Sum256([]byte(dst))
+	return path.Join(dir, path.Base(dst)+"."+hex.EncodeToString(sum[:6]))
+}
+
+// checkUpload refuses a destination or mode no upload can honour.
+func checkUpload(dst string, mode fs.FileMode) error {
+	if !path.IsAbs(dst) || path.Clean(dst) != dst || dst == "/" {
+		return errors.New("destination must be a clean absolute file path")
+	}
+	if mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
+		return fmt.Errorf("mode %v has bits other than permissions, setuid, setgid and sticky", mode)
+	}
+	return nil
+}
