@@ -116,6 +116,20 @@ type Paths struct {
 	Versions map[string]string
 }
 
+// usersScript prints "user NAME" for each of users that exists. Local
+// accounts (natsdeploy's own service users are) are read from /etc/passwd
+// by the shell itself; only a name not found there costs a getent, which
+// also asks the other NSS sources (LDAP, sssd).
+func usersScript(users []string) string {
+	q := make([]string, len(users))
+	for i, u := range users {
+		q[i] = shell.Quote(u)
+	}
+	return "want=" + shell.Quote(" "+strings.Join(users, " ")+" ") + "; found=' '\n" +
+		"while IFS=: read -r u _; do case \"$want\" in *\" $u \"*) case \"$found\" in *\" $u \"*) ;; *) found=\"$found$u \"; echo \"user $u\" ;; esac ;; esac; done 2>/dev/null </etc/passwd\n" +
+		"for u in " + strings.Join(q, " ") + "; do case \"$found\" in *\" $u \"*) ;; *) getent passwd \"$u\" >/dev/null 2>&1 && echo \"user $u\" ;; esac; done\n"
+}
+
 // PathsOf lists what desired state d manages.
 func PathsOf(d desired.Host) Paths {
 	var p Paths
@@ -303,15 +317,12 @@ LC_ALL=C; export LC_ALL
 umask 077
 os=unknown; if [ -r /etc/os-release ]; then os=$(. /etc/os-release; echo "${ID:-unknown} ${VERSION_ID:-}"); fi
 echo "os $os"
-echo "arch $(uname -m)"
+a=; [ -r /proc/sys/kernel/arch ] && read -r a < /proc/sys/kernel/arch
+echo "arch ${a:-$(uname -m)}"
 `)
 	b.WriteString(systemdScript)
 	if len(p.Users) > 0 {
-		b.WriteString("getent passwd")
-		for _, u := range p.Users {
-			b.WriteString(" " + shell.Quote(u))
-		}
-		b.WriteString(" 2>/dev/null | while IFS=: read -r u _; do echo \"user $u\"; done\n")
+		b.WriteString(usersScript(p.Users))
 	}
 	if len(p.Files) > 0 || len(p.Dirs) > 0 {
 		b.WriteString(pathsScript(p.Files, p.Dirs, p.ReadOnly))

@@ -458,3 +458,40 @@ func TestScriptLock(t *testing.T) {
 		t.Errorf("lock %q", h.Lock)
 	}
 }
+
+// The architecture is the kernel's, as uname -m says it; users in
+// /etc/passwd are found without starting getent, which only looks for
+// the others (and finds them through NSS).
+func TestArchAndUsersWithoutPrograms(t *testing.T) {
+	out, err := exec.Command("uname", "-m").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	calls := filepath.Join(t.TempDir(), "getent-calls")
+	fake := "#!/bin/sh\necho \"$*\" >> " + shell.Quote(calls) + "\n[ \"$2\" = nss-only-user ] && echo 'nss-only-user:x:4242:4242::/:/bin/false'\n"
+	if err := os.WriteFile(filepath.Join(bin, "getent"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := Script(Paths{Users: []string{"root", "nss-only-user", "no-such-user-natsdeploy", "root"}})
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	raw, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	h, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Arch != strings.TrimSpace(string(out)) {
+		t.Errorf("arch %q, uname -m says %q", h.Arch, out)
+	}
+	if !h.Users["root"] || !h.Users["nss-only-user"] || h.Users["no-such-user-natsdeploy"] || strings.Count(string(raw), "user root\n") != 1 {
+		t.Errorf("users %v from:\n%s", h.Users, raw)
+	}
+	got, _ := os.ReadFile(calls)
+	if string(got) != "passwd nss-only-user\npasswd no-such-user-natsdeploy\n" {
+		t.Errorf("getent was asked:\n%s", got)
+	}
+}
