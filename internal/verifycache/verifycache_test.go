@@ -19,6 +19,7 @@ func TestStore(t *testing.T) {
 	}
 	s.Put("k", Proof{At: now, Seen: "fine"})
 	s.Put("old", Proof{At: now.Add(-DefaultMaxAge - time.Second), Seen: "stale"})
+	s.Put("edge", Proof{At: now.Add(-DefaultMaxAge), Seen: "just in time"})
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +43,7 @@ func TestStore(t *testing.T) {
 		{"a store that only records", open(false), "k", 0, false, ""},
 		{"unknown key", open(true), "other", 0, false, ""},
 		{"pruned on save", open(true), "old", 0, false, ""},
+		{"kept on save at exactly the age", open(true), "edge", 0, true, "just in time"},
 		{"just within the age", open(true), "k", DefaultMaxAge, true, "fine"},
 		{"past the age", open(true), "k", DefaultMaxAge + time.Second, false, ""},
 		{"from the future", open(true), "k", -time.Second, false, ""},
