@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 	"sync"
@@ -50,7 +49,7 @@ func (b *Batch) Send(ctx context.Context, r io.Reader, dst string, mode fs.FileM
 	return nil
 }
 
-func (b *Batch) send(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) (err error) {
+func (b *Batch) send(ctx context.Context, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
 	if err := checkUpload(dst, mode); err != nil {
 		return err
 	}
@@ -61,33 +60,9 @@ func (b *Batch) send(ctx context.Context, r io.Reader, dst string, mode fs.FileM
 	if err != nil {
 		return err
 	}
-	dir, err := b.c.stagingDir(sc)
+	staged, err := b.c.stage(sc, ctxReader{ctx: ctx, r: r}, dst)
 	if err != nil {
 		return err
-	}
-	staged := stagedName(dir, dst)
-	f, err := sc.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
-		return fmt.Errorf("create staging file %s: %w", staged, err)
-	}
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if err != nil {
-			_ = sc.Remove(staged)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("chmod staging file %s: %w", staged, err)
-	}
-	if _, err := f.ReadFromWithConcurrency(ctxReader{ctx: ctx, r: r}, 0); err != nil {
-		return fmt.Errorf("write %s: %w", staged, err)
-	}
-	cerr := f.Close()
-	f = nil
-	if cerr != nil {
-		return fmt.Errorf("close %s: %w", staged, cerr)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -109,7 +84,7 @@ func (b *Batch) Install(ctx context.Context) error {
 	if len(files) == 0 {
 		return nil
 	}
-	if _, err := b.c.Run(ctx, installScript(files), nil); err != nil {
+	if err := b.c.install(ctx, files); err != nil {
 		return &opError{host: b.c.cfg.Host, op: fmt.Sprintf("install %d uploaded file(s)", len(files)), err: err}
 	}
 	return nil
@@ -159,7 +134,7 @@ func installScript(files []batched) string {
 	// The staged copies may hold secrets: removed however it ends; the
 	// temporary ones too when a step failed (rm -f of a name already
 	// renamed does nothing).
-	return "{ " + strings.Join(steps, " &&\n") + "; }; rc=$?\n" +
+	return strings.Join(steps, " &&\n") + "; rc=$?\n" +
 		shell.Join(append([]string{"rm", "-f", "--"}, staged...)...) + "\n" +
 		"[ $rc = 0 ] || " + shell.Join(append([]string{"rm", "-f", "--"}, tmps...)...) + "\n" +
 		"exit $rc"

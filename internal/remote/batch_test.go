@@ -17,20 +17,9 @@ import (
 // over its destination; nothing is left staged, and no content is ever
 // on a command line.
 func TestBatch(t *testing.T) {
-	for _, mode := range []string{"root", "sudo", "sudo with a password"} {
+	for _, mode := range loginModes {
 		t.Run(mode, func(t *testing.T) {
-			var opts []serverOpt
-			switch mode {
-			case "sudo":
-				opts = append(opts, asNonRoot())
-			case "sudo with a password":
-				opts = append(opts, withSudoPassword(sudoPW))
-			}
-			f := newFixture(t, opts...)
-			if mode == "sudo with a password" {
-				f.cfg.SudoPassword = func(string, string) ([]byte, error) { return []byte(sudoPW), nil }
-			}
-			c := f.dial(t)
+			f, c := loginFixture(t, mode)
 			ctx := context.Background()
 			// The login's rights are learnt first, so that the commands
 			// counted below are the install's alone.

@@ -594,20 +594,9 @@ func TestRunConcurrentOneConnection(t *testing.T) {
 // started: with sudo, the signal reaches sudo, which passes it to a shell
 // that would die and leave its children running.
 func TestRunCancel(t *testing.T) {
-	for _, mode := range []string{"root", "sudo", "sudo with a password"} {
+	for _, mode := range loginModes {
 		t.Run(mode, func(t *testing.T) {
-			var opts []serverOpt
-			switch mode {
-			case "sudo":
-				opts = append(opts, asNonRoot())
-			case "sudo with a password":
-				opts = append(opts, withSudoPassword(sudoPW))
-			}
-			f := newFixture(t, opts...)
-			if mode == "sudo with a password" {
-				f.cfg.SudoPassword = func(string, string) ([]byte, error) { return []byte(sudoPW), nil }
-			}
-			c := f.dial(t)
+			f, c := loginFixture(t, mode)
 			// Asked before the clock starts: 300ms is for the command.
 			mustIsRoot(t, c)
 			marker := fmt.Sprintf("30.%d", time.Now().UnixNano()%1000000)
@@ -796,21 +785,32 @@ func statFile(t *testing.T, name string) (fs.FileMode, uint32, uint64) {
 	return fi.Mode(), st.Uid, st.Ino
 }
 
+// loginModes are the ways a login becomes root that uploads must work
+// with.
+var loginModes = []string{"root", "sudo", "sudo with a password"}
+
+// loginFixture is a server and a connection to it whose login becomes root
+// as mode says.
+func loginFixture(t *testing.T, mode string) (*fixture, *Client) {
+	t.Helper()
+	var opts []serverOpt
+	switch mode {
+	case "sudo":
+		opts = append(opts, asNonRoot())
+	case "sudo with a password":
+		opts = append(opts, withSudoPassword(sudoPW))
+	}
+	f := newFixture(t, opts...)
+	if mode == "sudo with a password" {
+		f.cfg.SudoPassword = func(string, string) ([]byte, error) { return []byte(sudoPW), nil }
+	}
+	return f, f.dial(t)
+}
+
 func TestUpload(t *testing.T) {
-	for _, mode := range []string{"root", "sudo", "sudo with a password"} {
+	for _, mode := range loginModes {
 		t.Run(mode, func(t *testing.T) {
-			var opts []serverOpt
-			switch mode {
-			case "sudo":
-				opts = append(opts, asNonRoot())
-			case "sudo with a password":
-				opts = append(opts, withSudoPassword(sudoPW))
-			}
-			f := newFixture(t, opts...)
-			if mode == "sudo with a password" {
-				f.cfg.SudoPassword = func(string, string) ([]byte, error) { return []byte(sudoPW), nil }
-			}
-			c := f.dial(t)
+			f, c := loginFixture(t, mode)
 			ctx := context.Background()
 			dir := filepath.Join(f.srv.home, "etc", "nats")
 			if err := os.MkdirAll(dir, 0o755); err != nil {

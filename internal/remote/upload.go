@@ -158,16 +158,27 @@ func (c *Client) uploadAsRoot(ctx context.Context, sc *sftp.Client, r io.Reader,
 // uploadWithSudo stages the content in the login user's own private
 // directory (SFTP runs as that user, who cannot write to /etc), then one
 // command as root copies it next to dst with owner and mode, flushes it and
-// renames it over dst.
-func (c *Client) uploadWithSudo(ctx context.Context, sc *sftp.Client, r io.Reader, dst string, mode fs.FileMode, owner, group string) (err error) {
-	dir, err := c.stagingDir(sc)
+// renames it over dst: a batch of one.
+func (c *Client) uploadWithSudo(ctx context.Context, sc *sftp.Client, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
+	staged, err := c.stage(sc, r, dst)
 	if err != nil {
 		return err
 	}
-	staged := stagedName(dir, dst)
+	return c.install(ctx, []batched{{staged: staged, dst: dst, mode: mode, owner: owner, group: group}})
+}
+
+// stage writes r to dst's file in the staging directory, shut to others
+// before any content lands in it (it may be a secret). A failed write
+// leaves nothing behind.
+func (c *Client) stage(sc *sftp.Client, r io.Reader, dst string) (staged string, err error) {
+	dir, err := c.stagingDir(sc)
+	if err != nil {
+		return "", err
+	}
+	staged = stagedName(dir, dst)
 	f, err := sc.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
-		return fmt.Errorf("create staging file %s: %w", staged, err)
+		return "", fmt.Errorf("create staging file %s: %w", staged, err)
 	}
 	defer func() {
 		if f != nil {
@@ -178,35 +189,31 @@ func (c *Client) uploadWithSudo(ctx context.Context, sc *sftp.Client, r io.Reade
 		}
 	}()
 	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("chmod staging file %s: %w", staged, err)
+		return "", fmt.Errorf("chmod staging file %s: %w", staged, err)
 	}
 	if _, err := f.ReadFromWithConcurrency(r, 0); err != nil {
-		return fmt.Errorf("write %s: %w", staged, err)
+		return "", fmt.Errorf("write %s: %w", staged, err)
 	}
 	cerr := f.Close()
 	f = nil
 	if cerr != nil {
-		return fmt.Errorf("close %s: %w", staged, cerr)
+		return "", fmt.Errorf("close %s: %w", staged, cerr)
 	}
+	return staged, nil
+}
 
-	tmp := TempPath(dst)
-	install := []string{"install", "-m", fmt.Sprintf("%04o", chmodBits(mode))}
-	if owner != "" {
-		install = append(install, "-o", owner)
-	}
-	if group != "" {
-		install = append(install, "-g", group)
-	}
-	install = append(install, "--", staged, tmp)
-	// The staged copy is removed whatever happens: it may be a secret.
-	script := shell.Join(install...) +
-		" && sync " + shell.Quote(tmp) +
-		" && mv -f -- " + shell.Quote(tmp) + " " + shell.Quote(dst) +
-		"; rc=$?; rm -f -- " + shell.Quote(staged) + "; exit $rc"
-	if _, err := c.Run(ctx, script, nil); err != nil {
-		// Do not leave a half-installed temporary file behind.
+// install puts staged files into place in one command (installScript).
+// The script cleans up after itself; when it does not get to (the run was
+// cancelled and the command killed), the temporary and staged copies are
+// removed by a command of their own.
+func (c *Client) install(ctx context.Context, files []batched) error {
+	if _, err := c.Run(ctx, installScript(files), nil); err != nil {
+		var rm []string
+		for _, f := range files {
+			rm = append(rm, TempPath(f.dst), f.staged)
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
-		_, _ = c.Run(cctx, "rm -f -- "+shell.Quote(tmp), nil)
+		_, _ = c.Run(cctx, shell.Join(append([]string{"rm", "-f", "--"}, rm...)...), nil)
 		cancel()
 		return err
 	}
