@@ -288,9 +288,8 @@ func (v *validator) defaults() {
 
 	n := &inv.NATS
 	if n.ArtifactDir == "" {
-		// os.UserCacheDir honours $XDG_CACHE_HOME and is ~/.cache otherwise.
-		if cache, err := os.UserCacheDir(); err == nil {
-			n.ArtifactDir = filepath.Join(cache, "natsdeploy", "artifacts")
+		if cache, err := CacheDir(); err == nil {
+			n.ArtifactDir = filepath.Join(cache, "artifacts")
 		} else {
 			n.ArtifactDir = "~/.cache/natsdeploy/artifacts"
 		}
@@ -472,4 +471,15 @@ func oneLine(msg string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// CacheDir is natsdeploy's directory for what it keeps on this machine and
+// can make again (release files, verify's proofs). os.UserCacheDir honours
+// $XDG_CACHE_HOME and is ~/.cache otherwise.
+func CacheDir() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cache, "natsdeploy"), nil
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -325,11 +324,11 @@ func applyOpen(c *cli.Context, r *deploy.Session, v *view, allowRemove, noVerify
 // verifycache); reuse says whether this run may answer checks from it.
 // Without a cache directory there is no store, and every check runs.
 func proofStore(inv *inventory.Inventory, reuse bool) *verifycache.Store {
-	dir, err := os.UserCacheDir()
+	dir, err := inventory.CacheDir()
 	if err != nil {
 		return nil
 	}
-	s, err := verifycache.For(filepath.Join(dir, "natsdeploy"), inv.Path, reuse)
+	s, err := verifycache.For(dir, inv.Path, reuse)
 	if err != nil {
 		return nil
 	}

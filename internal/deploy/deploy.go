@@ -62,11 +62,6 @@ type Session struct {
 	// hosts dialled after Connect (departing members).
 	sudo *sudoPassword
 
-	// factsCurrent says the targets' facts are still what the hosts hold:
-	// the last Apply found nothing to change. Verify then compares with
-	// them instead of reading every host again.
-	factsCurrent bool
-
 	me     lock.Holder
 	locked []string
 	// keepEvery is how often the locks are refreshed while held, well
@@ -709,9 +704,22 @@ func (s *Session) Apply(ctx context.Context, to apply.Timeouts) (bool, error) {
 		_, err := s.applyTargets(ctx, s.Targets, to)
 		return true, err
 	}
-	changed, err := s.applyTargets(ctx, s.Targets, to)
-	s.factsCurrent = err == nil && !changed
-	return changed, err
+	return s.applyTargets(ctx, s.Targets, to)
+}
+
+// factsCurrent says the targets' facts are still what the hosts hold:
+// every plan is empty, so apply changed nothing since it read them.
+// Verify then compares with them instead of reading every host again.
+func (s *Session) factsCurrent() bool {
+	if len(s.Targets) == 0 {
+		return false
+	}
+	for _, t := range s.Targets {
+		if !t.Plan.Empty() {
+			return false
+		}
+	}
+	return true
 }
 
 // reloadRound returns the targets with only their reload parts, or nil

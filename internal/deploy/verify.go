@@ -113,7 +113,7 @@ func (s *Session) hostChecks(ctx context.Context) []report.Result {
 // matches, and reading it again costs a command per host), else the
 // host's own answer now. from says which, for the row.
 func (s *Session) hostFacts(ctx context.Context, host string, files []desired.File, units []string) (facts.Host, string, error) {
-	if s.factsCurrent {
+	if s.factsCurrent() {
 		for _, t := range s.Targets {
 			if t.Name == host {
 				return t.Facts, " (as this apply read them)", nil
