@@ -224,8 +224,10 @@ func TestRecordSums(t *testing.T) {
 
 // fakeSystemctl puts a systemctl on PATH that answers for one active unit
 // which became active `ago` before now (on the boot clock /proc/uptime
-// reads) and knows no other unit, as systemd does.
-func fakeSystemctl(t *testing.T, unit string, ago time.Duration) {
+// reads) and knows no other unit, as systemd does. It returns ago, or
+// half the machine's uptime when that is less: a unit cannot have started
+// before boot.
+func fakeSystemctl(t *testing.T, unit string, ago time.Duration) time.Duration {
 	t.Helper()
 	up, err := os.ReadFile("/proc/uptime")
 	if err != nil {
@@ -234,6 +236,9 @@ func fakeSystemctl(t *testing.T, unit string, ago time.Duration) {
 	var secs float64
 	if _, err := fmt.Sscanf(string(up), "%f", &secs); err != nil {
 		t.Fatal(err)
+	}
+	if ago.Seconds() >= secs {
+		ago = time.Duration(secs / 2 * float64(time.Second))
 	}
 	mono := int64((secs - ago.Seconds()) * 1e6)
 	dir := t.TempDir()
@@ -257,6 +262,7 @@ done
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return ago
 }
 
 // Uptime and version records, from a fake systemctl and real commands run
@@ -264,7 +270,7 @@ done
 // never-started one reports no uptime, and each version command's first
 // line comes back whatever quotes it holds or however it fails.
 func TestScriptUptimeAndVersions(t *testing.T) {
-	fakeSystemctl(t, "up.service", 90*time.Minute)
+	ago := fakeSystemctl(t, "up.service", 90*time.Minute)
 	h := runScript(t, Paths{
 		Units:  []string{"down.service", "up.service"},
 		Uptime: true,
@@ -274,8 +280,8 @@ func TestScriptUptimeAndVersions(t *testing.T) {
 		},
 	})
 	up, down := h.Units["up.service"], h.Units["down.service"]
-	if !up.Active || !up.UptimeKnown || up.Uptime < 90*time.Minute-2*time.Second || up.Uptime > 90*time.Minute+2*time.Second {
-		t.Errorf("up.service = %+v, want active for 90m", up)
+	if !up.Active || !up.UptimeKnown || up.Uptime < ago-2*time.Second || up.Uptime > ago+2*time.Second {
+		t.Errorf("up.service = %+v, want active for %s", up, ago)
 	}
 	if up.Version != "prog: v1.2.3" {
 		t.Errorf("up.service version %q, want the first line", up.Version)
