@@ -115,59 +115,25 @@ func stagedPath(f desired.File) string {
 }
 
 // Stage prepares one host; nothing it does changes what a running service
-// sees. On a validation failure it removes what it staged.
+// sees. On a validation failure it removes what it staged. On a conn that
+// can batch, the files travel while the users and directories are made
+// (the staging directory needs neither), and one command installs them.
 func Stage(ctx context.Context, t Target) error {
-	groups := groupsToValidate(t)
-	if bc, ok := t.Conn.(Batcher); ok {
-		if err := prepareAndSend(ctx, t, groups, bc.NewBatch()); err != nil {
-			return err
-		}
-	} else {
-		if err := prepare(ctx, t, groups); err != nil {
-			return err
-		}
-		if err := uploadAll(ctx, t, t.Conn.Upload); err != nil {
-			return err
-		}
-	}
-	for _, g := range groups {
+	p := SendAhead(ctx, [][]Target{{t}})
+	defer p.Close(ctx)
+	return p.Stage(ctx, t, 0)
+}
+
+// validateAll validates every config group t's changes touch, and removes
+// what was staged when one is rejected.
+func validateAll(ctx context.Context, t Target) error {
+	for _, g := range groupsToValidate(t) {
 		t.quiet(progress.Event{Phase: progress.Validate, Kind: progress.Start, Detail: g.name})
 		if err := g.validate(ctx, t); err != nil {
 			Abort(ctx, t)
 			return err
 		}
 		t.quiet(progress.Event{Phase: progress.Validate, Kind: progress.Done, Detail: g.name})
-	}
-	return nil
-}
-
-// prepareAndSend sends every file while prepare runs (the staging
-// directory needs neither the users nor the directories), then installs
-// them all with one command once both are done.
-func prepareAndSend(ctx context.Context, t Target, groups []validateGroup, b Batch) error {
-	// A failed prepare stops the sends: a binary still on its way is
-	// hundreds of MB for nothing.
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	prepared := make(chan error, 1)
-	go func() {
-		err := prepare(ctx, t, groups)
-		if err != nil {
-			cancel()
-		}
-		prepared <- err
-	}()
-	sendErr := uploadAll(sctx, t, b.Send)
-	if err := <-prepared; err != nil {
-		b.Discard(context.WithoutCancel(ctx))
-		return err
-	}
-	if sendErr != nil {
-		b.Discard(context.WithoutCancel(ctx))
-		return sendErr
-	}
-	if err := b.Install(ctx); err != nil {
-		return onHost(t.Name, "stage files", err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -742,13 +743,11 @@ func reloadRound(targets []apply.Target) []apply.Target {
 	return out
 }
 
+// applyTargets applies the targets' plans one role after the other (see
+// apply.Waves), every host's files for every role sent ahead from the
+// start.
 func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to apply.Timeouts) (bool, error) {
-	var changing []apply.Target
-	for _, t := range targets {
-		if !t.Plan.Empty() {
-			changing = append(changing, t)
-		}
-	}
+	changing := nonEmpty(targets)
 	if len(changing) == 0 {
 		return false, nil
 	}
@@ -757,21 +756,62 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 			s.Events.Event(progress.Event{Host: t.Name, Phase: progress.Plan, Kind: progress.Info, Detail: line})
 		}
 	}
-	if err := apply.Each(changing, s.failing(progress.Upload, func(t apply.Target) error { return apply.Stage(ctx, t) })); err != nil {
-		for _, t := range changing {
-			apply.Abort(ctx, t)
+	waves := apply.Waves(targets)
+	p := apply.SendAhead(ctx, waves)
+	defer p.Close(ctx)
+	var applied []string
+	for i, wave := range waves {
+		changing := nonEmpty(wave)
+		if len(changing) == 0 {
+			continue
 		}
-		return false, fmt.Errorf("%w\nno file was swapped in on any host", err)
-	}
-	if err := apply.Each(changing, s.failing(progress.Commit, func(t apply.Target) error { return apply.Commit(ctx, t) })); err != nil {
-		return true, fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err)
-	}
-	// Handlers look at the whole cluster: a rolling restart must see the
-	// health of the hosts that did not change too.
-	if err := apply.Handlers(ctx, targets, to, s.Logf); err != nil {
-		return true, err
+		if err := apply.Each(changing, s.failing(progress.Upload, func(t apply.Target) error { return p.Stage(ctx, t, i) })); err != nil {
+			for _, later := range waves[i:] {
+				for _, t := range nonEmpty(later) {
+					apply.Abort(ctx, t)
+				}
+			}
+			if len(applied) == 0 {
+				return false, fmt.Errorf("%w\nno file was swapped in on any host", err)
+			}
+			return true, fmt.Errorf("%w\n%s applied and running; no file of %s or what follows it was swapped in on any host",
+				err, strings.Join(applied, ", "), strings.Join(unitNames(wave), ", "))
+		}
+		if err := apply.Each(changing, s.failing(progress.Commit, func(t apply.Target) error { return apply.Commit(ctx, t) })); err != nil {
+			return true, fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err)
+		}
+		// Handlers look at the whole cluster: a rolling restart must see the
+		// health of the hosts that did not change too.
+		if err := apply.Handlers(ctx, wave, to, s.Logf); err != nil {
+			return true, err
+		}
+		applied = append(applied, unitNames(wave)...)
 	}
 	return true, nil
+}
+
+// nonEmpty returns the targets whose plans change something.
+func nonEmpty(targets []apply.Target) []apply.Target {
+	var out []apply.Target
+	for _, t := range targets {
+		if !t.Plan.Empty() {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// unitNames names the units of a wave, each once.
+func unitNames(wave []apply.Target) []string {
+	var out []string
+	for _, t := range wave {
+		for _, u := range t.Desired.Units {
+			if !slices.Contains(out, u.Name) {
+				out = append(out, u.Name)
+			}
+		}
+	}
+	return out
 }
 
 // phaseEnd is the event that ends a host's phase: done, or failed with

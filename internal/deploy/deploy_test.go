@@ -99,6 +99,7 @@ type host struct {
 	facts   []string
 	files   map[string]string // what `cat` prints
 	scripts []string          // every facts command, as sent
+	fail    string            // a command containing it fails
 }
 
 func isFacts(cmd string) bool { return strings.HasPrefix(cmd, "set -u\nLC_ALL=C") }
@@ -119,6 +120,9 @@ func (h *host) Exec(_ context.Context, cmd string) (string, error) {
 		return out, nil
 	}
 	*h.log = append(*h.log, h.name+": "+cmd)
+	if h.fail != "" && strings.Contains(cmd, h.fail) {
+		return "bad config line 1", errors.New("exit status 1")
+	}
 	if path, ok := strings.CutPrefix(cmd, "cat "); ok {
 		return h.files[strings.Trim(path, "'")], nil
 	}
@@ -277,6 +281,62 @@ func TestApplyConvergedSendsNothing(t *testing.T) {
 		if strings.HasPrefix(res.Check, "node/") && (!res.OK || !strings.HasSuffix(res.Seen, " (as this apply read them)")) {
 			t.Errorf("%s %s: %s %s", res.Check, res.Target, res.Status(), res.Detail())
 		}
+	}
+}
+
+// lateRole is a second role, after svc: one config file, validated by a
+// command, and its own unit.
+type lateRole struct{ svcRole }
+
+func (lateRole) Name() string { return "late" }
+
+func (lateRole) Desired(in role.Input) (desired.Host, error) {
+	return desired.Host{
+		Name:  in.Host.Name,
+		Files: []desired.File{{Path: "/etc/svc/late.conf", Content: []byte("late"), SHA256: sum("late"), Mode: 0o640, Owner: "root", Group: "svc",
+			ValidateGroup: "late-config", ValidateCmd: "check-late {dir}", Service: "late.service", OnChange: desired.Restart}},
+		Units: []desired.Unit{{Name: "late.service", Ready: &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }}}},
+	}, nil
+}
+
+// Roles go one after the other: svc's change is committed and reloaded on
+// every host before late's files are validated, and when those are
+// rejected the error says what is in place, and nothing of late's stays
+// staged.
+func TestApplyRolesInWaves(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
+	s.Roles = append(s.Roles, lateRole{})
+	for _, c := range s.Conns {
+		c.(*host).fail = "check-late"
+	}
+	ctx := context.Background()
+	if err := s.Gather(ctx); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := s.Apply(ctx, fast)
+	if err == nil || !changed {
+		t.Fatalf("Apply = %v, %v; want a change and late's rejection", changed, err)
+	}
+	for _, want := range []string{"the new late-config was rejected", "bad config line 1",
+		"svc.service applied and running; no file of late.service or what follows it was swapped in on any host"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	for _, h := range []string{"h1", "h2"} {
+		committed := indexOf(*log, h+": set -e")
+		reloaded := indexOf(*log, h+": systemctl reload")
+		validated := indexOf(*log, h+": check-late")
+		if committed < 0 || reloaded < 0 || validated < 0 || !(committed < reloaded && reloaded < validated) {
+			t.Errorf("%s: commit at %d, reload at %d, late's validation at %d; want in that order:\n%s", h, committed, reloaded, validated, strings.Join(*log, "\n"))
+		}
+		if i := lastIndexOf(*log, h+": rm -rf"); i < validated || !strings.Contains((*log)[i], "/etc/svc/.natsdeploy-stage") {
+			t.Errorf("%s: late's staging not removed after the rejection:\n%s", h, strings.Join(*log, "\n"))
+		}
+	}
+	if i := indexOf(*log, "late.conf /etc/svc/late.conf"); i >= 0 {
+		t.Errorf("late.conf was swapped in: %s", (*log)[i])
 	}
 }
 

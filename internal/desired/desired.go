@@ -134,6 +134,9 @@ type Unit struct {
 	// UnitFile is the path of the file defining it, among Files, so a
 	// change to it triggers daemon-reload.
 	UnitFile string
+	// Role is the role that wants it, set by Merge. Apply takes a role's
+	// units across every host as one step (see apply.Waves).
+	Role string
 	// Ready is polled after a start, reload or restart until it passes;
 	// a rolling restart also requires it of every other host before it
 	// takes one down. Nil: an active unit is ready.
@@ -291,6 +294,7 @@ func Merge(name string, parts ...Part) (Host, error) {
 				continue
 			}
 			units[u.Name] = p.Role
+			u.Role = p.Role
 			out.Units = append(out.Units, u)
 		}
 		for _, pt := range p.Host.Ports {
@@ -305,4 +309,25 @@ func Merge(name string, parts ...Part) (Host, error) {
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// Only returns the part of h that concerns the named units: their files
+// and the units themselves. setup adds the users, directories, ports and
+// files that belong to no unit.
+func (h Host) Only(units map[string]bool, setup bool) Host {
+	out := Host{Name: h.Name}
+	if setup {
+		out.Users, out.Dirs, out.Ports = h.Users, h.Dirs, h.Ports
+	}
+	for _, f := range h.Files {
+		if units[f.Service] || (setup && f.Service == "") {
+			out.Files = append(out.Files, f)
+		}
+	}
+	for _, u := range h.Units {
+		if units[u.Name] {
+			out.Units = append(out.Units, u)
+		}
+	}
+	return out
 }

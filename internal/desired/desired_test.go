@@ -31,6 +31,9 @@ func TestMerge(t *testing.T) {
 	if got.Units[0].Name != "a.service" || got.Files[1].Path != "/etc/prometheus/prometheus.yml" {
 		t.Errorf("order not kept: %+v", got)
 	}
+	if got.Units[0].Role != "a" || got.Units[1].Role != "b" {
+		t.Errorf("units' roles %q, %q; want a, b", got.Units[0].Role, got.Units[1].Role)
+	}
 
 	c := Host{
 		Dirs:  []Dir{{Path: "/etc/nats", Owner: "root", Group: "root", Mode: 0o755}},
@@ -62,5 +65,44 @@ func TestMerge(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "a.conf") {
 		t.Errorf("error text %v", err)
+	}
+}
+
+// Only keeps a unit's files and the unit; setup adds what belongs to no
+// unit.
+func TestOnly(t *testing.T) {
+	h := Host{
+		Name:  "h",
+		Users: []User{{Name: "nats"}},
+		Dirs:  []Dir{{Path: "/etc/nats"}},
+		Ports: []Port{{Number: 4222}},
+		Files: []File{{Path: "/a", Service: "a.service"}, {Path: "/b", Service: "b.service"}, {Path: "/shared"}},
+		Units: []Unit{{Name: "a.service"}, {Name: "b.service"}},
+	}
+	paths := func(h Host) (out []string) {
+		for _, f := range h.Files {
+			out = append(out, f.Path)
+		}
+		for _, u := range h.Units {
+			out = append(out, u.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		units map[string]bool
+		setup bool
+		want  string
+	}{
+		{map[string]bool{"a.service": true}, true, "/a /shared a.service"},
+		{map[string]bool{"b.service": true}, false, "/b b.service"},
+		{map[string]bool{}, false, ""},
+	} {
+		got := h.Only(tc.units, tc.setup)
+		if s := strings.Join(paths(got), " "); s != tc.want || got.Name != "h" {
+			t.Errorf("Only(%v, %v) = %q (name %q), want %q", tc.units, tc.setup, s, got.Name, tc.want)
+		}
+		if setup := len(got.Users) == 1 && len(got.Dirs) == 1 && len(got.Ports) == 1; setup != tc.setup {
+			t.Errorf("Only(%v, %v): users, dirs and ports %+v", tc.units, tc.setup, got)
+		}
 	}
 }

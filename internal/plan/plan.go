@@ -248,3 +248,42 @@ func (h Host) ReloadPart() (Host, bool) {
 	}
 	return part, len(part.Files) > 0
 }
+
+// Only returns the part of h that concerns the named units: their files,
+// enables, starts and handlers, and the daemon-reload their unit files
+// need. setup adds the users, directories and files that belong to no
+// unit. Units stays whole, for describing handlers.
+func (h Host) Only(units map[string]bool, setup bool) Host {
+	part := Host{Name: h.Name, Handlers: map[string]desired.Handler{}, Units: h.Units}
+	if setup {
+		part.Users, part.Dirs = h.Users, h.Dirs
+	}
+	unitFiles := map[string]bool{}
+	for _, u := range h.Units {
+		if units[u.Name] {
+			unitFiles[u.UnitFile] = true
+		}
+	}
+	for _, f := range h.Files {
+		if units[f.File.Service] || (setup && f.File.Service == "") {
+			part.Files = append(part.Files, f)
+			part.DaemonReload = part.DaemonReload || (f.Upload && unitFiles[f.File.Path])
+		}
+	}
+	for _, u := range h.Enable {
+		if units[u] {
+			part.Enable = append(part.Enable, u)
+		}
+	}
+	for _, u := range h.Start {
+		if units[u] {
+			part.Start = append(part.Start, u)
+		}
+	}
+	for u, hd := range h.Handlers {
+		if units[u] {
+			part.Handlers[u] = hd
+		}
+	}
+	return part
+}

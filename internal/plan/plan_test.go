@@ -189,3 +189,45 @@ func TestReloadPart(t *testing.T) {
 		t.Errorf("reload part:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// Only keeps what concerns the given units, with the users, directories
+// and unit-less files only in the setup part, and a daemon-reload only
+// where one of their unit files changed.
+func TestOnly(t *testing.T) {
+	const prom = "prometheus.service"
+	d := want()
+	d.Users = append(d.Users, desired.User{Name: "prometheus"})
+	d.Files = append(d.Files,
+		desired.File{Path: "/etc/prometheus/prometheus.yml", SHA256: "p1", Service: prom, OnChange: desired.Reload},
+		desired.File{Path: "/etc/systemd/system/prometheus.service", SHA256: "pu1", Service: prom, OnChange: desired.Restart},
+		desired.File{Path: "/etc/natsdeploy/shared", SHA256: "s1"})
+	d.Units = append(d.Units, desired.Unit{Name: prom, UnitFile: "/etc/systemd/system/prometheus.service"})
+	f := converged()
+	f.Units[prom] = facts.Unit{Enabled: true, Active: true}
+	f.Files["/etc/prometheus/prometheus.yml"] = facts.File{SHA256: "p0"}
+	f.Files["/etc/systemd/system/prometheus.service"] = facts.File{SHA256: "pu1"}
+	f.Files["/etc/natsdeploy/shared"] = facts.File{SHA256: "s0"}
+	f.Files["/etc/systemd/system/nats-server.service"] = facts.File{SHA256: "unit0"}
+	delete(f.Users, "nats")
+	f.Units[svc] = facts.Unit{}
+	full := Compute(d, f)
+
+	natsPart := full.Only(map[string]bool{svc: true}, true)
+	if got := strings.Join(natsPart.Lines(), "\n"); strings.Contains(got, "/etc/prometheus") || strings.Contains(got, "prometheus.service") || !strings.Contains(got, "/etc/natsdeploy/shared") ||
+		!strings.Contains(got, "create system user nats") || !natsPart.DaemonReload ||
+		!reflect.DeepEqual(natsPart.Start, []string{svc}) || !reflect.DeepEqual(natsPart.Enable, []string{svc}) {
+		t.Errorf("nats part (daemon-reload %v, start %v, enable %v):\n%s", natsPart.DaemonReload, natsPart.Start, natsPart.Enable, got)
+	}
+	promPart := full.Only(map[string]bool{prom: true}, false)
+	if len(promPart.Users) != 0 || len(promPart.Dirs) != 0 || promPart.DaemonReload || len(promPart.Start) != 0 ||
+		len(promPart.Files) != 1 || promPart.Files[0].File.Path != "/etc/prometheus/prometheus.yml" ||
+		!reflect.DeepEqual(promPart.Handlers, map[string]desired.Handler{prom: desired.Reload}) {
+		t.Errorf("prometheus part %+v", promPart)
+	}
+	if len(promPart.Units) != 2 {
+		t.Errorf("units %v: want all kept, for describing handlers", promPart.Units)
+	}
+	if empty := full.Only(map[string]bool{}, false); !empty.Empty() {
+		t.Errorf("no units, no setup: %+v", empty)
+	}
+}
