@@ -92,3 +92,37 @@ func TestCheckRefusesClashes(t *testing.T) {
 		})
 	}
 }
+
+// Apply takes a role's files across every host as one wave, by the unit
+// each names (apply.Waves): a file naming no unit of its own role would go
+// with the first role's, and wait for nothing or be waited for.
+func TestEveryFileNamesItsRolesUnit(t *testing.T) {
+	t.Setenv("NATS_ADMIN_PASSWORD", "correct-horse-battery-staple")
+	t.Setenv("NATS_PROD_PASSWORD", "another-long-password")
+	inv, err := inventory.LoadWithOptions("../inventory/example.toml", inventory.LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, h := range inv.Hosts {
+		for _, r := range role.On(All, inv, h.Name) {
+			d, err := r.Desired(role.Input{Inv: inv, Host: h})
+			if err != nil {
+				t.Fatalf("role %s on %s: %v", r.Name(), h.Name, err)
+			}
+			seen[r.Name()] = true
+			units := map[string]bool{}
+			for _, u := range d.Units {
+				units[u.Name] = true
+			}
+			for _, f := range d.Files {
+				if !units[f.Service] {
+					t.Errorf("role %s on %s: %s names service %q, not one of the role's units", r.Name(), h.Name, f.Path, f.Service)
+				}
+			}
+		}
+	}
+	if len(seen) != len(All) {
+		t.Errorf("roles rendered %v, want all %d: enable every role in example.toml", seen, len(All))
+	}
+}

@@ -745,7 +745,10 @@ func reloadRound(targets []apply.Target) []apply.Target {
 
 // applyTargets applies the targets' plans one role after the other (see
 // apply.Waves), every host's files for every role sent ahead from the
-// start.
+// start. A role's files are staged and committed while the role before
+// it still starts or restarts its services; only its own handlers wait
+// for those to be done, since a service may need the one before it (the
+// surveyor needs NATS).
 func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to apply.Timeouts) (bool, error) {
 	changing := nonEmpty(targets)
 	if len(changing) == 0 {
@@ -759,7 +762,22 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 	waves := apply.Waves(targets)
 	p := apply.SendAhead(ctx, waves)
 	defer p.Close(ctx)
+	// The handlers of the wave before, running; wait says how they ended.
+	var running chan error
+	var runningUnits []string
 	var applied []string
+	wait := func() error {
+		if running == nil {
+			return nil
+		}
+		err := <-running
+		running = nil
+		if err == nil {
+			applied = append(applied, runningUnits...)
+		}
+		return err
+	}
+	defer wait()
 	for i, wave := range waves {
 		changing := nonEmpty(wave)
 		if len(changing) == 0 {
@@ -771,6 +789,9 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 					apply.Abort(ctx, t)
 				}
 			}
+			if herr := wait(); herr != nil {
+				return true, errors.Join(herr, fmt.Errorf("%w\nno file of %s or what follows it was swapped in on any host", err, strings.Join(unitNames(wave), ", ")))
+			}
 			if len(applied) == 0 {
 				return false, fmt.Errorf("%w\nno file was swapped in on any host", err)
 			}
@@ -778,16 +799,20 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 				err, strings.Join(applied, ", "), strings.Join(unitNames(wave), ", "))
 		}
 		if err := apply.Each(changing, s.failing(progress.Commit, func(t apply.Target) error { return apply.Commit(ctx, t) })); err != nil {
-			return true, fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err)
+			return true, errors.Join(wait(), fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err))
 		}
-		// Handlers look at the whole cluster: a rolling restart must see the
-		// health of the hosts that did not change too.
-		if err := apply.Handlers(ctx, wave, to, s.Logf); err != nil {
+		if err := wait(); err != nil {
 			return true, err
 		}
-		applied = append(applied, unitNames(wave)...)
+		done := make(chan error, 1)
+		running, runningUnits = done, unitNames(wave)
+		go func() {
+			// Handlers look at the whole cluster: a rolling restart must
+			// see the health of the hosts that did not change too.
+			done <- apply.Handlers(ctx, wave, to, s.Logf)
+		}()
 	}
-	return true, nil
+	return true, wait()
 }
 
 // nonEmpty returns the targets whose plans change something.

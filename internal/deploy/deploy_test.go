@@ -42,6 +42,8 @@ type svcRole struct {
 	secret  string // the content of the sensitive file
 	verify  []report.Result
 	want    string // the unit's program version, for status; "" not checked
+	// reloaded, when set, is the reload gate's check.
+	reloaded func() error
 }
 
 func (svcRole) Name() string                                    { return "svc" }
@@ -68,7 +70,12 @@ func (r svcRole) Desired(in role.Input) (desired.Host, error) {
 		Units: []desired.Unit{{
 			Name:    svcUnit,
 			Ready:   &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
-			Reload:  &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error { return nil }},
+			Reload:  &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error {
+				if r.reloaded != nil {
+					return r.reloaded()
+				}
+				return nil
+			}},
 			Version: r.want, VersionCmd: versionCmd(r.want),
 		}},
 		Ports: []desired.Port{{Number: 1, Key: "svc.port"}},
@@ -299,45 +306,81 @@ func (lateRole) Desired(in role.Input) (desired.Host, error) {
 	}, nil
 }
 
-// Roles go one after the other: svc's change is committed and reloaded on
-// every host before late's files are validated, and when those are
-// rejected the error says what is in place, and nothing of late's stays
-// staged.
+// Roles go one after the other: late's files are staged and committed
+// while svc's reload is still being confirmed, and late.service starts
+// only once that is done. When late's files are rejected the error says
+// what is in place, and nothing of late's stays staged.
 func TestApplyRolesInWaves(t *testing.T) {
-	r := svcRole{version: "2", secret: "s"}
-	s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
-	s.Roles = append(s.Roles, lateRole{})
-	for _, c := range s.Conns {
-		c.(*host).fail = "check-late"
-	}
-	ctx := context.Background()
-	if err := s.Gather(ctx); err != nil {
-		t.Fatal(err)
-	}
-	changed, err := s.Apply(ctx, fast)
-	if err == nil || !changed {
-		t.Fatalf("Apply = %v, %v; want a change and late's rejection", changed, err)
-	}
-	for _, want := range []string{"the new late-config was rejected", "bad config line 1",
-		"svc.service applied and running; no file of late.service or what follows it was swapped in on any host"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
+	run := func(t *testing.T, r svcRole, fail string) (*[]string, bool, error) {
+		t.Helper()
+		s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
+		s.Roles = append(s.Roles, lateRole{})
+		for _, c := range s.Conns {
+			c.(*host).fail = fail
 		}
-	}
-	for _, h := range []string{"h1", "h2"} {
-		committed := indexOf(*log, h+": set -e")
-		reloaded := indexOf(*log, h+": systemctl reload")
-		validated := indexOf(*log, h+": check-late")
-		if committed < 0 || reloaded < 0 || validated < 0 || !(committed < reloaded && reloaded < validated) {
-			t.Errorf("%s: commit at %d, reload at %d, late's validation at %d; want in that order:\n%s", h, committed, reloaded, validated, strings.Join(*log, "\n"))
+		ctx := context.Background()
+		if err := s.Gather(ctx); err != nil {
+			t.Fatal(err)
 		}
-		if i := lastIndexOf(*log, h+": rm -rf"); i < validated || !strings.Contains((*log)[i], "/etc/svc/.natsdeploy-stage") {
-			t.Errorf("%s: late's staging not removed after the rejection:\n%s", h, strings.Join(*log, "\n"))
+		changed, err := s.Apply(ctx, fast)
+		return log, changed, err
+	}
+	t.Run("late's files rejected", func(t *testing.T) {
+		log, changed, err := run(t, svcRole{version: "2", secret: "s"}, "check-late")
+		if err == nil || !changed {
+			t.Fatalf("Apply = %v, %v; want a change and late's rejection", changed, err)
 		}
-	}
-	if i := indexOf(*log, "late.conf /etc/svc/late.conf"); i >= 0 {
-		t.Errorf("late.conf was swapped in: %s", (*log)[i])
-	}
+		for _, want := range []string{"the new late-config was rejected", "bad config line 1",
+			"svc.service applied and running; no file of late.service or what follows it was swapped in on any host"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q:\n%v", want, err)
+			}
+		}
+		for _, h := range []string{"h1", "h2"} {
+			committed := indexOf(*log, h+": set -e")
+			reloaded := indexOf(*log, h+": systemctl reload")
+			validated := indexOf(*log, h+": check-late")
+			if committed < 0 || reloaded < 0 || validated < committed {
+				t.Errorf("%s: commit at %d, reload at %d, late's validation at %d; want the validation after the commit and the reload done:\n%s",
+					h, committed, reloaded, validated, strings.Join(*log, "\n"))
+			}
+			if i := lastIndexOf(*log, h+": rm -rf"); i < validated || !strings.Contains((*log)[i], "/etc/svc/.natsdeploy-stage") {
+				t.Errorf("%s: late's staging not removed after the rejection:\n%s", h, strings.Join(*log, "\n"))
+			}
+		}
+		if i := indexOf(*log, "late.conf /etc/svc/late.conf"); i >= 0 {
+			t.Errorf("late.conf was swapped in: %s", (*log)[i])
+		}
+	})
+	t.Run("late committed during svc's reload, started after it", func(t *testing.T) {
+		var s *Session
+		var log *[]string
+		r := svcRole{version: "2", secret: "s"}
+		// svc's reload is confirmed only once late.conf is in place on
+		// both hosts: if late waited for it, the gate would time out.
+		r.reloaded = func() error {
+			if n := strings.Count(strings.Join(snapshot(s, log), "\n"), "late.conf /etc/svc/late.conf"); n < 2 {
+				return fmt.Errorf("late.conf committed on %d hosts", n)
+			}
+			return nil
+		}
+		s, log = newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
+		s.Roles = append(s.Roles, lateRole{})
+		ctx := context.Background()
+		if err := s.Gather(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if changed, err := s.Apply(ctx, fast); err != nil || !changed {
+			t.Fatalf("Apply = %v, %v", changed, err)
+		}
+		for _, h := range []string{"h1", "h2"} {
+			reloaded := indexOf(*log, h+": systemctl reload")
+			started := indexOf(*log, h+": systemctl start late.service")
+			if reloaded < 0 || started < reloaded {
+				t.Errorf("%s: svc reloaded at %d, late started at %d:\n%s", h, reloaded, started, strings.Join(*log, "\n"))
+			}
+		}
+	})
 }
 
 // After an apply that changed something, verify reads each host again.

@@ -191,9 +191,12 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 		Files: []desired.File{
 			{Path: BinaryPath, Source: prom.Path, SHA256: prom.SHA256, Mode: 0o755, Owner: "root", Group: "root",
 				Service: Service, OnChange: desired.Restart},
-			// promtool only checks configs; a new one needs no restart,
-			// but it checks the staged config before it is swapped in.
-			{Path: PromtoolBin, Source: tool.Path, SHA256: tool.SHA256, Mode: 0o755, Owner: "root", Group: "root"},
+			// promtool only checks configs; a new one needs no restart
+			// (no OnChange), but it checks the staged config before it is
+			// swapped in. It names the service so that it travels with
+			// Prometheus' other files (apply.Waves).
+			{Path: PromtoolBin, Source: tool.Path, SHA256: tool.SHA256, Mode: 0o755, Owner: "root", Group: "root",
+				Service: Service},
 		},
 	}
 	// The operator's rule files join the same group: promtool reads them

@@ -18,9 +18,10 @@ func TestConnectSlowServerIsCouldNotCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	accepted := make(chan net.Conn, 10)
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -29,7 +30,10 @@ func TestConnectSlowServerIsCouldNotCheck(t *testing.T) {
 			accepted <- c // held open, silent
 		}
 	}()
+	// The accepting goroutine must be gone before accepted is closed.
 	defer func() {
+		ln.Close()
+		<-stopped
 		close(accepted)
 		for c := range accepted {
 			c.Close()
