@@ -119,7 +119,9 @@ type waveBatch struct {
 	installed, discarded bool
 }
 
-func newWaveConn() *waveConn { return &waveConn{sent: map[string]chan struct{}{}, waitFor: map[string]string{}} }
+func newWaveConn() *waveConn {
+	return &waveConn{sent: map[string]chan struct{}{}, waitFor: map[string]string{}}
+}
 
 func (c *waveConn) sentCh(dst string) chan struct{} {
 	c.mu.Lock()

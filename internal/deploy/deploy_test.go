@@ -68,9 +68,9 @@ func (r svcRole) Desired(in role.Input) (desired.Host, error) {
 			file(secretCfg, "token = "+r.secret+"\n", desired.Reload, true),
 		},
 		Units: []desired.Unit{{
-			Name:    svcUnit,
-			Ready:   &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
-			Reload:  &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error {
+			Name:  svcUnit,
+			Ready: &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
+			Reload: &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error {
 				if r.reloaded != nil {
 					return r.reloaded()
 				}
@@ -299,7 +299,7 @@ func (lateRole) Name() string { return "late" }
 
 func (lateRole) Desired(in role.Input) (desired.Host, error) {
 	return desired.Host{
-		Name:  in.Host.Name,
+		Name: in.Host.Name,
 		Files: []desired.File{{Path: "/etc/svc/late.conf", Content: []byte("late"), SHA256: sum("late"), Mode: 0o640, Owner: "root", Group: "svc",
 			ValidateGroup: "late-config", ValidateCmd: "check-late {dir}", Service: "late.service", OnChange: desired.Restart}},
 		Units: []desired.Unit{{Name: "late.service", Ready: &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }}}},
