@@ -151,6 +151,31 @@ func (p *Pipeline) Stage(ctx context.Context, t Target, i int) error {
 	return validateAll(ctx, t)
 }
 
+// Sent waits until every host's sends have ended.
+func (p *Pipeline) Sent(ctx context.Context) error {
+	for _, a := range p.hosts {
+		select {
+		case <-a.sending:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// ColdClusterStart reports whether the targets start a clustered unit
+// (one with a cluster gate) that is not running.
+func ColdClusterStart(targets []Target) bool {
+	for _, t := range targets {
+		for _, name := range t.Plan.Start {
+			if u, ok := unitOf(t, name); ok && u.Settled != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Close stops the sends still going, waits for them and for every
 // prepare, and removes the files sent and never installed.
 func (p *Pipeline) Close(ctx context.Context) {

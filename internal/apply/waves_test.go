@@ -271,3 +271,28 @@ func TestPipelineCloseDiscardsUnstaged(t *testing.T) {
 		t.Errorf("wave 0 batch %+v: installed, not to be discarded", b)
 	}
 }
+
+// A cold start of a clustered unit is what waits for every send; a start
+// of a unit with no cluster gate, or a restart, is not.
+func TestColdClusterStart(t *testing.T) {
+	clustered := desired.Unit{Name: "nats-server.service", Settled: &desired.ClusterGate{Desc: "meta leader"}}
+	alone := desired.Unit{Name: "prometheus.service"}
+	for _, tc := range []struct {
+		name  string
+		unit  desired.Unit
+		start bool
+		want  bool
+	}{
+		{"clustered, stopped", clustered, true, true},
+		{"clustered, running", clustered, false, false},
+		{"alone, stopped", alone, true, false},
+	} {
+		tg := Target{Name: "n1", Desired: desired.Host{Units: []desired.Unit{tc.unit}}, Plan: plan.Host{Handlers: map[string]desired.Handler{tc.unit.Name: desired.Restart}}}
+		if tc.start {
+			tg.Plan.Start = []string{tc.unit.Name}
+		}
+		if got := ColdClusterStart([]Target{{Name: "n0"}, tg}); got != tc.want {
+			t.Errorf("%s: ColdClusterStart = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

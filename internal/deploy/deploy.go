@@ -807,6 +807,16 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 		done := make(chan error, 1)
 		running, runningUnits = done, unitNames(wave)
 		go func() {
+			// A cold cluster starts once every file has arrived: NATS'
+			// first leader election needs the routes up within a second
+			// or so, else the next one comes 4 to 9 s later, and a host
+			// busy receiving Prometheus' 250 MB is slow to make them.
+			if apply.ColdClusterStart(wave) {
+				if err := p.Sent(ctx); err != nil {
+					done <- err
+					return
+				}
+			}
 			// Handlers look at the whole cluster: a rolling restart must
 			// see the health of the hosts that did not change too.
 			done <- apply.Handlers(ctx, wave, to, s.Logf)

@@ -44,6 +44,8 @@ type svcRole struct {
 	want    string // the unit's program version, for status; "" not checked
 	// reloaded, when set, is the reload gate's check.
 	reloaded func() error
+	// clustered gives the unit a cluster gate, as NATS has.
+	clustered bool
 }
 
 func (svcRole) Name() string                                    { return "svc" }
@@ -77,12 +79,20 @@ func (r svcRole) Desired(in role.Input) (desired.Host, error) {
 				return nil
 			}},
 			Version: r.want, VersionCmd: versionCmd(r.want),
+			Settled: r.settled(),
 		}},
 		Ports: []desired.Port{{Number: 1, Key: "svc.port"}},
 	}, nil
 }
 
 func (r svcRole) Verify(context.Context, role.Env) []report.Result { return r.verify }
+
+func (r svcRole) settled() *desired.ClusterGate {
+	if !r.clustered {
+		return nil
+	}
+	return &desired.ClusterGate{Desc: "settled", Check: func(context.Context, []desired.Node) error { return nil }}
+}
 
 func versionCmd(want string) string {
 	if want == "" {
@@ -148,6 +158,31 @@ func (h *host) Upload(_ context.Context, r io.Reader, dst string, _ fs.FileMode,
 }
 
 func (h *host) HTTPClient() *http.Client { return nil }
+
+// batchingHost is a host whose uploads go as batches: each send is logged
+// when it ends, and one containing slow takes a while.
+type batchingHost struct {
+	*host
+	slow string
+}
+
+type hostBatch struct{ h batchingHost }
+
+func (h batchingHost) NewBatch() apply.Batch { return hostBatch{h} }
+
+func (b hostBatch) Send(_ context.Context, r io.Reader, dst string, _ fs.FileMode, _, _ string) error {
+	io.Copy(io.Discard, r)
+	if b.h.slow != "" && strings.Contains(dst, b.h.slow) {
+		time.Sleep(300 * time.Millisecond)
+	}
+	b.h.mu.Lock()
+	defer b.h.mu.Unlock()
+	*b.h.log = append(*b.h.log, b.h.name+": sent "+dst)
+	return nil
+}
+
+func (b hostBatch) Install(context.Context) error { return nil }
+func (b hostBatch) Discard(context.Context)       {}
 
 // factsFor prints what a host looks like when it is as r renders it,
 // except for the files in stale, whose content differs.
@@ -381,6 +416,37 @@ func TestApplyRolesInWaves(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A cold start of a clustered unit waits for every file of every role to
+// arrive (a host busy receiving slows the cluster's first election); the
+// sends themselves start at once.
+func TestColdClusterStartWaitsForSends(t *testing.T) {
+	r := svcRole{version: "2", secret: "s", clustered: true}
+	cold := map[string][]string{}
+	for _, h := range []string{"h1", "h2"} {
+		cold[h] = []string{strings.Replace(factsFor(r, h), "unit enabled active 42 ", "unit enabled inactive 0 ", 1)}
+	}
+	s, log := newSession(t, r, cold)
+	s.Roles = append(s.Roles, lateRole{})
+	for name, c := range s.Conns {
+		s.Conns[name] = batchingHost{host: c.(*host), slow: "late.conf"}
+	}
+	ctx := context.Background()
+	if err := s.Gather(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.Apply(ctx, fast); err != nil || !changed {
+		t.Fatalf("Apply = %v, %v", changed, err)
+	}
+	for _, h := range []string{"h1", "h2"} {
+		started := indexOf(*log, h+": systemctl start "+svcUnit)
+		for _, other := range []string{"h1", "h2"} {
+			if sent := indexOf(*log, other+": sent /etc/svc/.natsdeploy-stage/late.conf"); sent < 0 || started < sent {
+				t.Errorf("%s started %s at %d, before %s's late.conf arrived (%d):\n%s", h, svcUnit, started, other, sent, strings.Join(*log, "\n"))
+			}
+		}
+	}
 }
 
 // After an apply that changed something, verify reads each host again.
