@@ -264,7 +264,7 @@ func TestPrometheus(t *testing.T) {
 		if code == 0 {
 			t.Fatalf("apply accepted a rule file promtool rejects:\n%s", out)
 		}
-		for _, want := range []string{"rejected, nothing was swapped in", "user-e2e.rules.yml", "could not parse expression"} {
+		for _, want := range []string{"rejected, none of its files was swapped in", "user-e2e.rules.yml", "could not parse expression"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the refusal does not say %q:\n%s", want, out)
 			}

@@ -13,6 +13,9 @@
 //
 // The handlers owed are written to the host before any file is swapped, so
 // a run killed between commit and handlers is finished by the next run.
+//
+// A run with several roles takes these steps once per role, in order (see
+// Waves), with every role's files sent ahead from the start (Pipeline).
 package apply
 
 import (
@@ -389,7 +392,7 @@ func (g validateGroup) validate(ctx context.Context, t Target) error {
 		}
 	}
 	if out, err := t.Conn.Exec(ctx, cmd+" 2>&1"); err != nil {
-		return fmt.Errorf("host %s: the new %s was rejected, nothing was swapped in: %w %s", t.Name, g.name, err, strings.TrimSpace(out))
+		return fmt.Errorf("host %s: the new %s was rejected, none of its files was swapped in: %w %s", t.Name, g.name, err, strings.TrimSpace(out))
 	}
 	return nil
 }

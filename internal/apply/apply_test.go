@@ -253,7 +253,7 @@ func TestStageValidatesAndCommitWritesMarkerFirst(t *testing.T) {
 	*log = nil
 	conns[0].fail = " -t -c "
 	err := Stage(context.Background(), tg)
-	if err == nil || !strings.Contains(err.Error(), "rejected, nothing was swapped in") || !strings.Contains(err.Error(), "config error on line 3") {
+	if err == nil || !strings.Contains(err.Error(), "rejected, none of its files was swapped in") || !strings.Contains(err.Error(), "config error on line 3") {
 		t.Fatalf("Stage error = %v", err)
 	}
 	if rm := filter(*log, "rm -rf /usr/local/bin/.nats-server.natsdeploy-new /etc/nats/.natsdeploy-stage"); len(rm) != 1 {
