@@ -126,3 +126,40 @@ func TestEveryFileNamesItsRolesUnit(t *testing.T) {
 		t.Errorf("roles rendered %v, want all %d: enable every role in example.toml", seen, len(All))
 	}
 }
+
+// A unit's After can only be honoured for units of roles before its own
+// (apply runs the roles in order): each must name one, on some host.
+func TestAfterNamesAnEarlierRolesUnit(t *testing.T) {
+	t.Setenv("NATS_ADMIN_PASSWORD", "correct-horse-battery-staple")
+	t.Setenv("NATS_PROD_PASSWORD", "another-long-password")
+	inv, err := inventory.LoadWithOptions("../inventory/example.toml", inventory.LoadOptions{SkipFileChecks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlier := map[string]bool{}
+	afters := 0
+	for _, r := range All {
+		var mine []string
+		for _, h := range r.Hosts(inv) {
+			d, err := r.Desired(role.Input{Inv: inv, Host: h})
+			if err != nil {
+				t.Fatalf("role %s on %s: %v", r.Name(), h.Name, err)
+			}
+			for _, u := range d.Units {
+				mine = append(mine, u.Name)
+				for _, a := range u.After {
+					afters++
+					if !earlier[a] {
+						t.Errorf("role %s: %s is after %s, which no earlier role runs", r.Name(), u.Name, a)
+					}
+				}
+			}
+		}
+		for _, u := range mine {
+			earlier[u] = true
+		}
+	}
+	if afters == 0 {
+		t.Error("no unit names another in After; the surveyor and the exporter need NATS")
+	}
+}

@@ -745,10 +745,10 @@ func reloadRound(targets []apply.Target) []apply.Target {
 
 // applyTargets applies the targets' plans one role after the other (see
 // apply.Waves), every host's files for every role sent ahead from the
-// start. A role's files are staged and committed while the role before
-// it still starts or restarts its services; only its own handlers wait
-// for those to be done, since a service may need the one before it (the
-// surveyor needs NATS).
+// start. A role's files are staged and committed while the roles before
+// it still start or restart their services. Its own handlers wait only
+// for the roles its units name in After (the surveyor needs NATS), and a
+// cold cluster start waits for every send (see handlers).
 func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to apply.Timeouts) (bool, error) {
 	changing := nonEmpty(targets)
 	if len(changing) == 0 {
@@ -762,22 +762,9 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 	waves := apply.Waves(targets)
 	p := apply.SendAhead(ctx, waves)
 	defer p.Close(ctx)
-	// The handlers of the wave before, running; wait says how they ended.
-	var running chan error
-	var runningUnits []string
-	var applied []string
-	wait := func() error {
-		if running == nil {
-			return nil
-		}
-		err := <-running
-		running = nil
-		if err == nil {
-			applied = append(applied, runningUnits...)
-		}
-		return err
-	}
-	defer wait()
+	var runs []*handlerRun
+	// Whatever way out, no handler is left running.
+	defer func() { finish(runs) }()
 	for i, wave := range waves {
 		changing := nonEmpty(wave)
 		if len(changing) == 0 {
@@ -789,40 +776,97 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 					apply.Abort(ctx, t)
 				}
 			}
-			if herr := wait(); herr != nil {
-				return true, errors.Join(herr, fmt.Errorf("%w\nno file of %s or what follows it was swapped in on any host", err, strings.Join(unitNames(wave), ", ")))
-			}
-			if len(applied) == 0 {
+			herr := finish(runs)
+			if len(runs) == 0 {
 				return false, fmt.Errorf("%w\nno file was swapped in on any host", err)
 			}
-			return true, fmt.Errorf("%w\n%s applied and running; no file of %s or what follows it was swapped in on any host",
-				err, strings.Join(applied, ", "), strings.Join(unitNames(wave), ", "))
+			what := "no file of " + strings.Join(unitNames(wave), ", ") + " or what follows it was swapped in on any host"
+			if ok := applied(runs); len(ok) > 0 {
+				what = strings.Join(ok, ", ") + " applied and running; " + what
+			}
+			return true, errors.Join(herr, fmt.Errorf("%w\n%s", err, what))
 		}
 		if err := apply.Each(changing, s.failing(progress.Commit, func(t apply.Target) error { return apply.Commit(ctx, t) })); err != nil {
-			return true, errors.Join(wait(), fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err))
+			return true, errors.Join(finish(runs), fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err))
 		}
-		if err := wait(); err != nil {
-			return true, err
-		}
-		done := make(chan error, 1)
-		running, runningUnits = done, unitNames(wave)
+		r := &handlerRun{units: unitNames(wave), after: dependencies(wave, runs), done: make(chan struct{})}
+		runs = append(runs, r)
 		go func() {
-			// A cold cluster starts once every file has arrived: NATS'
-			// first leader election needs the routes up within a second
-			// or so, else the next one comes 4 to 9 s later, and a host
-			// busy receiving Prometheus' 250 MB is slow to make them.
-			if apply.ColdClusterStart(wave) {
-				if err := p.Sent(ctx); err != nil {
-					done <- err
-					return
-				}
-			}
-			// Handlers look at the whole cluster: a rolling restart must
-			// see the health of the hosts that did not change too.
-			done <- apply.Handlers(ctx, wave, to, s.Logf)
+			defer close(r.done)
+			r.err = s.handlers(ctx, p, wave, r.after, to)
 		}()
 	}
-	return true, wait()
+	return true, finish(runs)
+}
+
+// handlerRun is one wave's handlers, running.
+type handlerRun struct {
+	units []string
+	after []*handlerRun // the runs it waits for
+	done  chan struct{} // closed when it has ended; err is set then
+	err   error
+}
+
+// handlers runs a wave's handlers once the runs it depends on have
+// succeeded. A cold cluster start also waits for every host's files to
+// arrive: NATS' first leader election needs the routes up within a
+// second or so, else the next one comes 4 to 9 s later, and a host busy
+// receiving Prometheus' 250 MB is slow to make them.
+func (s *Session) handlers(ctx context.Context, p *apply.Pipeline, wave []apply.Target, after []*handlerRun, to apply.Timeouts) error {
+	for _, d := range after {
+		<-d.done
+		if d.err != nil {
+			return fmt.Errorf("%s not started, reloaded or restarted: it needs %s, which failed; run apply again once that is fixed",
+				strings.Join(unitNames(wave), ", "), strings.Join(d.units, ", "))
+		}
+	}
+	if apply.ColdClusterStart(wave) {
+		if err := p.Sent(ctx); err != nil {
+			return err
+		}
+	}
+	// Handlers look at the whole cluster: a rolling restart must see the
+	// health of the hosts that did not change too.
+	return apply.Handlers(ctx, wave, to, s.Logf)
+}
+
+// dependencies returns the runs holding a unit that a unit of wave names
+// in After.
+func dependencies(wave []apply.Target, runs []*handlerRun) []*handlerRun {
+	var out []*handlerRun
+	for _, r := range runs {
+		for _, t := range wave {
+			for _, u := range t.Desired.Units {
+				for _, a := range u.After {
+					if slices.Contains(r.units, a) && !slices.Contains(out, r) {
+						out = append(out, r)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// finish waits for every run and joins their errors.
+func finish(runs []*handlerRun) error {
+	var errs []error
+	for _, r := range runs {
+		<-r.done
+		errs = append(errs, r.err)
+	}
+	return errors.Join(errs...)
+}
+
+// applied names the units of the runs that succeeded; call after finish.
+func applied(runs []*handlerRun) []string {
+	var out []string
+	for _, r := range runs {
+		if r.err == nil {
+			out = append(out, r.units...)
+		}
+	}
+	return out
 }
 
 // nonEmpty returns the targets whose plans change something.

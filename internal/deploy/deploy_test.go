@@ -327,17 +327,21 @@ func TestApplyConvergedSendsNothing(t *testing.T) {
 }
 
 // lateRole is a second role, after svc: one config file, validated by a
-// command, and its own unit.
-type lateRole struct{ svcRole }
+// command, and its own unit, which needs the units in after.
+type lateRole struct {
+	svcRole
+	after []string
+}
 
 func (lateRole) Name() string { return "late" }
 
-func (lateRole) Desired(in role.Input) (desired.Host, error) {
+func (l lateRole) Desired(in role.Input) (desired.Host, error) {
 	return desired.Host{
 		Name: in.Host.Name,
 		Files: []desired.File{{Path: "/etc/svc/late.conf", Content: []byte("late"), SHA256: sum("late"), Mode: 0o640, Owner: "root", Group: "svc",
 			ValidateGroup: "late-config", ValidateCmd: "check-late {dir}", Service: "late.service", OnChange: desired.Restart}},
-		Units: []desired.Unit{{Name: "late.service", Ready: &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }}}},
+		Units: []desired.Unit{{Name: "late.service", After: l.after,
+			Ready: &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }}}},
 	}, nil
 }
 
@@ -387,7 +391,49 @@ func TestApplyRolesInWaves(t *testing.T) {
 			t.Errorf("late.conf was swapped in: %s", (*log)[i])
 		}
 	})
-	t.Run("late committed during svc's reload, started after it", func(t *testing.T) {
+	t.Run("late needs nothing of svc: started during svc's reload", func(t *testing.T) {
+		var s *Session
+		var log *[]string
+		r := svcRole{version: "2", secret: "s"}
+		// svc's reload is confirmed only once late.service has started on
+		// both hosts: if late waited for it, the gate would time out.
+		r.reloaded = func() error {
+			if n := strings.Count(strings.Join(snapshot(s, log), "\n"), "systemctl start late.service"); n < 2 {
+				return fmt.Errorf("late.service started on %d hosts", n)
+			}
+			return nil
+		}
+		s, log = newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
+		s.Roles = append(s.Roles, lateRole{})
+		ctx := context.Background()
+		if err := s.Gather(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if changed, err := s.Apply(ctx, fast); err != nil || !changed {
+			t.Fatalf("Apply = %v, %v", changed, err)
+		}
+	})
+	t.Run("late needs svc, whose reload fails: late not started", func(t *testing.T) {
+		r := svcRole{version: "2", secret: "s", reloaded: func() error { return errors.New("generation g1") }}
+		s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
+		s.Roles = append(s.Roles, lateRole{after: []string{svcUnit}})
+		ctx := context.Background()
+		if err := s.Gather(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Apply(ctx, fast)
+		want := "late.service not started, reloaded or restarted: it needs svc.service, which failed; run apply again once that is fixed"
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "reload of svc.service not confirmed") {
+			t.Errorf("err = %v, want svc's failure and %q", err, want)
+		}
+		if i := indexOf(*log, "systemctl start late.service"); i >= 0 {
+			t.Errorf("late started though svc failed: %s", (*log)[i])
+		}
+		if indexOf(*log, "late.conf /etc/svc/late.conf") < 0 {
+			t.Errorf("late's files were not committed:\n%s", strings.Join(*log, "\n"))
+		}
+	})
+	t.Run("late needs svc: committed during svc's reload, started after it", func(t *testing.T) {
 		var s *Session
 		var log *[]string
 		r := svcRole{version: "2", secret: "s"}
@@ -400,7 +446,7 @@ func TestApplyRolesInWaves(t *testing.T) {
 			return nil
 		}
 		s, log = newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
-		s.Roles = append(s.Roles, lateRole{})
+		s.Roles = append(s.Roles, lateRole{after: []string{svcUnit}})
 		ctx := context.Background()
 		if err := s.Gather(ctx); err != nil {
 			t.Fatal(err)

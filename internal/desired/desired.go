@@ -137,6 +137,12 @@ type Unit struct {
 	// Role is the role that wants it, set by Merge. Apply takes a role's
 	// units across every host as one step (see apply.Waves).
 	Role string
+	// After names units of earlier roles, on any host, that must be up
+	// before this one is started, reloaded or restarted, because its
+	// ready gate needs them (the surveyor's needs NATS). Apply runs the
+	// handlers of a role with no such need without waiting for the roles
+	// before it.
+	After []string
 	// Ready is polled after a start, reload or restart until it passes;
 	// a rolling restart also requires it of every other host before it
 	// takes one down. Nil: an active unit is ready.

@@ -22,6 +22,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/role"
 	secretstore "github.com/natsdeploy/natsdeploy/internal/secrets"
 	"github.com/natsdeploy/natsdeploy/inventory"
+	"github.com/natsdeploy/natsdeploy/roles/nats"
 )
 
 // Fixed names and paths on the host.
@@ -168,6 +169,8 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 			Name:     Service,
 			UnitFile: UnitPath,
 			Ready:    readyGate(port),
+			// It reads its node's monitoring endpoint from the start.
+			After: []string{nats.Service},
 			// main.go: -version prints "prometheus-nats-exporter version X".
 			Version:    strings.TrimPrefix(in.Inv.Monitoring.Exporter.Version, "v"),
 			VersionCmd: BinaryPath + " -version",

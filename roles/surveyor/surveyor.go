@@ -184,6 +184,8 @@ func (Role) Desired(in role.Input) (desired.Host, error) {
 			Name:     Service,
 			UnitFile: UnitPath,
 			Ready:    readyGate(port),
+			// Its ready gate wants nats_up 1.
+			After: []string{nats.Service},
 			// cmd/root.go sets cobra's Version: --version prints
 			// "nats-surveyor version vX".
 			Version:    strings.TrimPrefix(in.Inv.Monitoring.Surveyor.Version, "v"),
