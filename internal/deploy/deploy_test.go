@@ -422,7 +422,7 @@ func TestApplyRolesInWaves(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := s.Apply(ctx, fast)
-		want := "late.service not started, reloaded or restarted: it needs svc.service, which failed; run apply again once that is fixed"
+		want := "late.service not started, reloaded or restarted: it waits for svc.service, which failed; run apply again once that is fixed"
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "reload of svc.service not confirmed") {
 			t.Errorf("err = %v, want svc's failure and %q", err, want)
 		}
@@ -465,8 +465,9 @@ func TestApplyRolesInWaves(t *testing.T) {
 }
 
 // A cold start of a clustered unit waits for every file of every role to
-// arrive (a host busy receiving slows the cluster's first election); the
-// sends themselves start at once.
+// arrive, and the roles after it wait for it, whatever they need (a host
+// busy receiving or starting something slows the cluster's first
+// election).
 func TestColdClusterStartWaitsForSends(t *testing.T) {
 	r := svcRole{version: "2", secret: "s", clustered: true}
 	cold := map[string][]string{}
@@ -491,6 +492,12 @@ func TestColdClusterStartWaitsForSends(t *testing.T) {
 			if sent := indexOf(*log, other+": sent /etc/svc/.natsdeploy-stage/late.conf"); sent < 0 || started < sent {
 				t.Errorf("%s started %s at %d, before %s's late.conf arrived (%d):\n%s", h, svcUnit, started, other, sent, strings.Join(*log, "\n"))
 			}
+		}
+		// late needs nothing of svc, yet starts after svc's cold start
+		// is over everywhere.
+		svcDone := lastIndexOf(*log, "pending-"+svcUnit)
+		if late := indexOf(*log, h+": systemctl start late.service"); late < svcDone {
+			t.Errorf("%s started late.service at %d, during svc's cold start (over at %d):\n%s", h, late, svcDone, strings.Join(*log, "\n"))
 		}
 	}
 }
