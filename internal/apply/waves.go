@@ -151,18 +151,6 @@ func (p *Pipeline) Stage(ctx context.Context, t Target, i int) error {
 	return validateAll(ctx, t)
 }
 
-// Sent waits until every host's sends have ended.
-func (p *Pipeline) Sent(ctx context.Context) error {
-	for _, a := range p.hosts {
-		select {
-		case <-a.sending:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
 // ColdClusterStart reports whether the targets start a clustered unit
 // (one with a cluster gate) that is not running.
 func ColdClusterStart(targets []Target) bool {

@@ -763,8 +763,19 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 	p := apply.SendAhead(ctx, waves)
 	defer p.Close(ctx)
 	var runs []*handlerRun
+	// A cold cluster start waits until every role is staged and committed
+	// (or one has failed): quiet is closed then.
+	quiet := make(chan struct{})
+	finish := func() error {
+		select {
+		case <-quiet:
+		default:
+			close(quiet)
+		}
+		return waitAll(runs)
+	}
 	// Whatever way out, no handler is left running.
-	defer func() { finish(runs) }()
+	defer finish()
 	for i, wave := range waves {
 		changing := nonEmpty(wave)
 		if len(changing) == 0 {
@@ -776,7 +787,7 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 					apply.Abort(ctx, t)
 				}
 			}
-			herr := finish(runs)
+			herr := finish()
 			if len(runs) == 0 {
 				return false, fmt.Errorf("%w\nno file was swapped in on any host", err)
 			}
@@ -787,16 +798,16 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 			return true, errors.Join(herr, fmt.Errorf("%w\n%s", err, what))
 		}
 		if err := apply.Each(changing, s.failing(progress.Commit, func(t apply.Target) error { return apply.Commit(ctx, t) })); err != nil {
-			return true, errors.Join(finish(runs), fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err))
+			return true, errors.Join(finish(), fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err))
 		}
 		r := &handlerRun{units: unitNames(wave), after: dependencies(wave, runs), cold: apply.ColdClusterStart(wave), done: make(chan struct{})}
 		runs = append(runs, r)
 		go func() {
 			defer close(r.done)
-			r.err = s.handlers(ctx, p, wave, r.after, to)
+			r.err = s.handlers(ctx, r, wave, quiet, to)
 		}()
 	}
-	return true, finish(runs)
+	return true, finish()
 }
 
 // handlerRun is one wave's handlers, running.
@@ -809,23 +820,26 @@ type handlerRun struct {
 }
 
 // handlers runs a wave's handlers once the runs it depends on have
-// succeeded. A cold cluster start runs alone: it waits for every host's
-// files to arrive, and the runs after it wait for it. NATS' first leader
-// election needs the routes up within a second or so, else the next one
-// comes 4 to 9 s later, and a host busy receiving Prometheus' 250 MB or
-// starting Prometheus is slow to make them (on the lab, 4 fresh applies
-// in 5 took 4 to 5 s longer either way).
-func (s *Session) handlers(ctx context.Context, p *apply.Pipeline, wave []apply.Target, after []*handlerRun, to apply.Timeouts) error {
-	for _, d := range after {
+// succeeded. A cold cluster start runs alone: it waits until every role
+// is staged and committed (quiet), and the runs after it wait for it.
+// NATS' first leader election needs the routes up within a second or so,
+// else the next one comes 4 to 9 s later, and a host busy receiving,
+// installing or starting something is slow to make them (on the lab, 4
+// fresh applies in 5 took 4 to 5 s longer when Prometheus' binaries
+// arrived, or Prometheus started, during the election).
+func (s *Session) handlers(ctx context.Context, r *handlerRun, wave []apply.Target, quiet <-chan struct{}, to apply.Timeouts) error {
+	for _, d := range r.after {
 		<-d.done
 		if d.err != nil {
 			return fmt.Errorf("%s not started, reloaded or restarted: it waits for %s, which failed; run apply again once that is fixed",
 				strings.Join(unitNames(wave), ", "), strings.Join(d.units, ", "))
 		}
 	}
-	if apply.ColdClusterStart(wave) {
-		if err := p.Sent(ctx); err != nil {
-			return err
+	if r.cold {
+		select {
+		case <-quiet:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	// Handlers look at the whole cluster: a rolling restart must see the
@@ -855,8 +869,8 @@ func dependencies(wave []apply.Target, runs []*handlerRun) []*handlerRun {
 	return out
 }
 
-// finish waits for every run and joins their errors.
-func finish(runs []*handlerRun) error {
+// waitAll waits for every run and joins their errors.
+func waitAll(runs []*handlerRun) error {
 	var errs []error
 	for _, r := range runs {
 		<-r.done
@@ -865,7 +879,7 @@ func finish(runs []*handlerRun) error {
 	return errors.Join(errs...)
 }
 
-// applied names the units of the runs that succeeded; call after finish.
+// applied names the units of the runs that succeeded; call after waitAll.
 func applied(runs []*handlerRun) []string {
 	var out []string
 	for _, r := range runs {

@@ -464,10 +464,10 @@ func TestApplyRolesInWaves(t *testing.T) {
 	})
 }
 
-// A cold start of a clustered unit waits for every file of every role to
-// arrive, and the roles after it wait for it, whatever they need (a host
-// busy receiving or starting something slows the cluster's first
-// election).
+// A cold start of a clustered unit waits until every role's files have
+// arrived and are committed, and the roles after it wait for it, whatever
+// they need (a host busy receiving, installing or starting something
+// slows the cluster's first election).
 func TestColdClusterStartWaitsForSends(t *testing.T) {
 	r := svcRole{version: "2", secret: "s", clustered: true}
 	cold := map[string][]string{}
@@ -492,6 +492,9 @@ func TestColdClusterStartWaitsForSends(t *testing.T) {
 			if sent := indexOf(*log, other+": sent /etc/svc/.natsdeploy-stage/late.conf"); sent < 0 || started < sent {
 				t.Errorf("%s started %s at %d, before %s's late.conf arrived (%d):\n%s", h, svcUnit, started, other, sent, strings.Join(*log, "\n"))
 			}
+		}
+		if committed := lastIndexOf(*log, "late.conf /etc/svc/late.conf"); committed < 0 || started < committed {
+			t.Errorf("%s started %s at %d, before late's files were committed everywhere (%d)", h, svcUnit, started, committed)
 		}
 		// late needs nothing of svc, yet starts after svc's cold start
 		// is over everywhere.
