@@ -746,9 +746,9 @@ func reloadRound(targets []apply.Target) []apply.Target {
 // applyTargets applies the targets' plans one role after the other (see
 // apply.Waves), every host's files for every role sent ahead from the
 // start. A role's files are staged and committed while the roles before
-// it still start or restart their services. Its own handlers wait only
+// it still reload or restart their services. Its own handlers wait only
 // for the roles its units name in After (the surveyor needs NATS), and a
-// cold cluster start waits for every send (see handlers).
+// cold cluster start runs alone (see handlers).
 func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to apply.Timeouts) (bool, error) {
 	changing := nonEmpty(targets)
 	if len(changing) == 0 {
