@@ -2,34 +2,45 @@ package apply
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
-// Waves splits the targets into one part per role, in the order the
-// roles' units first appear, each part holding every target (a host
-// without that role's units gets an empty plan). The first part also
-// carries the users, directories and files of no unit.
+// Waves splits the targets into one part per role, in the order of
+// roles (names; a role not named goes after them, in the order its units
+// first appear), each part holding every target (a host without that
+// role's units gets an empty plan). The first part also carries the
+// users, directories and files of no unit. The order is the roles', not
+// the hosts': a monitoring host listed first must not put the surveyor
+// before the NATS it needs.
 //
 // Apply stages, commits and runs the handlers of one wave after the
-// other, so the roles are not tied to each other: NATS starts on every
-// node while Prometheus' 250 MB are still on their way to its host. The
-// price is that a role whose files are rejected leaves the roles before
-// it applied; its own files, on every host, stay all or nothing.
-func Waves(targets []Target) [][]Target {
-	var roles []string
+// other, so the roles are not tied to each other: a NATS reload does not
+// wait for Prometheus' 250 MB to arrive. The price is that a role whose
+// files are rejected leaves the roles before it applied; its own files,
+// on every host, stay all or nothing.
+func Waves(targets []Target, roles []string) [][]Target {
+	var order []string
 	units := map[string]map[string]bool{}
 	for _, u := range unitsOf(targets) {
 		if units[u.Role] == nil {
 			units[u.Role] = map[string]bool{}
-			roles = append(roles, u.Role)
+			order = append(order, u.Role)
 		}
 		units[u.Role][u.Name] = true
 	}
-	if len(roles) <= 1 {
+	if len(order) <= 1 {
 		return [][]Target{targets}
 	}
-	waves := make([][]Target, len(roles))
-	for i, r := range roles {
+	rank := func(r string) int {
+		if i := slices.Index(roles, r); i >= 0 {
+			return i
+		}
+		return len(roles)
+	}
+	slices.SortStableFunc(order, func(a, b string) int { return rank(a) - rank(b) })
+	waves := make([][]Target, len(order))
+	for i, r := range order {
 		for _, t := range targets {
 			t.Plan = t.Plan.Only(units[r], i == 0)
 			t.Desired = t.Desired.Only(units[r], i == 0)

@@ -56,14 +56,37 @@ func twoRoles(name string, conn Conn, withProm bool) Target {
 func TestWaves(t *testing.T) {
 	t.Run("one role: the targets as they are", func(t *testing.T) {
 		ts := []Target{twoRoles("n1", nil, false), twoRoles("n2", nil, false)}
-		w := Waves(ts)
+		w := Waves(ts, nil)
 		if len(w) != 1 || len(w[0]) != 2 || len(w[0][0].Plan.Files) != 2 {
 			t.Fatalf("waves %+v", w)
 		}
 	})
+	t.Run("the roles' order, not the hosts'", func(t *testing.T) {
+		// A monitoring host that runs only Prometheus, listed first.
+		mon := twoRoles("mon", nil, true)
+		prom := map[string]bool{"prometheus.service": true}
+		mon.Plan, mon.Desired = mon.Plan.Only(prom, true), mon.Desired.Only(prom, true)
+		ts := []Target{mon, twoRoles("n1", nil, false)}
+		for _, tc := range []struct {
+			roles []string
+			first string
+		}{
+			{[]string{"nats", "prometheus"}, "nats-server.service"},
+			{[]string{"prometheus", "nats"}, "prometheus.service"},
+			{nil, "prometheus.service"}, // no order given: as they appear
+		} {
+			w := Waves(ts, tc.roles)
+			if len(w) != 2 {
+				t.Fatalf("%v: %d waves", tc.roles, len(w))
+			}
+			if got := unitsOf(w[0]); len(got) != 1 || got[0].Name != tc.first {
+				t.Errorf("roles %v: first wave's units %v, want %s", tc.roles, got, tc.first)
+			}
+		}
+	})
 	t.Run("two roles: one wave each, every host in both", func(t *testing.T) {
 		ts := []Target{twoRoles("n1", nil, true), twoRoles("n2", nil, false)}
-		w := Waves(ts)
+		w := Waves(ts, nil)
 		if len(w) != 2 || len(w[0]) != 2 || len(w[1]) != 2 {
 			t.Fatalf("%d waves", len(w))
 		}
@@ -194,7 +217,7 @@ func TestPipelineSendsAhead(t *testing.T) {
 	// Wave 0's validation cannot end before Prometheus' binary is sent:
 	// only sending ahead lets it.
 	conn.waitFor["check-nats"] = "/usr/local/bin/.prometheus.natsdeploy-new"
-	waves := Waves([]Target{twoRoles("n1", conn, true)})
+	waves := Waves([]Target{twoRoles("n1", conn, true)}, nil)
 	ctx := context.Background()
 	p := SendAhead(ctx, waves)
 	if err := p.Stage(ctx, waves[0][0], 0); err != nil {
@@ -234,7 +257,7 @@ func TestPipelineSendsAhead(t *testing.T) {
 func TestPipelineSendFails(t *testing.T) {
 	conn := newWaveConn()
 	conn.failSend = "/usr/local/bin/.prometheus.natsdeploy-new"
-	waves := Waves([]Target{twoRoles("n1", conn, true)})
+	waves := Waves([]Target{twoRoles("n1", conn, true)}, nil)
 	ctx := context.Background()
 	p := SendAhead(ctx, waves)
 	if err := p.Stage(ctx, waves[0][0], 0); err != nil {
@@ -257,7 +280,7 @@ func TestPipelineSendFails(t *testing.T) {
 // it sent.
 func TestPipelineCloseDiscardsUnstaged(t *testing.T) {
 	conn := newWaveConn()
-	waves := Waves([]Target{twoRoles("n1", conn, true)})
+	waves := Waves([]Target{twoRoles("n1", conn, true)}, nil)
 	ctx := context.Background()
 	p := SendAhead(ctx, waves)
 	if err := p.Stage(ctx, waves[0][0], 0); err != nil {

@@ -759,7 +759,11 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 			s.Events.Event(progress.Event{Host: t.Name, Phase: progress.Plan, Kind: progress.Info, Detail: line})
 		}
 	}
-	waves := apply.Waves(targets)
+	roles := make([]string, len(s.Roles))
+	for i, r := range s.Roles {
+		roles[i] = r.Name()
+	}
+	waves := apply.Waves(targets, roles)
 	p := apply.SendAhead(ctx, waves)
 	defer p.Close(ctx)
 	var runs []*handlerRun
