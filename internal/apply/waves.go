@@ -132,10 +132,8 @@ func SendAhead(ctx context.Context, waves [][]Target) *Pipeline {
 // failure it removes what it staged.
 func (p *Pipeline) Stage(ctx context.Context, t Target, i int) error {
 	a := p.hosts[t.Name]
-	select {
-	case <-a.prepared:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := until(ctx, a.prepared); err != nil {
+		return err
 	}
 	if a.prepErr != nil {
 		return a.prepErr
@@ -146,10 +144,8 @@ func (p *Pipeline) Stage(ctx context.Context, t Target, i int) error {
 			return err
 		}
 	} else {
-		select {
-		case <-w.sent:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := until(ctx, w.sent); err != nil {
+			return err
 		}
 		if w.err != nil {
 			return w.err
@@ -173,6 +169,16 @@ func ColdClusterStart(targets []Target) bool {
 		}
 	}
 	return false
+}
+
+// until waits for ch to be closed, or ctx to end.
+func until(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close stops the sends still going, waits for them and for every

@@ -346,14 +346,29 @@ func (l lateRole) Desired(in role.Input) (desired.Host, error) {
 }
 
 // Roles go one after the other: late's files are staged and committed
-// while svc's reload is still being confirmed, and late.service starts
-// only once that is done. When late's files are rejected the error says
-// what is in place, and nothing of late's stays staged.
+// while svc's reload is still being confirmed. late.service starts at once
+// when it needs nothing of svc, only after svc's reload when it names svc
+// in After, and not at all when that reload fails. When late's files are
+// rejected the error says what is in place, and nothing of late's stays
+// staged.
 func TestApplyRolesInWaves(t *testing.T) {
-	run := func(t *testing.T, r svcRole, fail string) (*[]string, bool, error) {
+	// run applies svc's reload-class change and late's new file on two
+	// hosts. A command containing fail fails; seenTwice, when set, holds
+	// svc's reload gate until it is in the log of both hosts.
+	run := func(t *testing.T, r svcRole, late lateRole, fail, seenTwice string) (*[]string, bool, error) {
 		t.Helper()
-		s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
-		s.Roles = append(s.Roles, lateRole{})
+		var s *Session
+		var log *[]string
+		if seenTwice != "" {
+			r.reloaded = func() error {
+				if n := strings.Count(strings.Join(snapshot(s, log), "\n"), seenTwice); n < 2 {
+					return fmt.Errorf("%q seen on %d hosts", seenTwice, n)
+				}
+				return nil
+			}
+		}
+		s, log = newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
+		s.Roles = append(s.Roles, late)
 		for _, c := range s.Conns {
 			c.(*host).fail = fail
 		}
@@ -364,8 +379,10 @@ func TestApplyRolesInWaves(t *testing.T) {
 		changed, err := s.Apply(ctx, fast)
 		return log, changed, err
 	}
+	svc := svcRole{version: "2", secret: "s"}
+	needsSvc := lateRole{after: []string{svcUnit}}
 	t.Run("late's files rejected", func(t *testing.T) {
-		log, changed, err := run(t, svcRole{version: "2", secret: "s"}, "check-late")
+		log, changed, err := run(t, svc, lateRole{}, "check-late", "")
 		if err == nil || !changed {
 			t.Fatalf("Apply = %v, %v; want a change and late's rejection", changed, err)
 		}
@@ -392,36 +409,15 @@ func TestApplyRolesInWaves(t *testing.T) {
 		}
 	})
 	t.Run("late needs nothing of svc: started during svc's reload", func(t *testing.T) {
-		var s *Session
-		var log *[]string
-		r := svcRole{version: "2", secret: "s"}
-		// svc's reload is confirmed only once late.service has started on
-		// both hosts: if late waited for it, the gate would time out.
-		r.reloaded = func() error {
-			if n := strings.Count(strings.Join(snapshot(s, log), "\n"), "systemctl start late.service"); n < 2 {
-				return fmt.Errorf("late.service started on %d hosts", n)
-			}
-			return nil
-		}
-		s, log = newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
-		s.Roles = append(s.Roles, lateRole{})
-		ctx := context.Background()
-		if err := s.Gather(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if changed, err := s.Apply(ctx, fast); err != nil || !changed {
+		// If late waited for svc's reload, the gate would time out.
+		if _, changed, err := run(t, svc, lateRole{}, "", "systemctl start late.service"); err != nil || !changed {
 			t.Fatalf("Apply = %v, %v", changed, err)
 		}
 	})
 	t.Run("late needs svc, whose reload fails: late not started", func(t *testing.T) {
-		r := svcRole{version: "2", secret: "s", reloaded: func() error { return errors.New("generation g1") }}
-		s, log := newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
-		s.Roles = append(s.Roles, lateRole{after: []string{svcUnit}})
-		ctx := context.Background()
-		if err := s.Gather(ctx); err != nil {
-			t.Fatal(err)
-		}
-		_, err := s.Apply(ctx, fast)
+		failing := svc
+		failing.reloaded = func() error { return errors.New("generation g1") }
+		log, _, err := run(t, failing, needsSvc, "", "")
 		want := "late.service not started, reloaded or restarted: it waits for svc.service, which failed; run apply again once that is fixed"
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "reload of svc.service not confirmed") {
 			t.Errorf("err = %v, want svc's failure and %q", err, want)
@@ -434,24 +430,9 @@ func TestApplyRolesInWaves(t *testing.T) {
 		}
 	})
 	t.Run("late needs svc: committed during svc's reload, started after it", func(t *testing.T) {
-		var s *Session
-		var log *[]string
-		r := svcRole{version: "2", secret: "s"}
-		// svc's reload is confirmed only once late.conf is in place on
-		// both hosts: if late waited for it, the gate would time out.
-		r.reloaded = func() error {
-			if n := strings.Count(strings.Join(snapshot(s, log), "\n"), "late.conf /etc/svc/late.conf"); n < 2 {
-				return fmt.Errorf("late.conf committed on %d hosts", n)
-			}
-			return nil
-		}
-		s, log = newSession(t, r, map[string][]string{"h1": {factsFor(r, "h1", extraConf)}, "h2": {factsFor(r, "h2", extraConf)}})
-		s.Roles = append(s.Roles, lateRole{after: []string{svcUnit}})
-		ctx := context.Background()
-		if err := s.Gather(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if changed, err := s.Apply(ctx, fast); err != nil || !changed {
+		// If late's commit waited for svc's reload, the gate would time out.
+		log, changed, err := run(t, svc, needsSvc, "", "late.conf /etc/svc/late.conf")
+		if err != nil || !changed {
 			t.Fatalf("Apply = %v, %v", changed, err)
 		}
 		for _, h := range []string{"h1", "h2"} {
