@@ -106,8 +106,8 @@ func TestWaves(t *testing.T) {
 				if strings.Join(got, " ") != wantFiles {
 					t.Errorf("wave %d, %s: files %q, want %q", i, tg.Name, got, wantFiles)
 				}
-				if j == 0 && len(tg.Plan.Users) != want.users {
-					t.Errorf("wave %d: users %v", i, tg.Plan.Users)
+				if j == 0 && (len(tg.Plan.Users) != want.users || len(tg.Desired.Users) != want.users) {
+					t.Errorf("wave %d: users %v planned, %v desired; want %d", i, tg.Plan.Users, tg.Desired.Users, want.users)
 				}
 				if len(tg.Desired.Units) > 1 {
 					t.Errorf("wave %d, %s: units %v", i, tg.Name, tg.Desired.Units)
