@@ -408,6 +408,20 @@ func TestApplyRolesInWaves(t *testing.T) {
 			t.Errorf("late.conf was swapped in: %s", (*log)[i])
 		}
 	})
+	t.Run("svc's reload fails and late's files are rejected", func(t *testing.T) {
+		failing := svc
+		failing.reloaded = func() error { return errors.New("generation g1") }
+		_, _, err := run(t, failing, lateRole{}, "check-late", "")
+		for _, want := range []string{"reload of svc.service not confirmed", "the new late-config was rejected",
+			"\nno file of late.service or what follows it was swapped in on any host"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q:\n%v", want, err)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), "applied and running") {
+			t.Errorf("error says svc is applied and running, though its reload failed:\n%v", err)
+		}
+	})
 	t.Run("late needs nothing of svc: started during svc's reload", func(t *testing.T) {
 		// If late waited for svc's reload, the gate would time out.
 		if _, changed, err := run(t, svc, lateRole{}, "", "systemctl start late.service"); err != nil || !changed {
