@@ -2,6 +2,8 @@ package verify
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,5 +184,22 @@ func TestProofsOnACluster(t *testing.T) {
 		if i == 1 && rep.Reused() == 0 {
 			t.Error("the passing rows of the first run after the edit were not kept")
 		}
+	}
+}
+
+// A proof names the build that made it by the executable's size and
+// time, so a rebuilt natsdeploy does not trust an older one's proofs
+// (a test binary carries no VCS revision to go by).
+func TestBuildNamesTheExecutable(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	st, err := os.Stat(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d %d", st.Size(), st.ModTime().UnixNano()); !strings.Contains(build(), want) {
+		t.Errorf("build() = %q, want it to hold %q", build(), want)
 	}
 }
