@@ -203,3 +203,23 @@ func TestBuildNamesTheExecutable(t *testing.T) {
 		t.Errorf("build() = %q, want it to hold %q", build(), want)
 	}
 }
+
+// How long ago a proof was made, as its row says it: to the second, and a
+// proof under half a second old is "under a second", not "0s".
+func TestSince(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	v := &verifier{opts: Options{Now: func() time.Time { return now }}}
+	for _, tc := range []struct {
+		ago  time.Duration
+		want string
+	}{
+		{0, "under a second"},
+		{400 * time.Millisecond, "under a second"},
+		{time.Second, "1s"},
+		{3 * time.Minute, "3m0s"},
+	} {
+		if got := v.since(now.Add(-tc.ago)); got != tc.want {
+			t.Errorf("since(%s ago) = %q, want %q", tc.ago, got, tc.want)
+		}
+	}
+}
