@@ -355,12 +355,16 @@ func TestScriptListening(t *testing.T) {
 		busy6 = l6.Addr().(*net.TCPAddr).Port
 		ports = append(ports, busy6)
 	}
-	free, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A port free on both: 127.0.0.1 can hand out the number [::1] holds.
+	freePort := 0
+	for freePort == 0 || freePort == busy6 {
+		free, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		freePort = free.Addr().(*net.TCPAddr).Port
+		free.Close()
 	}
-	freePort := free.Addr().(*net.TCPAddr).Port
-	free.Close()
 	ports = append(ports, freePort)
 
 	// The units' main PIDs are looked at first: one (ls prints no header
