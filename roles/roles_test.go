@@ -93,16 +93,24 @@ func TestCheckRefusesClashes(t *testing.T) {
 	}
 }
 
-// Apply takes a role's files across every host as one wave, by the unit
-// each names (apply.Waves): a file naming no unit of its own role would go
-// with the first role's, and wait for nothing or be waited for.
-func TestEveryFileNamesItsRolesUnit(t *testing.T) {
+// exampleInventory is example.toml, which enables every role, with the
+// passwords it reads from the environment set.
+func exampleInventory(t *testing.T) *inventory.Inventory {
+	t.Helper()
 	t.Setenv("NATS_ADMIN_PASSWORD", "correct-horse-battery-staple")
 	t.Setenv("NATS_PROD_PASSWORD", "another-long-password")
 	inv, err := inventory.LoadWithOptions("../inventory/example.toml", inventory.LoadOptions{SkipFileChecks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return inv
+}
+
+// Apply takes a role's files across every host as one wave, by the unit
+// each names (apply.Waves): a file naming no unit of its own role would go
+// with the first role's, and wait for nothing or be waited for.
+func TestEveryFileNamesItsRolesUnit(t *testing.T) {
+	inv := exampleInventory(t)
 	seen := map[string]bool{}
 	for _, h := range inv.Hosts {
 		for _, r := range role.On(All, inv, h.Name) {
@@ -130,12 +138,7 @@ func TestEveryFileNamesItsRolesUnit(t *testing.T) {
 // A unit's After can only be honoured for units of roles before its own
 // (apply runs the roles in order): each must name one, on some host.
 func TestAfterNamesAnEarlierRolesUnit(t *testing.T) {
-	t.Setenv("NATS_ADMIN_PASSWORD", "correct-horse-battery-staple")
-	t.Setenv("NATS_PROD_PASSWORD", "another-long-password")
-	inv, err := inventory.LoadWithOptions("../inventory/example.toml", inventory.LoadOptions{SkipFileChecks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	inv := exampleInventory(t)
 	earlier := map[string]bool{}
 	afters := 0
 	for _, r := range All {

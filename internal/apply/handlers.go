@@ -181,6 +181,16 @@ func unitsOf(targets []Target) []desired.Unit {
 	return out
 }
 
+// UnitNames names the targets' units, each once, in the order unitsOf
+// gives.
+func UnitNames(targets []Target) []string {
+	var out []string
+	for _, u := range unitsOf(targets) {
+		out = append(out, u.Name)
+	}
+	return out
+}
+
 func unitOf(t Target, name string) (desired.Unit, bool) {
 	for _, u := range t.Desired.Units {
 		if u.Name == name {

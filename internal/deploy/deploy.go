@@ -770,12 +770,9 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 	// A cold cluster start waits until every role is staged and committed
 	// (or one has failed): quiet is closed then.
 	quiet := make(chan struct{})
+	beQuiet := sync.OnceFunc(func() { close(quiet) })
 	finish := func() error {
-		select {
-		case <-quiet:
-		default:
-			close(quiet)
-		}
+		beQuiet()
 		return waitAll(runs)
 	}
 	// Whatever way out, no handler is left running.
@@ -795,7 +792,7 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 			if len(runs) == 0 {
 				return false, fmt.Errorf("%w\nno file was swapped in on any host", err)
 			}
-			what := "no file of " + strings.Join(unitNames(wave), ", ") + " or what follows it was swapped in on any host"
+			what := "no file of " + strings.Join(apply.UnitNames(wave), ", ") + " or what follows it was swapped in on any host"
 			if ok := applied(runs); len(ok) > 0 {
 				what = strings.Join(ok, ", ") + " applied and running; " + what
 			}
@@ -804,7 +801,7 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 		if err := apply.Each(changing, s.failing(progress.Commit, func(t apply.Target) error { return apply.Commit(ctx, t) })); err != nil {
 			return true, errors.Join(finish(), fmt.Errorf("%w\nrun apply again to finish: the handlers owed are recorded on each host", err))
 		}
-		r := &handlerRun{units: unitNames(wave), after: dependencies(wave, runs), cold: apply.ColdClusterStart(wave), done: make(chan struct{})}
+		r := &handlerRun{units: apply.UnitNames(wave), after: dependencies(wave, runs), cold: apply.ColdClusterStart(wave), done: make(chan struct{})}
 		runs = append(runs, r)
 		go func() {
 			defer close(r.done)
@@ -836,7 +833,7 @@ func (s *Session) handlers(ctx context.Context, r *handlerRun, wave []apply.Targ
 		<-d.done
 		if d.err != nil {
 			return fmt.Errorf("%s not started, reloaded or restarted: it waits for %s, which failed; run apply again once that is fixed",
-				strings.Join(unitNames(wave), ", "), strings.Join(d.units, ", "))
+				strings.Join(apply.UnitNames(wave), ", "), strings.Join(d.units, ", "))
 		}
 	}
 	if r.cold {
@@ -900,19 +897,6 @@ func nonEmpty(targets []apply.Target) []apply.Target {
 	for _, t := range targets {
 		if !t.Plan.Empty() {
 			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// unitNames names the units of a wave, each once.
-func unitNames(wave []apply.Target) []string {
-	var out []string
-	for _, t := range wave {
-		for _, u := range t.Desired.Units {
-			if !slices.Contains(out, u.Name) {
-				out = append(out, u.Name)
-			}
 		}
 	}
 	return out
