@@ -177,6 +177,30 @@ func TestPrometheus(t *testing.T) {
 		mustNatsdeploy(t, "apply", "--no-verify", base)
 	})
 
+	// Roles apply one after the other, but a role's services wait only for
+	// the units they name in After: Prometheus names none, so its reload
+	// comes while NATS still rolls, not after the roll.
+	t.Run("a NATS roll and a Prometheus reload in one apply: the reload does not wait for the roll", func(t *testing.T) {
+		pid := promPID(t, mon)
+		changed := writeInventory(t, "prom-and-roll",
+			replace(`scrape_interval = "5s"`, `scrape_interval = "7s"`),
+			replace(`log_max_size = "100MB"`, `log_max_size = "60MB"`))
+		out := mustNatsdeploy(t, "apply", "--no-verify", changed)
+		confirmed := strings.Index(out, "[nats-1] reload confirmed: reload metrics")
+		order := rollOrder(out)
+		if confirmed < 0 || len(order) != len(hosts) {
+			t.Fatalf("want a confirmed Prometheus reload and a roll of %d nodes:\n%s", len(hosts), out)
+		}
+		rolled := strings.Index(out, "["+order[len(order)-1]+"] nats-server.service restarted and healthy")
+		if rolled < 0 || confirmed > rolled {
+			t.Errorf("Prometheus' reload waited for the NATS roll to end:\n%s", out)
+		}
+		if promPID(t, mon) != pid {
+			t.Error("prometheus restarted")
+		}
+		mustNatsdeploy(t, "apply", "--no-verify", base)
+	})
+
 	t.Run("user rule files: reloaded when valid, refused with nothing swapped in when promtool rejects them", func(t *testing.T) {
 		// rule_files takes paths on the control machine; writeInventory
 		// only makes ../.lab/ paths absolute, so this one is absolute.
@@ -288,6 +312,40 @@ func TestPrometheus(t *testing.T) {
 		}
 		if promMetric(t, mon, "prometheus_config_last_reload_successful") != 1 || !hasUserRule() {
 			t.Errorf("prometheus no longer runs the last good config: rules %v", ruleGroups())
+		}
+
+		// (2b) The rejected rule file beside a NATS change: NATS' role
+		// comes first, so its change is swapped in and reloaded on every
+		// node; Prometheus' files are still refused, and the error says
+		// what is in place. The NATS change is then taken back the same
+		// way.
+		for _, streams := range []string{"999", "1000"} {
+			natsToo := inv
+			if streams != "1000" {
+				natsToo = writeInventory(t, "prom-userrules-nats",
+					replace(`scrape_interval = "5s"`, fmt.Sprintf("scrape_interval = \"5s\"\nrule_files = [%q]", local)),
+					replace(`max_streams = 1000`, "max_streams = "+streams))
+			}
+			out, code := natsdeploy(t, "apply", "--no-verify", natsToo)
+			if code == 0 {
+				t.Fatalf("apply accepted a rule file promtool rejects:\n%s", out)
+			}
+			for _, want := range []string{"nats-server.service applied and running; no file of prometheus.service or what follows it was swapped in on any host", "reload confirmed: config_digest"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("a NATS change beside a rejected rule file: the output does not say %q:\n%s", want, out)
+				}
+			}
+			for _, h := range hosts {
+				if got := hostExec(t, h, "grep -c 'max_streams: "+streams+"$' /etc/nats/accounts.conf || true"); got == "0" {
+					t.Errorf("%s: max_streams %s is not in accounts.conf", h.Name, streams)
+				}
+			}
+			if got := hostState(); got != state {
+				t.Errorf("/etc/prometheus changed although the rule file was refused:\nbefore:\n%s\nafter:\n%s", state, got)
+			}
+			if promPID(t, mon) != pid || reloadTime() != before {
+				t.Error("prometheus was restarted or reloaded after a refused rule file")
+			}
 		}
 
 		// (3) The valid file again: the host already has it, so nothing

@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -164,5 +165,46 @@ func TestAfterNamesAnEarlierRolesUnit(t *testing.T) {
 	}
 	if afters == 0 {
 		t.Error("no unit names another in After; the surveyor and the exporter need NATS")
+	}
+}
+
+// A unit that starts in one command with the next (StartsBefore) relies on
+// its own unit file for the order, and on nothing else: the next unit must
+// be the one listed after it, its file must say Before= that unit, and it
+// has no ready gate that a start in one command would skip.
+func TestStartsBeforeIsInTheUnitFile(t *testing.T) {
+	inv := exampleInventory(t)
+	pairs := 0
+	for _, r := range All {
+		for _, h := range r.Hosts(inv) {
+			d, err := r.Desired(role.Input{Inv: inv, Host: h})
+			if err != nil {
+				t.Fatalf("role %s on %s: %v", r.Name(), h.Name, err)
+			}
+			for i, u := range d.Units {
+				if u.StartsBefore == "" {
+					continue
+				}
+				pairs++
+				if i+1 >= len(d.Units) || d.Units[i+1].Name != u.StartsBefore {
+					t.Errorf("role %s: %s starts before %s, which is not the unit listed after it", r.Name(), u.Name, u.StartsBefore)
+				}
+				if u.Ready != nil {
+					t.Errorf("role %s: %s starts before %s but has a ready gate", r.Name(), u.Name, u.StartsBefore)
+				}
+				var unitFile []byte
+				for _, f := range d.Files {
+					if f.Path == u.UnitFile {
+						unitFile = f.Content
+					}
+				}
+				if !regexp.MustCompile(`(?m)^Before=(.* )?` + regexp.QuoteMeta(u.StartsBefore) + `( |$)`).Match(unitFile) {
+					t.Errorf("role %s: %s starts before %s, but its unit file %s has no Before= naming it:\n%s", r.Name(), u.Name, u.StartsBefore, u.UnitFile, unitFile)
+				}
+			}
+		}
+	}
+	if pairs == 0 {
+		t.Error("no unit starts before another; NATS' log copier starts before the server")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,6 +197,60 @@ func TestColdStartStartsAllBeforeWaiting(t *testing.T) {
 	}()
 	if err := Handlers(context.Background(), targets, fast, nolog); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A unit whose file orders it before the next (StartsBefore) starts with
+// it in one command where both start, alone where only it starts; the
+// next unit's ready gate is still waited for, and both pending markers go
+// in one command.
+func TestStartsBeforeStartsInOneCommand(t *testing.T) {
+	targets, log, conns := newCluster(t, 3)
+	logUnit := desired.Unit{Name: "nats-server-log.service", StartsBefore: "nats-server.service"}
+	for i := range targets {
+		targets[i].Desired.Units = append([]desired.Unit{logUnit}, targets[i].Desired.Units...)
+	}
+	targets[0].Plan.Start = []string{"nats-server-log.service", "nats-server.service"}
+	targets[1].Plan.Start = []string{"nats-server.service"}
+	targets[2].Plan.Start = []string{"nats-server-log.service"}
+	conns[0].healthy.Store(false)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		conns[0].healthy.Store(true)
+	}()
+	var said []string
+	var mu sync.Mutex
+	logf := func(host, format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		said = append(said, host+": "+fmt.Sprintf(format, args...))
+	}
+	if err := Handlers(context.Background(), targets, fast, logf); err != nil {
+		t.Fatal(err)
+	}
+	got := filter(*log, "systemctl start")
+	slices.Sort(got)
+	want := []string{
+		"n1: systemctl start nats-server-log.service nats-server.service",
+		"n2: systemctl start nats-server.service",
+		"n3: systemctl start nats-server-log.service",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("starts:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := filter(*log, "n1: rm -f"); len(got) != 1 || !strings.Contains(got[0], "pending-nats-server-log.service") || !strings.Contains(got[0], "pending-nats-server.service") {
+		t.Errorf("n1 cleared its markers with %q, want one command for both", got)
+	}
+	if !slices.Contains(said, "n1: nats-server.service is running and healthy") || !slices.Contains(said, "n1: nats-server-log.service is running and healthy") {
+		t.Errorf("said %q, want both units of n1 reported", said)
+	}
+
+	// A failed start names both units and shows the main unit's journal.
+	*log = nil
+	conns[0].fail = "systemctl start"
+	err := Handlers(context.Background(), targets[:1], fast, nolog)
+	if err == nil || !strings.Contains(err.Error(), "start nats-server-log.service and nats-server.service") || !strings.Contains(err.Error(), "last lines from n1") {
+		t.Fatalf("failed start: %v", err)
 	}
 }
 

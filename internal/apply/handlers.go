@@ -49,19 +49,34 @@ type Logf func(host, format string, args ...any)
 //     the unit's cluster gate; the host the unit's order gate names goes
 //     last.
 func Handlers(ctx context.Context, targets []Target, to Timeouts, logf Logf) error {
-	units := unitsOf(targets)
-	for _, u := range units {
-		if err := startStopped(ctx, targets, u, to, logf); err != nil {
+	for _, g := range startGroups(unitsOf(targets)) {
+		if err := startStopped(ctx, targets, g, to, logf); err != nil {
 			return err
 		}
-		if err := reloadAll(ctx, targets, u, to, logf); err != nil {
-			return err
-		}
-		if _, err := rollingRestart(ctx, targets, u, to, logf); err != nil {
-			return err
+		for _, u := range g {
+			if err := reloadAll(ctx, targets, u, to, logf); err != nil {
+				return err
+			}
+			if _, err := rollingRestart(ctx, targets, u, to, logf); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// startGroups splits units, in order, into the groups one command starts:
+// a unit goes with the next when its StartsBefore names that one.
+func startGroups(units []desired.Unit) [][]desired.Unit {
+	var out [][]desired.Unit
+	for i, u := range units {
+		if i > 0 && units[i-1].StartsBefore == u.Name {
+			out[len(out)-1] = append(out[len(out)-1], u)
+			continue
+		}
+		out = append(out, []desired.Unit{u})
+	}
+	return out
 }
 
 // Restarted is one host's restart of a unit, done by Restart.
@@ -215,23 +230,39 @@ func Each(targets []Target, fn func(Target) error) error {
 	return errors.Join(errs...)
 }
 
-func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Timeouts, logf Logf) error {
+// startStopped starts, on every target, the units of group g its plan
+// starts, in one command per host, and waits for them to be ready.
+func startStopped(ctx context.Context, targets []Target, g []desired.Unit, to Timeouts, logf Logf) error {
 	var starting []Target
+	names := map[string][]string{}
 	for _, t := range targets {
-		if slices.Contains(t.Plan.Start, u.Name) {
+		for _, u := range g {
+			if slices.Contains(t.Plan.Start, u.Name) {
+				names[t.Name] = append(names[t.Name], u.Name)
+			}
+		}
+		if len(names[t.Name]) > 0 {
 			starting = append(starting, t)
 		}
 	}
 	if len(starting) == 0 {
 		return nil
 	}
-	if len(starting) == len(targets) && len(targets) > 1 && u.Settled != nil {
-		logf("", "starting %s on all %d hosts together (members of a cold cluster may need each other before any is ready)", u.Name, len(targets))
+	for _, u := range g {
+		if u.Settled != nil && len(targets) > 1 && slices.IndexFunc(targets, func(t Target) bool { return !slices.Contains(names[t.Name], u.Name) }) < 0 {
+			logf("", "starting %s on all %d hosts together (members of a cold cluster may need each other before any is ready)", u.Name, len(targets))
+		}
 	}
 	err := Each(starting, func(t Target) error {
-		say(t, logf, progress.Event{Phase: progress.Starting, Kind: progress.Start, Unit: u.Name}, "start %s", u.Name)
-		if _, err := t.Conn.Exec(ctx, "systemctl start "+shell.Quote(u.Name)); err != nil {
-			return fmt.Errorf("host %s: start %s: %w%s", t.Name, u.Name, err, diagnose(ctx, t, u))
+		cmd := "systemctl start"
+		for _, n := range names[t.Name] {
+			say(t, logf, progress.Event{Phase: progress.Starting, Kind: progress.Start, Unit: n}, "start %s", n)
+			cmd += " " + shell.Quote(n)
+		}
+		if _, err := t.Conn.Exec(ctx, cmd); err != nil {
+			// The last is the group's main unit: the others start before it.
+			last, _ := unitOf(t, names[t.Name][len(names[t.Name])-1])
+			return fmt.Errorf("host %s: start %s: %w%s", t.Name, strings.Join(names[t.Name], " and "), err, diagnose(ctx, t, last))
 		}
 		return nil
 	})
@@ -239,17 +270,24 @@ func startStopped(ctx context.Context, targets []Target, u desired.Unit, to Time
 		return err
 	}
 	err = Each(starting, func(t Target) error {
-		tu, _ := unitOf(t, u.Name)
-		if err := waitReady(ctx, t, tu, to.Start); err != nil {
-			return err
+		for _, n := range names[t.Name] {
+			tu, _ := unitOf(t, n)
+			if err := waitReady(ctx, t, tu, to.Start); err != nil {
+				return err
+			}
+			say(t, logf, progress.Event{Phase: progress.Starting, Kind: progress.Done, Unit: n}, "%s is running and healthy", n)
 		}
-		say(t, logf, progress.Event{Phase: progress.Starting, Kind: progress.Done, Unit: u.Name}, "%s is running and healthy", u.Name)
-		return clearPending(ctx, t, u.Name)
+		return clearPending(ctx, t, names[t.Name]...)
 	})
 	if err != nil {
 		return err
 	}
-	return waitSettled(ctx, targets, u, to.Start)
+	for _, u := range g {
+		if err := waitSettled(ctx, targets, u, to.Start); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func node(t Target) desired.Node { return desired.Node{Name: t.Name, Remote: t.Conn} }
@@ -506,9 +544,13 @@ func waitReady(ctx context.Context, t Target, u desired.Unit, timeout time.Durat
 	return nil
 }
 
-func clearPending(ctx context.Context, t Target, unit string) error {
-	if _, err := t.Conn.Exec(ctx, "rm -f "+shell.Quote(PendingPath(unit))); err != nil {
-		return fmt.Errorf("host %s: clear pending handler of %s: %w", t.Name, unit, err)
+func clearPending(ctx context.Context, t Target, units ...string) error {
+	cmd := "rm -f"
+	for _, u := range units {
+		cmd += " " + shell.Quote(PendingPath(u))
+	}
+	if _, err := t.Conn.Exec(ctx, cmd); err != nil {
+		return fmt.Errorf("host %s: clear pending handler of %s: %w", t.Name, strings.Join(units, " and "), err)
 	}
 	return nil
 }

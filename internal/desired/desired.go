@@ -143,6 +143,12 @@ type Unit struct {
 	// handlers of a role with no such need without waiting for the roles
 	// before it.
 	After []string
+	// StartsBefore names the unit listed right after this one, of the same
+	// role, that this unit's own file orders it before (Before=): where
+	// both are to start on a host, one `systemctl start` starts both and
+	// systemd keeps that order, a round trip less than two starts. Such a
+	// unit has no Ready gate of its own.
+	StartsBefore string
 	// Ready is polled after a start, reload or restart until it passes;
 	// a rolling restart also requires it of every other host before it
 	// takes one down. Nil: an active unit is ready.

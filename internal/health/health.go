@@ -49,13 +49,23 @@ func OK(ctx context.Context, c *http.Client, url string) error {
 	return nil
 }
 
-// Interval is how often Poll tries again.
-var Interval = 250 * time.Millisecond
+// Interval is the longest Poll waits between two tries. The first wait is
+// FirstInterval and each next one doubles up to Interval: most services
+// answer within a few tenths of a second of their start, and a fixed
+// quarter second cost up to that much on every start and reload.
+var (
+	Interval      = 250 * time.Millisecond
+	FirstInterval = 20 * time.Millisecond
+)
+
+// after is time.After; tests record the waits through it.
+var after = time.After
 
 // Poll calls try until it returns nil or timeout passes; the error then
 // carries the last answer seen, so a timeout always says why.
 func Poll(ctx context.Context, timeout time.Duration, try func() error) error {
 	deadline := time.Now().Add(timeout)
+	wait := min(FirstInterval, Interval)
 	for {
 		err := try()
 		if err == nil {
@@ -67,8 +77,9 @@ func Poll(ctx context.Context, timeout time.Duration, try func() error) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(Interval):
+		case <-after(wait):
 		}
+		wait = min(2*wait, Interval)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -49,5 +50,34 @@ func TestPollStopsWithContext(t *testing.T) {
 	err := Poll(ctx, time.Minute, func() error { return errors.New("down") })
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "last: down") {
 		t.Fatalf("Poll with a cancelled context = %v", err)
+	}
+}
+
+// The waits start short and double up to Interval: a service that is up
+// a few tens of milliseconds after its start is seen then, not a quarter
+// second later, and a slow one is not asked more often than Interval.
+func TestPollWaitsGrowToInterval(t *testing.T) {
+	var waits []time.Duration
+	defer func(orig func(time.Duration) <-chan time.Time) { after = orig }(after)
+	after = func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		ch := make(chan time.Time, 1)
+		ch <- time.Now()
+		return ch
+	}
+	tries := 0
+	err := Poll(context.Background(), time.Minute, func() error {
+		if tries++; tries < 8 {
+			return errors.New("starting")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	want := []time.Duration{20 * ms, 40 * ms, 80 * ms, 160 * ms, 250 * ms, 250 * ms, 250 * ms}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("waits = %v, want %v", waits, want)
 	}
 }

@@ -227,8 +227,9 @@ func DesiredTLS(inv *inventory.Inventory, host inventory.Host, sec Secrets, bin 
 	mon := Monitor(inv, tlsm)
 	h.Units = []desired.Unit{
 		// The log copier first: it must be running before the server
-		// writes its first line.
-		{Name: LogService, UnitFile: LogUnitPath},
+		// writes its first line. Its unit file says so (Before=), so
+		// both start in one command.
+		{Name: LogService, UnitFile: LogUnitPath, StartsBefore: Service},
 		{
 			Name:     Service,
 			UnitFile: UnitPath,
