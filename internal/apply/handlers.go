@@ -249,7 +249,8 @@ func startStopped(ctx context.Context, targets []Target, g []desired.Unit, to Ti
 		return nil
 	}
 	for _, u := range g {
-		if u.Settled != nil && len(targets) > 1 && slices.IndexFunc(targets, func(t Target) bool { return !slices.Contains(names[t.Name], u.Name) }) < 0 {
+		all := !slices.ContainsFunc(targets, func(t Target) bool { return !slices.Contains(names[t.Name], u.Name) })
+		if all && len(targets) > 1 && u.Settled != nil {
 			logf("", "starting %s on all %d hosts together (members of a cold cluster may need each other before any is ready)", u.Name, len(targets))
 		}
 	}
