@@ -748,7 +748,8 @@ func reloadRound(targets []apply.Target) []apply.Target {
 // start. A role's files are staged and committed while the roles before
 // it still reload or restart their services. Its own handlers wait only
 // for the roles its units name in After (the surveyor needs NATS), and a
-// cold cluster start runs alone (see handlers).
+// cold cluster start waits until every role's files are in place (see
+// handlers).
 func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to apply.Timeouts) (bool, error) {
 	changing := nonEmpty(targets)
 	if len(changing) == 0 {
@@ -815,19 +816,22 @@ func (s *Session) applyTargets(ctx context.Context, targets []apply.Target, to a
 type handlerRun struct {
 	units []string
 	after []*handlerRun // the runs it waits for
-	cold  bool          // a cold cluster start: the runs after it wait for it
+	cold  bool          // a cold cluster start: it waits for quiet
 	done  chan struct{} // closed when it has ended; err is set then
 	err   error
 }
 
 // handlers runs a wave's handlers once the runs it depends on have
-// succeeded. A cold cluster start runs alone: it waits until every role
-// is staged and committed (quiet), and the runs after it wait for it.
-// NATS' first leader election needs the routes up within a second or so,
-// else the next one comes 4 to 9 s later, and a host busy receiving,
-// installing or starting something is slow to make them (on the lab, 4
-// fresh applies in 5 took 4 to 5 s longer when Prometheus' binaries
-// arrived, or Prometheus started, during the election).
+// succeeded. A cold cluster start waits until every role is staged and
+// committed (quiet): NATS' first leader election needs the routes up and
+// the members answering within a second or so, else the next one comes
+// 4 to 9 s later, and a host still receiving files, or installing and
+// flushing them, makes that less likely (on the lab, 3 hosts, fresh
+// applies with the election slow: 14 of 24 with every file in place
+// first, 12 of 16 when NATS started while Prometheus' binaries arrived,
+// 8 of 8 while they were installed). Services that do not name the
+// cluster's unit in After start beside it: that made no difference to
+// the election (14 of 24 as well) and saves their start.
 func (s *Session) handlers(ctx context.Context, r *handlerRun, wave []apply.Target, quiet <-chan struct{}, to apply.Timeouts) error {
 	for _, d := range r.after {
 		<-d.done
@@ -849,14 +853,10 @@ func (s *Session) handlers(ctx context.Context, r *handlerRun, wave []apply.Targ
 }
 
 // dependencies returns the runs holding a unit that a unit of wave names
-// in After, and the cold cluster starts.
+// in After.
 func dependencies(wave []apply.Target, runs []*handlerRun) []*handlerRun {
 	var out []*handlerRun
 	for _, r := range runs {
-		if r.cold {
-			out = append(out, r)
-			continue
-		}
 		for _, t := range wave {
 			for _, u := range t.Desired.Units {
 				for _, a := range u.After {

@@ -46,6 +46,8 @@ type svcRole struct {
 	reloaded func() error
 	// clustered gives the unit a cluster gate, as NATS has.
 	clustered bool
+	// ready, when set, is the ready gate's check.
+	ready func() error
 }
 
 func (svcRole) Name() string                                    { return "svc" }
@@ -71,7 +73,12 @@ func (r svcRole) Desired(in role.Input) (desired.Host, error) {
 		},
 		Units: []desired.Unit{{
 			Name:  svcUnit,
-			Ready: &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error { return nil }},
+			Ready: &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error {
+				if r.ready != nil {
+					return r.ready()
+				}
+				return nil
+			}},
 			Reload: &desired.ReloadGate{Desc: "generation", Want: func(context.Context, desired.Node) (string, error) { return "g2", nil }, Check: func(context.Context, desired.Node, string) error {
 				if r.reloaded != nil {
 					return r.reloaded()
@@ -460,43 +467,71 @@ func TestApplyRolesInWaves(t *testing.T) {
 }
 
 // A cold start of a clustered unit waits until every role's files have
-// arrived and are committed, and the roles after it wait for it, whatever
-// they need (a host busy receiving, installing or starting something
-// slows the cluster's first election).
+// arrived and are committed on every host. A later role's unit that needs
+// nothing of it starts beside it; one that names it in After starts once
+// it is up.
 func TestColdClusterStartWaitsForSends(t *testing.T) {
-	r := svcRole{version: "2", secret: "s", clustered: true}
-	cold := map[string][]string{}
-	for _, h := range []string{"h1", "h2"} {
-		cold[h] = []string{strings.Replace(factsFor(r, h), "unit enabled active 42 ", "unit enabled inactive 0 ", 1)}
-	}
-	s, log := newSession(t, r, cold)
-	s.Roles = append(s.Roles, lateRole{})
-	for name, c := range s.Conns {
-		s.Conns[name] = batchingHost{host: c.(*host), slow: "late.conf"}
-	}
-	ctx := context.Background()
-	if err := s.Gather(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if changed, err := s.Apply(ctx, fast); err != nil || !changed {
-		t.Fatalf("Apply = %v, %v", changed, err)
-	}
-	for _, h := range []string{"h1", "h2"} {
-		started := indexOf(*log, h+": systemctl start "+svcUnit)
-		for _, other := range []string{"h1", "h2"} {
-			if sent := indexOf(*log, other+": sent /etc/svc/.natsdeploy-stage/late.conf"); sent < 0 || started < sent {
-				t.Errorf("%s started %s at %d, before %s's late.conf arrived (%d):\n%s", h, svcUnit, started, other, sent, strings.Join(*log, "\n"))
+	for _, tc := range []struct {
+		name  string
+		after []string
+	}{
+		{"late needs nothing of svc", nil},
+		{"late is after svc", []string{svcUnit}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s *Session
+			var log *[]string
+			var h1 *host
+			lateStarted := func() error {
+				h1.mu.Lock()
+				defer h1.mu.Unlock()
+				if !strings.Contains(strings.Join(*log, "\n"), "systemctl start late.service") {
+					return errors.New("late.service not started yet")
+				}
+				return nil
 			}
-		}
-		if committed := lastIndexOf(*log, "late.conf /etc/svc/late.conf"); committed < 0 || started < committed {
-			t.Errorf("%s started %s at %d, before late's files were committed everywhere (%d)", h, svcUnit, started, committed)
-		}
-		// late needs nothing of svc, yet starts after svc's cold start
-		// is over everywhere.
-		svcDone := lastIndexOf(*log, "pending-"+svcUnit)
-		if late := indexOf(*log, h+": systemctl start late.service"); late < svcDone {
-			t.Errorf("%s started late.service at %d, during svc's cold start (over at %d):\n%s", h, late, svcDone, strings.Join(*log, "\n"))
-		}
+			r := svcRole{version: "2", secret: "s", clustered: true}
+			if tc.after == nil {
+				// svc is ready only once late.service has started: an
+				// apply that held late back until svc was up would time
+				// out.
+				r.ready = lateStarted
+			}
+			cold := map[string][]string{}
+			for _, h := range []string{"h1", "h2"} {
+				cold[h] = []string{strings.Replace(factsFor(r, h), "unit enabled active 42 ", "unit enabled inactive 0 ", 1)}
+			}
+			s, log = newSession(t, r, cold)
+			h1 = s.Conns["h1"].(*host)
+			s.Roles = append(s.Roles, lateRole{after: tc.after})
+			for name, c := range s.Conns {
+				s.Conns[name] = batchingHost{host: c.(*host), slow: "late.conf"}
+			}
+			ctx := context.Background()
+			if err := s.Gather(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if changed, err := s.Apply(ctx, fast); err != nil || !changed {
+				t.Fatalf("Apply = %v, %v\n%s", changed, err, strings.Join(*log, "\n"))
+			}
+			for _, h := range []string{"h1", "h2"} {
+				started := indexOf(*log, h+": systemctl start "+svcUnit)
+				for _, other := range []string{"h1", "h2"} {
+					if sent := indexOf(*log, other+": sent /etc/svc/.natsdeploy-stage/late.conf"); sent < 0 || started < sent {
+						t.Errorf("%s started %s at %d, before %s's late.conf arrived (%d):\n%s", h, svcUnit, started, other, sent, strings.Join(*log, "\n"))
+					}
+				}
+				if committed := lastIndexOf(*log, "late.conf /etc/svc/late.conf"); committed < 0 || started < committed {
+					t.Errorf("%s started %s at %d, before late's files were committed everywhere (%d)", h, svcUnit, started, committed)
+				}
+				if tc.after != nil {
+					svcDone := lastIndexOf(*log, "pending-"+svcUnit)
+					if late := indexOf(*log, h+": systemctl start late.service"); late < svcDone {
+						t.Errorf("%s started late.service at %d, during svc's cold start (over at %d):\n%s", h, late, svcDone, strings.Join(*log, "\n"))
+					}
+				}
+			}
+		})
 	}
 }
 
