@@ -72,7 +72,7 @@ func (r svcRole) Desired(in role.Input) (desired.Host, error) {
 			file(secretCfg, "token = "+r.secret+"\n", desired.Reload, true),
 		},
 		Units: []desired.Unit{{
-			Name:  svcUnit,
+			Name: svcUnit,
 			Ready: &desired.Gate{Desc: "ready", Check: func(context.Context, desired.Node) error {
 				if r.ready != nil {
 					return r.ready()
