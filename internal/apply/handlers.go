@@ -42,7 +42,9 @@ type Logf func(host, format string, args ...any)
 // every host that runs it, with the gates each unit's role supplies:
 //   - stopped units start together, then wait to be ready together: a
 //     clustered service may need most of its members before any is ready, so
-//     starting one at a time and waiting would hang;
+//     starting one at a time and waiting would hang; a unit whose file
+//     orders it before the next (StartsBefore) starts in the same
+//     command as that one;
 //   - reloads run in parallel, each confirmed by the unit's reload gate;
 //   - restarts roll one host at a time, each only while every other host
 //     is ready, each waiting for its own host to be ready and then for
