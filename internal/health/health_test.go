@@ -81,3 +81,19 @@ func TestPollWaitsGrowToInterval(t *testing.T) {
 		t.Fatalf("waits = %v, want %v", waits, want)
 	}
 }
+
+// An error message quotes at most 300 bytes of a body, and a short body
+// whole.
+func TestTrim(t *testing.T) {
+	long := strings.Repeat("x", 301)
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"no meta leader", "no meta leader"},
+		{long[:300], long[:300]},
+		{long, long[:300]},
+	} {
+		if got := Trim([]byte(tc.in)); got != tc.want {
+			t.Errorf("Trim(%d bytes) = %d bytes, want %d", len(tc.in), len(got), len(tc.want))
+		}
+	}
+}
