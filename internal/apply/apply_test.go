@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -919,5 +920,33 @@ func TestRestartFailureSaysWhatWasDone(t *testing.T) {
 	}
 	if got := hostsOf(done); got != "n1:nats-server.service" {
 		t.Errorf("done = %s, want n1 only", got)
+	}
+}
+
+// A cold start is done when the cluster gate passes: one that never does
+// fails the start and names the unit. A single host has no cluster to
+// start together, and says nothing of one.
+func TestColdStartWaitsForTheClusterGate(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		targets, _, _ := newCluster(t, n)
+		for i := range targets {
+			targets[i].Plan.Start = []string{"nats-server.service"}
+			targets[i].Desired.Units[0].Settled = &desired.ClusterGate{Desc: "no meta leader", Check: func(context.Context, []desired.Node) error {
+				return errors.New("no meta leader")
+			}}
+		}
+		var l logs
+		err := Handlers(context.Background(), targets, Timeouts{Start: 100 * time.Millisecond}, l.f)
+		together := strings.Contains(l.text(), "together")
+		switch n {
+		case 1:
+			if err != nil || together {
+				t.Errorf("1 host: Handlers = %v, announced a cold cluster: %v\n%s", err, together, l.text())
+			}
+		case 2:
+			if err == nil || !strings.Contains(err.Error(), "nats-server.service: after 100ms: no meta leader") || !together {
+				t.Errorf("2 hosts: Handlers = %v, announced a cold cluster: %v\n%s", err, together, l.text())
+			}
+		}
 	}
 }
