@@ -219,14 +219,8 @@ func TestStartsBeforeStartsInOneCommand(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		conns[0].healthy.Store(true)
 	}()
-	var said []string
-	var mu sync.Mutex
-	logf := func(host, format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		said = append(said, host+": "+fmt.Sprintf(format, args...))
-	}
-	if err := Handlers(context.Background(), targets, fast, logf); err != nil {
+	var l logs
+	if err := Handlers(context.Background(), targets, fast, l.f); err != nil {
 		t.Fatal(err)
 	}
 	got := filter(*log, "systemctl start")
@@ -242,8 +236,8 @@ func TestStartsBeforeStartsInOneCommand(t *testing.T) {
 	if got := filter(*log, "n1: rm -f"); len(got) != 1 || !strings.Contains(got[0], "pending-nats-server-log.service") || !strings.Contains(got[0], "pending-nats-server.service") {
 		t.Errorf("n1 cleared its markers with %q, want one command for both", got)
 	}
-	if !slices.Contains(said, "n1: nats-server.service is running and healthy") || !slices.Contains(said, "n1: nats-server-log.service is running and healthy") {
-		t.Errorf("said %q, want both units of n1 reported", said)
+	if !slices.Contains(l.lines, "[n1] nats-server.service is running and healthy") || !slices.Contains(l.lines, "[n1] nats-server-log.service is running and healthy") {
+		t.Errorf("said:\n%s\nwant both units of n1 reported", l.text())
 	}
 
 	// A failed start names both units and shows the main unit's journal.
