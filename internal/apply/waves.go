@@ -132,7 +132,7 @@ func SendAhead(ctx context.Context, waves [][]Target) *Pipeline {
 // failure it removes what it staged.
 func (p *Pipeline) Stage(ctx context.Context, t Target, i int) error {
 	a := p.hosts[t.Name]
-	if err := until(ctx, a.prepared); err != nil {
+	if err := Until(ctx, a.prepared); err != nil {
 		return err
 	}
 	if a.prepErr != nil {
@@ -144,7 +144,7 @@ func (p *Pipeline) Stage(ctx context.Context, t Target, i int) error {
 			return err
 		}
 	} else {
-		if err := until(ctx, w.sent); err != nil {
+		if err := Until(ctx, w.sent); err != nil {
 			return err
 		}
 		if w.err != nil {
@@ -171,8 +171,8 @@ func ColdClusterStart(targets []Target) bool {
 	return false
 }
 
-// until waits for ch to be closed, or ctx to end.
-func until(ctx context.Context, ch <-chan struct{}) error {
+// Until waits for ch to be closed, or ctx to end.
+func Until(ctx context.Context, ch <-chan struct{}) error {
 	select {
 	case <-ch:
 		return nil

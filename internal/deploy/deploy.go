@@ -841,10 +841,8 @@ func (s *Session) handlers(ctx context.Context, r *handlerRun, wave []apply.Targ
 		}
 	}
 	if r.cold {
-		select {
-		case <-quiet:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := apply.Until(ctx, quiet); err != nil {
+			return err
 		}
 	}
 	// Handlers look at the whole cluster: a rolling restart must see the
