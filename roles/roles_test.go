@@ -107,26 +107,47 @@ func exampleInventory(t *testing.T) *inventory.Inventory {
 	return inv
 }
 
+// rendering is one role's desired state on each of its hosts.
+type rendering struct {
+	role  role.Role
+	hosts []desired.Host
+}
+
+// renderAll renders every role on each of its hosts of inv, in the roles'
+// order (the order apply runs them in).
+func renderAll(t *testing.T, inv *inventory.Inventory) []rendering {
+	t.Helper()
+	var out []rendering
+	for _, r := range All {
+		rd := rendering{role: r}
+		for _, h := range r.Hosts(inv) {
+			d, err := r.Desired(role.Input{Inv: inv, Host: h})
+			if err != nil {
+				t.Fatalf("role %s on %s: %v", r.Name(), h.Name, err)
+			}
+			rd.hosts = append(rd.hosts, d)
+		}
+		out = append(out, rd)
+	}
+	return out
+}
+
 // Apply takes a role's files across every host as one wave, by the unit
 // each names (apply.Waves): a file naming no unit of its own role would go
 // with the first role's, and wait for nothing or be waited for.
 func TestEveryFileNamesItsRolesUnit(t *testing.T) {
 	inv := exampleInventory(t)
 	seen := map[string]bool{}
-	for _, h := range inv.Hosts {
-		for _, r := range role.On(All, inv, h.Name) {
-			d, err := r.Desired(role.Input{Inv: inv, Host: h})
-			if err != nil {
-				t.Fatalf("role %s on %s: %v", r.Name(), h.Name, err)
-			}
-			seen[r.Name()] = true
+	for _, rd := range renderAll(t, inv) {
+		for _, d := range rd.hosts {
+			seen[rd.role.Name()] = true
 			units := map[string]bool{}
 			for _, u := range d.Units {
 				units[u.Name] = true
 			}
 			for _, f := range d.Files {
 				if !units[f.Service] {
-					t.Errorf("role %s on %s: %s names service %q, not one of the role's units", r.Name(), h.Name, f.Path, f.Service)
+					t.Errorf("role %s on %s: %s names service %q, not one of the role's units", rd.role.Name(), d.Name, f.Path, f.Service)
 				}
 			}
 		}
@@ -142,19 +163,15 @@ func TestAfterNamesAnEarlierRolesUnit(t *testing.T) {
 	inv := exampleInventory(t)
 	earlier := map[string]bool{}
 	afters := 0
-	for _, r := range All {
+	for _, rd := range renderAll(t, inv) {
 		var mine []string
-		for _, h := range r.Hosts(inv) {
-			d, err := r.Desired(role.Input{Inv: inv, Host: h})
-			if err != nil {
-				t.Fatalf("role %s on %s: %v", r.Name(), h.Name, err)
-			}
+		for _, d := range rd.hosts {
 			for _, u := range d.Units {
 				mine = append(mine, u.Name)
 				for _, a := range u.After {
 					afters++
 					if !earlier[a] {
-						t.Errorf("role %s: %s is after %s, which no earlier role runs", r.Name(), u.Name, a)
+						t.Errorf("role %s: %s is after %s, which no earlier role runs", rd.role.Name(), u.Name, a)
 					}
 				}
 			}
@@ -175,12 +192,9 @@ func TestAfterNamesAnEarlierRolesUnit(t *testing.T) {
 func TestStartsBeforeIsInTheUnitFile(t *testing.T) {
 	inv := exampleInventory(t)
 	pairs := 0
-	for _, r := range All {
-		for _, h := range r.Hosts(inv) {
-			d, err := r.Desired(role.Input{Inv: inv, Host: h})
-			if err != nil {
-				t.Fatalf("role %s on %s: %v", r.Name(), h.Name, err)
-			}
+	for _, rd := range renderAll(t, inv) {
+		r := rd.role
+		for _, d := range rd.hosts {
 			for i, u := range d.Units {
 				if u.StartsBefore == "" {
 					continue
