@@ -944,3 +944,70 @@ func TestColdStartWaitsForTheClusterGate(t *testing.T) {
 		}
 	}
 }
+
+// The wait for a settled cluster after a reload lasts the reload timeout
+// plus the hold: a gate that takes most of the timeout to pass still has
+// the whole hold to prove it keeps passing.
+func TestWaitStableGivesTheHoldOnTopOfTheTimeout(t *testing.T) {
+	targets, _, _ := newCluster(t, 3)
+	start := time.Now()
+	passFrom := 120 * time.Millisecond
+	gate := &desired.ClusterGate{Desc: "all linked", Check: func(context.Context, []desired.Node) error {
+		if time.Since(start) < passFrom {
+			return errors.New("n3 has no route to n1")
+		}
+		return nil
+	}}
+	for i := range targets {
+		targets[i].Desired.Units[0].Settled = gate
+	}
+	u := targets[0].Desired.Units[0]
+	if err := waitStable(context.Background(), targets, u, 150*time.Millisecond, 200*time.Millisecond); err != nil {
+		t.Fatalf("a gate passing from %s on, timeout 150ms, hold 200ms: %v", passFrom, err)
+	}
+	if took := time.Since(start); took < passFrom+200*time.Millisecond {
+		t.Errorf("settled after %s, before the gate had passed for the hold", took)
+	}
+	start = time.Now()
+	passFrom = time.Hour
+	err := waitStable(context.Background(), targets, u, 100*time.Millisecond, 100*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "no route") {
+		t.Fatalf("a gate that never passes: %v, want its error", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a gate that never passes was waited on for %s; timeout and hold are 100ms each", took)
+	}
+}
+
+// diagnoseConn answers every command with out and err.
+type diagnoseConn struct {
+	fakeConn
+	out string
+	err error
+}
+
+func (c *diagnoseConn) Exec(context.Context, string) (string, error) { return c.out, c.err }
+
+// diagnose shows what the unit's diagnose command printed, indented under
+// the host's name, also when the command failed (tail of a log that is
+// not there yet beside a journal that is); nothing when it printed
+// nothing.
+func TestDiagnose(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		err       error
+		want      string
+	}{
+		{"printed", "line 1\nline 2\n", nil, "\n  last lines from n1:\n    line 1\n    line 2"},
+		{"printed and failed", "journal line\ntail: cannot open\n", errors.New("exit status 1"), "\n  last lines from n1:\n    journal line\n    tail: cannot open"},
+		{"failed silently", "", errors.New("exit status 1"), ""},
+		{"printed blanks", " \n\n", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := Target{Name: "n1", Conn: &diagnoseConn{out: tc.out, err: tc.err}}
+			if got := diagnose(context.Background(), tg, desired.Unit{Name: "nats-server.service", DiagnoseCmd: "journalctl; tail"}); got != tc.want {
+				t.Errorf("diagnose = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
