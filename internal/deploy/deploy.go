@@ -356,26 +356,45 @@ func (s *Session) Logf(host, format string, args ...any) {
 // until Unlock: a run longer than lock.TTL must not be taken over. The
 // hosts are asked at once; if any refuses, the locks taken are released.
 func (s *Session) Lock(ctx context.Context) error {
+	_, err := s.lock(ctx, nil)
+	return err
+}
+
+// lock is Lock that, on each host where then names a command, runs it in
+// the lock's own command once the lock is taken, and returns its output
+// by host.
+func (s *Session) lock(ctx context.Context, then map[string]string) (map[string]string, error) {
+	outs := make([]string, len(s.Inv.Hosts))
+	took := make([]bool, len(s.Inv.Hosts))
 	errs := s.eachHost(func(h string) error {
+		i := slices.IndexFunc(s.Inv.Hosts, func(ih inventory.Host) bool { return ih.Name == h })
 		s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Start, Quiet: true})
-		if err := lock.Acquire(ctx, h, s.Conns[h], s.me); err != nil {
+		out, ok, err := lock.AcquireThen(ctx, h, s.Conns[h], s.me, then[h])
+		outs[i], took[i] = out, ok
+		if !ok {
 			s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Fail, Detail: err.Error(), Quiet: true})
 			return err
 		}
 		s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Done, Quiet: true})
+		if err != nil {
+			return gatherError(h, err)
+		}
 		return nil
 	})
 	var failed []error
+	byHost := map[string]string{}
 	for i, h := range s.Inv.Hosts {
-		if errs[i] == nil {
+		if took[i] {
 			s.locked = append(s.locked, h.Name)
-		} else {
+			byHost[h.Name] = outs[i]
+		}
+		if errs[i] != nil {
 			failed = append(failed, errs[i])
 		}
 	}
 	if len(failed) > 0 {
 		s.Unlock(ctx)
-		return fmt.Errorf("%w\nnothing was changed on any host", errors.Join(failed...))
+		return nil, fmt.Errorf("%w\nnothing was changed on any host", errors.Join(failed...))
 	}
 	held := make([]lock.Held, len(s.locked))
 	for i, h := range s.locked {
@@ -384,7 +403,7 @@ func (s *Session) Lock(ctx context.Context) error {
 	ticker := time.NewTicker(s.keepEvery)
 	stop := lock.Keep(held, s.me, ticker.C, time.Now, func(host string, err error) { s.Logf(host, "warning: %v", err) })
 	s.stopKeep = func() { stop(); ticker.Stop() }
-	return nil
+	return byHost, nil
 }
 
 // GatherToChange gathers for a run that may change the hosts, taking the
@@ -415,15 +434,31 @@ func (s *Session) GatherToChange(ctx context.Context) error {
 }
 
 // LockAndGather takes the run lock, unless held already, and reads the
-// facts again under it.
+// facts again under it, in the lock's own command.
 func (s *Session) LockAndGather(ctx context.Context) error {
 	if s.Locked() {
 		return nil
 	}
-	if err := s.Lock(ctx); err != nil {
+	probes := make([]desired.Host, len(s.Inv.Hosts))
+	scripts := map[string]string{}
+	for i, h := range s.Inv.Hosts {
+		var err error
+		if probes[i], scripts[h.Name], err = s.factsScript(h); err != nil {
+			return err
+		}
+	}
+	outs, err := s.lock(ctx, scripts)
+	if err != nil {
 		return err
 	}
-	return s.Gather(ctx)
+	err = s.gather(ctx, func(ctx context.Context, i int, h inventory.Host, arts *artifacts) (apply.Target, error) {
+		return s.target(ctx, h, probes[i], outs[h.Name], arts)
+	})
+	if err != nil {
+		// Nothing was changed: no run needs to wait for this one.
+		s.Unlock(ctx)
+	}
+	return err
 }
 
 // Locked reports whether this session holds the run lock.
@@ -564,6 +599,13 @@ func artifactErrors(errs []error) error {
 // fetches the artifacts each host's architecture needs, renders the
 // desired state and computes the plans.
 func (s *Session) Gather(ctx context.Context) error {
+	return s.gather(ctx, func(ctx context.Context, _ int, h inventory.Host, arts *artifacts) (apply.Target, error) {
+		return s.gatherHost(ctx, h, arts)
+	})
+}
+
+// gather makes every host's target with one, all at once.
+func (s *Session) gather(ctx context.Context, one func(ctx context.Context, i int, h inventory.Host, arts *artifacts) (apply.Target, error)) error {
 	n := len(s.Inv.Hosts)
 	results := make([]apply.Target, n)
 	errs := make([]error, n)
@@ -574,7 +616,7 @@ func (s *Session) Gather(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Facts, Kind: progress.Start, Quiet: true})
-			results[i], errs[i] = s.gatherHost(ctx, h, arts)
+			results[i], errs[i] = one(ctx, i, h, arts)
 			s.Events.Event(phaseEnd(h.Name, progress.Facts, errs[i]))
 		}()
 	}
@@ -600,22 +642,35 @@ func gatherError(host string, err error) error {
 }
 
 func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifacts) (apply.Target, error) {
-	conn := s.Conns[h.Name]
-	// The managed paths do not depend on the artifacts, so a first render
-	// without them tells the facts script where to look; the artifacts
-	// are chosen by the architecture the facts report.
+	probe, script, err := s.factsScript(h)
+	if err != nil {
+		return apply.Target{}, err
+	}
+	out, err := s.Conns[h.Name].Exec(ctx, script)
+	if err != nil {
+		return apply.Target{}, gatherError(h.Name, err)
+	}
+	return s.target(ctx, h, probe, out, arts)
+}
+
+// factsScript is the command that reads h's facts, and the render without
+// artifacts it looks for: the managed paths do not depend on the
+// artifacts, which are chosen by the architecture the facts report.
+func (s *Session) factsScript(h inventory.Host) (desired.Host, string, error) {
 	probe, err := s.render(h, nil)
 	if err != nil {
-		return apply.Target{}, err // names the host already
+		return desired.Host{}, "", err // names the host already
 	}
 	paths := facts.PathsOf(probe)
 	for _, pt := range probe.Ports {
 		paths.Ports = append(paths.Ports, pt.Number)
 	}
-	out, err := conn.Exec(ctx, facts.Script(paths))
-	if err != nil {
-		return apply.Target{}, gatherError(h.Name, err)
-	}
+	return probe, facts.Script(paths), nil
+}
+
+// target is h's target from what its facts script printed (out).
+func (s *Session) target(ctx context.Context, h inventory.Host, probe desired.Host, out string, arts *artifacts) (apply.Target, error) {
+	conn := s.Conns[h.Name]
 	f, err := facts.Parse([]byte(out))
 	if err != nil {
 		return apply.Target{}, fmt.Errorf("host %s: %w", h.Name, err)

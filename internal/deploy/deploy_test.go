@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,6 +124,8 @@ type host struct {
 	facts   []string
 	files   map[string]string // what `cat` prints
 	scripts []string          // every facts command, as sent
+	execs   int               // commands run
+	locked  int               // facts read in the lock's own command
 	fail    string            // a command containing it fails
 }
 
@@ -131,17 +134,19 @@ func isFacts(cmd string) bool { return strings.HasPrefix(cmd, "set -u\nLC_ALL=C"
 func (h *host) Exec(_ context.Context, cmd string) (string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.execs++
+	// The lock's command, with the facts to read under it, if any.
+	if take, then, ok := strings.Cut(cmd, "\necho LOCKED\n"); ok {
+		*h.log = append(*h.log, h.name+": "+take)
+		if then == "" {
+			return "LOCKED\n", nil
+		}
+		h.locked++
+		out, err := h.readFacts(then)
+		return "LOCKED\n" + out, err
+	}
 	if isFacts(cmd) {
-		*h.log = append(*h.log, h.name+": facts")
-		h.scripts = append(h.scripts, cmd)
-		if len(h.facts) == 0 {
-			return "", errors.New("no facts left")
-		}
-		out := h.facts[0]
-		if len(h.facts) > 1 {
-			h.facts = h.facts[1:]
-		}
-		return out, nil
+		return h.readFacts(cmd)
 	}
 	*h.log = append(*h.log, h.name+": "+cmd)
 	if h.fail != "" && strings.Contains(cmd, h.fail) {
@@ -154,6 +159,23 @@ func (h *host) Exec(_ context.Context, cmd string) (string, error) {
 		return "refreshed\n", nil // the lock is still this run's
 	}
 	return "", nil
+}
+
+// readFacts answers a facts command from the queue.
+func (h *host) readFacts(cmd string) (string, error) {
+	if !isFacts(cmd) {
+		return "", fmt.Errorf("not a facts command: %.40q", cmd)
+	}
+	*h.log = append(*h.log, h.name+": facts")
+	h.scripts = append(h.scripts, cmd)
+	if len(h.facts) == 0 {
+		return "", errors.New("no facts left")
+	}
+	out := h.facts[0]
+	if len(h.facts) > 1 {
+		h.facts = h.facts[1:]
+	}
+	return out, nil
 }
 
 func (h *host) Upload(_ context.Context, r io.Reader, dst string, _ fs.FileMode, _, _ string) error {
@@ -813,5 +835,56 @@ func TestArtifactFailureReportedOnce(t *testing.T) {
 	}
 	if artifactErrors(errs[3:]) != nil {
 		t.Error("an error that is no artifact's reported as one")
+	}
+}
+
+// A run with something to change reads the facts again under the lock in
+// the lock's own command: two commands per host before the plan, not
+// three. The plan is made from the facts read under the lock.
+func TestGatherToChangeReadsFactsInTheLocksCommand(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	s, _ := newSession(t, r, map[string][]string{
+		"h1": {factsFor(r, "h1", mainConf), factsFor(r, "h1", extraConf)},
+		"h2": {factsFor(r, "h2", mainConf), factsFor(r, "h2", extraConf)},
+	})
+	ctx := context.Background()
+	if err := s.GatherToChange(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Locked() {
+		t.Fatal("not locked with a change to make")
+	}
+	for _, tg := range s.Targets {
+		h := s.Conns[tg.Name].(*host)
+		if h.execs != 2 || h.locked != 1 {
+			t.Errorf("%s: %d commands, %d facts read under the lock; want 2 and 1", tg.Name, h.execs, h.locked)
+		}
+		if len(tg.Plan.Files) != 1 || tg.Plan.Files[0].File.Path != extraConf {
+			t.Errorf("%s: plan %+v, want only %s (the facts read under the lock)", tg.Name, tg.Plan.Files, extraConf)
+		}
+	}
+	s.Unlock(ctx)
+}
+
+// Facts under the lock that make no sense release it on every host and
+// say which host and what is wrong.
+func TestFactsFailingUnderTheLockReleaseIt(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	s, log := newSession(t, r, map[string][]string{
+		"h1": {factsFor(r, "h1", mainConf)},
+		"h2": {factsFor(r, "h2", mainConf), "os debian 12\nnonsense line\n"},
+	})
+	ctx := context.Background()
+	err := s.GatherToChange(ctx)
+	if err == nil || !strings.Contains(err.Error(), `host h2: facts line 2 "nonsense line"`) {
+		t.Fatalf("GatherToChange = %v, want h2's facts error", err)
+	}
+	if s.Locked() {
+		t.Error("still locked after failing")
+	}
+	for _, h := range []string{"h1", "h2"} {
+		if !slices.ContainsFunc(*log, func(l string) bool { return strings.HasPrefix(l, h+": if grep -qxF") && strings.Contains(l, "rm -f") }) {
+			t.Errorf("%s: the lock was not released:\n%s", h, strings.Join(*log, "\n"))
+		}
 	}
 }

@@ -111,28 +111,43 @@ func LiveHere(h, me Holder) bool {
 // Acquire takes the lock on one host. Creation is atomic (noclobber), so of
 // two runs racing for a free lock exactly one wins.
 func Acquire(ctx context.Context, host string, e Execer, me Holder) error {
+	_, _, err := AcquireThen(ctx, host, e, me, "")
+	return err
+}
+
+// AcquireThen is Acquire that also runs then, in the same command, once
+// the lock is taken, and returns what it printed: reading the facts under
+// the lock costs no round trip of its own. took reports that the lock was
+// taken, also when then failed (the caller releases it).
+func AcquireThen(ctx context.Context, host string, e Execer, me Holder, then string) (out string, took bool, err error) {
 	for attempt := 0; attempt < 2; attempt++ {
-		cmd := fmt.Sprintf("mkdir -p -m 0700 %s && (set -C; printf %%s %s > %s) 2>/dev/null || { echo HELD; cat %s; }",
-			shell.Quote(path.Dir(Path)), shell.Quote(me.encode()), shell.Quote(Path), shell.Quote(Path))
+		cmd := fmt.Sprintf("if ! { mkdir -p -m 0700 %s && (set -C; printf %%s %s > %s) 2>/dev/null; }; then echo HELD; cat %s; exit 0; fi\necho %s\n%s",
+			shell.Quote(path.Dir(Path)), shell.Quote(me.encode()), shell.Quote(Path), shell.Quote(Path), taken, then)
 		out, err := e.Exec(ctx, cmd)
+		if rest, ok := strings.CutPrefix(out, taken+"\n"); ok {
+			return rest, true, err // then's own error: its caller says what it was
+		}
 		if err != nil {
-			return fmt.Errorf("host %s: take lock %s: %w", host, Path, err)
+			return "", false, fmt.Errorf("host %s: take lock %s: %w", host, Path, err)
 		}
 		if !strings.HasPrefix(out, "HELD") {
-			return nil
+			return "", false, fmt.Errorf("host %s: take lock %s: unexpected answer %q", host, Path, out)
 		}
 		h := decode(strings.TrimPrefix(out, "HELD\n"))
 		if !stale(h, me, time.Now()) {
-			return heldErr(host, h)
+			return "", false, heldErr(host, h)
 		}
 		// Remove only the exact stale lock we read, so a lock a third run
 		// took in between is left alone.
 		if _, err := Remove(ctx, host, e, h); err != nil {
-			return fmt.Errorf("host %s: remove stale lock: %w", host, err)
+			return "", false, fmt.Errorf("host %s: remove stale lock: %w", host, err)
 		}
 	}
-	return fmt.Errorf("host %s: could not take lock %s", host, Path)
+	return "", false, fmt.Errorf("host %s: could not take lock %s", host, Path)
 }
+
+// taken is the line AcquireThen's command prints once it holds the lock.
+const taken = "LOCKED"
 
 func heldErr(host string, h Holder) error {
 	return fmt.Errorf("host %s: %w: %s holds %s; wait for it to finish, or if that run is gone, remove the file (it expires by itself at %s)",

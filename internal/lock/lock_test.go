@@ -287,3 +287,40 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// AcquireThen runs its command only once the lock is taken, in the same
+// command, and hands back what it printed; a failing command still
+// leaves the lock taken, for the caller to release.
+func TestAcquireThen(t *testing.T) {
+	Path = filepath.Join(t.TempDir(), "state", "lock")
+	ctx := context.Background()
+	me := Me(time.Now())
+	ran := filepath.Join(t.TempDir(), "ran")
+	out, took, err := AcquireThen(ctx, "h1", local{}, me, "touch "+ran+"\necho facts; echo more")
+	if err != nil || !took || out != "facts\nmore\n" {
+		t.Fatalf("AcquireThen = %q, %v, %v; want the command's output, taken", out, took, err)
+	}
+	if b, err := os.ReadFile(Path); err != nil || decode(string(b)).PID != me.PID {
+		t.Fatalf("lock file after AcquireThen: %q, %v", b, err)
+	}
+
+	// Held by another live run: refused, and the command does not run.
+	os.Remove(ran)
+	other := me
+	other.Machine, other.PID = "ops-laptop", 4242
+	out, took, err = AcquireThen(ctx, "h1", local{}, other, "touch "+ran)
+	if !errors.Is(err, ErrHeld) || took || out != "" {
+		t.Fatalf("AcquireThen on a held lock = %q, %v, %v; want ErrHeld", out, took, err)
+	}
+	if _, err := os.Stat(ran); !os.IsNotExist(err) {
+		t.Error("the command ran without the lock")
+	}
+	if err := Release(ctx, "h1", local{}, me); err != nil {
+		t.Fatal(err)
+	}
+
+	out, took, err = AcquireThen(ctx, "h1", local{}, me, "echo partial; exit 3")
+	if err == nil || !took || out != "partial\n" {
+		t.Fatalf("AcquireThen with a failing command = %q, %v, %v; want its error, taken", out, took, err)
+	}
+}
