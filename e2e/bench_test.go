@@ -219,9 +219,10 @@ func benchSize(t *testing.T, n, runs int) []benchRow {
 	// longest start of one unit, from the median run's events.
 	start, unit := startSpan(fresh.median().events)
 	med, lo, hi := runByRun(fresh.samples, upFloor.fastest().d)
-	fresh.note = fmt.Sprintf("bound %s = upload floor %s + %s start %s; x%.2f of it; run by run, on the fastest floor: x%.2f (x%.2f..x%.2f)",
+	before, up, after := aroundUploads(fresh.median().events, unit)
+	fresh.note = fmt.Sprintf("bound %s = upload floor %s + %s start %s; x%.2f of it; run by run, on the fastest floor: x%.2f (x%.2f..x%.2f); median run: %s before the first upload, uploads %s, %s from the last byte to the start",
 		secs(upFloor.median().d+start), secs(upFloor.median().d), strings.TrimSuffix(unit, ".service"), secs(start),
-		float64(fresh.median().d)/float64(upFloor.median().d+start), med, lo, hi)
+		float64(fresh.median().d)/float64(upFloor.median().d+start), med, lo, hi, secs(before), secs(up), secs(after))
 	if n == lab.DefaultHosts {
 		goal := "met"
 		if noopVerify.median().d > 2*time.Second {
@@ -447,6 +448,32 @@ func startSpan(events []benchEvent) (time.Duration, string) {
 	return worst, unit
 }
 
+// aroundUploads splits a run at its uploads: before is from the run's
+// first event to the first upload, up from there to the last upload
+// done on any host, after from that to the first start of unit. What a
+// fresh apply costs beyond its bound is before and after: connecting,
+// facts and the lock; installing, validating and committing.
+func aroundUploads(events []benchEvent, unit string) (before, up, after time.Duration) {
+	var first, upStart, upDone, started time.Time
+	for _, e := range events {
+		if first.IsZero() {
+			first = e.Time
+		}
+		switch {
+		case e.Phase == "upload" && e.Event == "start" && upStart.IsZero():
+			upStart = e.Time
+		case e.Phase == "upload" && e.Event == "done" && e.Time.After(upDone):
+			upDone = e.Time
+		case e.Phase == "start" && e.Event == "start" && e.Unit == unit && started.IsZero():
+			started = e.Time
+		}
+	}
+	if upStart.IsZero() || started.IsZero() {
+		return 0, 0, 0
+	}
+	return upStart.Sub(first), upDone.Sub(upStart), started.Sub(upDone)
+}
+
 // runByRun is each fresh apply's time over its own bound (floor plus the
 // longest start of one unit in that run): median, lowest and highest.
 // The median run's ratio alone moves with the election's luck of that
@@ -566,4 +593,33 @@ func loadAvg() string {
 		return f[0]
 	}
 	return "?"
+}
+
+// The fresh-apply note's split of a run: the first upload and the last
+// upload done on any host bound the uploads; the cold start is the
+// unit's first start, not another unit's.
+func TestAroundUploads(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC)
+	at := func(ms int, host, phase, event, unit string) benchEvent {
+		return benchEvent{Time: t0.Add(time.Duration(ms) * time.Millisecond), Host: host, Phase: phase, Event: event, Unit: unit}
+	}
+	events := []benchEvent{
+		at(0, "nats-1", "connect", "start", ""),
+		at(240, "nats-2", "upload", "start", ""),
+		at(250, "nats-1", "upload", "start", ""),
+		at(600, "nats-2", "upload", "done", ""),
+		at(1780, "nats-1", "upload", "done", ""),
+		at(1700, "nats-3", "upload", "done", ""),
+		at(2000, "nats-1", "start", "start", "prometheus.service"),
+		at(2130, "nats-1", "start", "start", "nats-server.service"),
+		at(2140, "nats-2", "start", "start", "nats-server.service"),
+		at(3200, "nats-2", "start", "done", "nats-server.service"),
+	}
+	before, up, after := aroundUploads(events, "nats-server.service")
+	if before != 240*time.Millisecond || up != 1540*time.Millisecond || after != 350*time.Millisecond {
+		t.Errorf("aroundUploads = %s, %s, %s; want 240ms, 1.54s, 350ms", before, up, after)
+	}
+	if b, u, a := aroundUploads(events[:5], "nats-server.service"); b != 0 || u != 0 || a != 0 {
+		t.Errorf("a run that never started the unit: %s, %s, %s; want zeros", b, u, a)
+	}
 }
