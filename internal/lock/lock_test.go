@@ -324,3 +324,34 @@ func TestAcquireThen(t *testing.T) {
 		t.Fatalf("AcquireThen with a failing command = %q, %v, %v; want its error, taken", out, took, err)
 	}
 }
+
+// restale is a host where a stale lock is back each time it is removed
+// (runs that keep dying): it counts the attempts to take it.
+type restale struct {
+	stale string
+	takes *int
+}
+
+func (r restale) Exec(_ context.Context, cmd string) (string, error) {
+	if strings.Contains(cmd, "set -C") {
+		*r.takes++
+		return "HELD\n" + r.stale, nil
+	}
+	return "removed\n", nil
+}
+
+// Taking over a stale lock is tried twice, not forever: a lock that is
+// stale again after its removal is reported.
+func TestStaleLockThatKeepsComingBack(t *testing.T) {
+	me := Me(time.Now())
+	dead := me
+	dead.PID = deadPID(t)
+	takes := 0
+	_, took, err := AcquireThen(context.Background(), "h1", restale{stale: dead.encode(), takes: &takes}, me, "echo facts")
+	if err == nil || took || !strings.Contains(err.Error(), "host h1: could not take lock") {
+		t.Fatalf("AcquireThen = %v, %v; want could not take lock", took, err)
+	}
+	if takes != 2 {
+		t.Errorf("tried %d times, want 2", takes)
+	}
+}
