@@ -888,3 +888,22 @@ func TestFactsFailingUnderTheLockReleaseIt(t *testing.T) {
 		}
 	}
 }
+
+// A host without systemd is refused before anything is sent, named, with
+// what it runs instead and what to do.
+func TestHostWithoutSystemdIsRefused(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	s, log := newSession(t, r, map[string][]string{
+		"h1": {factsFor(r, "h1", mainConf)},
+		"h2": {strings.Replace(factsFor(r, "h2", mainConf), "systemd 252\n", "systemd\n", 1)},
+	})
+	err := s.Gather(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "host h2 (debian 12): systemd not found") || strings.Contains(err.Error(), "host h1") {
+		t.Fatalf("Gather = %v, want h2 refused for lack of systemd, and only h2", err)
+	}
+	for _, l := range *log {
+		if !strings.HasSuffix(l, ": facts") {
+			t.Errorf("a command besides the facts: %s", l)
+		}
+	}
+}
