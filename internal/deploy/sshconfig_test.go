@@ -37,16 +37,18 @@ Host cfgbastion
 [nats]
 version = "2.14.9"
 
-[[hosts]]
-name = "n1"
-address = "10.0.0.1"
-
+# The host with settings of its own comes first: the first host's
+# settings count as much as any other's.
 [[hosts]]
 name = "n2"
 address = "10.0.0.2"
 ssh_user = "hostuser"
 ssh_port = 2201
 jump = "none"
+
+[[hosts]]
+name = "n1"
+address = "10.0.0.1"
 
 [[hosts]]
 name = "n3"
@@ -69,8 +71,8 @@ system = true
 			name: "the ssh config fills in what the inventory leaves out",
 			ssh:  "config_file = " + quote(sshConfig),
 			want: [3]remote.Config{
-				{User: "fromconfig", Port: 2200, IdentityFiles: []string{key}, Jump: []remote.Hop{{Host: "192.0.2.7", Port: 2022}}},
 				{User: "hostuser", Port: 2201, IdentityFiles: []string{key}},
+				{User: "fromconfig", Port: 2200, IdentityFiles: []string{key}, Jump: []remote.Hop{{Host: "192.0.2.7", Port: 2022}}},
 				{User: "fromconfig", Port: 2200, IdentityFiles: []string{key}, Jump: []remote.Hop{{Host: "h3jump", Port: 2}}},
 			},
 		},
@@ -82,8 +84,8 @@ port = 22
 identity_files = ["/keys/mine"]
 jump = "ops@bastion"`,
 			want: [3]remote.Config{
-				{User: "deploy", Port: 22, IdentityFiles: []string{"/keys/mine"}, Jump: []remote.Hop{{User: "ops", Host: "bastion"}}},
 				{User: "hostuser", Port: 2201, IdentityFiles: []string{"/keys/mine"}},
+				{User: "deploy", Port: 22, IdentityFiles: []string{"/keys/mine"}, Jump: []remote.Hop{{User: "ops", Host: "bastion"}}},
 				{User: "deploy", Port: 22, IdentityFiles: []string{"/keys/mine"}, Jump: []remote.Hop{{Host: "h3jump", Port: 2}}},
 			},
 		},
@@ -91,8 +93,8 @@ jump = "ops@bastion"`,
 			name: "use_ssh_config = false",
 			ssh:  "use_ssh_config = false",
 			want: [3]remote.Config{
-				{User: "root", Port: 22},
 				{User: "hostuser", Port: 2201},
+				{User: "root", Port: 22},
 				{User: "root", Port: 22, Jump: []remote.Hop{{Host: "h3jump", Port: 2}}},
 			},
 		},
