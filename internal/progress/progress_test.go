@@ -196,3 +196,46 @@ func TestRedact(t *testing.T) {
 		t.Errorf("summary error: %q", got[1].Summary.Error)
 	}
 }
+
+// A host changed when any one kind of change was done to it, whatever
+// else was or was not.
+func TestHostSummaryChanged(t *testing.T) {
+	for _, tc := range []struct {
+		h    HostSummary
+		want bool
+	}{
+		{HostSummary{}, false},
+		{HostSummary{Files: 1}, true},
+		{HostSummary{Started: []string{"a"}, Reloaded: []string{"b"}}, true},
+		{HostSummary{Reloaded: []string{"b"}, Restarted: []string{"c"}}, true},
+		{HostSummary{Restarted: []string{"c"}, Removed: []string{"nats"}}, true},
+		{HostSummary{Started: []string{"a"}, Removed: []string{"nats"}}, true},
+	} {
+		if got := tc.h.Changed(); got != tc.want {
+			t.Errorf("%+v: Changed = %v, want %v", tc.h, got, tc.want)
+		}
+	}
+}
+
+// The summary's times are rounded to 10 ms: a person reads 1.23s, not
+// 1.234567891s.
+func TestSummaryRoundsTimes(t *testing.T) {
+	tl := NewTally()
+	tl.Event(Event{Time: t0, Host: "a", Phase: Commit, Kind: Done, Path: "/x"})
+	tl.Event(Event{Time: t0.Add(1234567891 * time.Nanosecond), Host: "a", Phase: Commit, Kind: Done, Path: "/y"})
+	got := strings.Join(tl.Summary("apply", []string{"a"}, 2345678912*time.Nanosecond, nil).Lines(), "\n")
+	want := "apply summary: done in 2.35s\n  a  2 file(s) changed (1.23s)"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A secret as short as the shortest the inventory accepts is redacted;
+// a shorter value is not a secret and stays.
+func TestRedactShortest(t *testing.T) {
+	short := strings.Repeat("x", minSecret-1)
+	exact := strings.Repeat("y", minSecret)
+	if got := RedactText("a "+exact+" b "+short, []string{exact, short}); got != "a [redacted] b "+short {
+		t.Errorf("RedactText = %q", got)
+	}
+}

@@ -48,6 +48,7 @@ func TestLiveFinalLines(t *testing.T) {
 		events  []progress.Event
 		summary progress.RunSummary
 		above   []string // lines printed once, above the view
+		hidden  []string // lines never printed
 		want    []string // the last frame, colour removed
 		mid     string   // a line a mid-run frame must show
 	}{
@@ -60,6 +61,8 @@ func TestLiveFinalLines(t *testing.T) {
 				{Host: "nats-1", Phase: progress.Upload, Kind: progress.Start, Path: "/usr/local/bin/nats-server", Total: 4 << 20},
 				{Host: "nats-1", Phase: progress.Upload, Kind: progress.Progress, Path: "/usr/local/bin/nats-server", Bytes: 2 << 20, Total: 4 << 20},
 				{Kind: progress.Info, Detail: "reloadable changes go first, to every node at once; then the restarts roll"},
+				{Kind: progress.Info, Detail: "a line for --json only", Quiet: true},
+				{Host: "nats-2", Kind: progress.Warn, Detail: "warning: could not refresh the lock"},
 				{Host: "nats-2", Phase: progress.Reload, Kind: progress.Start, Unit: "nats-server.service", Detail: "reload nats-server.service"},
 			},
 			mid: "nats-1  uploading /usr/local/bin/nats-server 2.0 MiB of 4.0 MiB, 1.0 MiB/s",
@@ -67,7 +70,8 @@ func TestLiveFinalLines(t *testing.T) {
 				{Host: "nats-1", Files: 1, Restarted: []string{"nats-server.service"}, Elapsed: 2 * time.Second},
 				{Host: "nats-2", Reloaded: []string{"nats-server.service"}, Elapsed: time.Second},
 			}},
-			above: []string{"reloadable changes go first, to every node at once; then the restarts roll"},
+			above:  []string{"reloadable changes go first, to every node at once; then the restarts roll", "[nats-2] warning: could not refresh the lock"},
+			hidden: []string{"a line for --json only"},
 			want: []string{
 				"✓ nats-1  1 file(s) changed; restarted nats-server.service (2s)",
 				"✓ nats-2  reloaded nats-server.service (1s)",
@@ -123,6 +127,11 @@ func TestLiveFinalLines(t *testing.T) {
 					t.Errorf("%q printed %d times, want once:\n%q", a, n, got)
 				}
 			}
+			for _, h := range tc.hidden {
+				if strings.Contains(got, h) {
+					t.Errorf("%q printed:\n%q", h, got)
+				}
+			}
 			// Off a terminal mpb does not move the cursor back: frames
 			// follow each other, the last one just before the summary.
 			frame := all[summaryAt-len(tc.want) : summaryAt]
@@ -134,5 +143,25 @@ func TestLiveFinalLines(t *testing.T) {
 				t.Errorf("last frame:\n%s\nwant:\n%s\nall output: %q", strings.Join(trimmed, "\n"), strings.Join(tc.want, "\n"), got)
 			}
 		})
+	}
+}
+
+// An upload's bytes are shown in binary units, and its rate only once it
+// has run a second.
+func TestSizes(t *testing.T) {
+	for _, tc := range []struct {
+		done, total int64
+		took        time.Duration
+		want        string
+	}{
+		{1023, 1024, 0, "1023 B of 1.0 KiB"},
+		{1 << 20, 3 << 30, 999 * time.Millisecond, "1.0 MiB of 3.0 GiB"},
+		{2 << 20, 4 << 20, time.Second, "2.0 MiB of 4.0 MiB, 2.0 MiB/s"},
+		{3 << 20, 4 << 20, 2 * time.Second, "3.0 MiB of 4.0 MiB, 1.5 MiB/s"},
+		{(1 << 20) - 1, 1 << 40, 0, "1024.0 KiB of 1.0 TiB"},
+	} {
+		if got := sizes(tc.done, tc.total, tc.took); got != tc.want {
+			t.Errorf("sizes(%d, %d, %s) = %q, want %q", tc.done, tc.total, tc.took, got, tc.want)
+		}
 	}
 }
