@@ -377,7 +377,9 @@ func (s *Session) lock(ctx context.Context, then map[string]string) (map[string]
 		}
 		s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Done, Quiet: true})
 		if err != nil {
-			return gatherError(h, err)
+			err = gatherError(h, err)
+			s.Events.Event(phaseEnd(h, progress.Facts, err))
+			return err
 		}
 		return nil
 	})

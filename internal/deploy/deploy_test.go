@@ -175,8 +175,14 @@ func (h *host) readFacts(cmd string) (string, error) {
 	if len(h.facts) > 1 {
 		h.facts = h.facts[1:]
 	}
+	if out == factsFail {
+		return "os debian 12\n", errors.New("exit status 1")
+	}
 	return out, nil
 }
+
+// factsFail in a host's facts queue makes that read fail.
+const factsFail = "FAIL"
 
 func (h *host) Upload(_ context.Context, r io.Reader, dst string, _ fs.FileMode, _, _ string) error {
 	io.Copy(io.Discard, r)
@@ -866,26 +872,39 @@ func TestGatherToChangeReadsFactsInTheLocksCommand(t *testing.T) {
 	s.Unlock(ctx)
 }
 
-// Facts under the lock that make no sense release it on every host and
-// say which host and what is wrong.
+// Facts under the lock that fail, or make no sense: the run stops before
+// any change, names the host and what is wrong, and releases the lock on
+// every host.
 func TestFactsFailingUnderTheLockReleaseIt(t *testing.T) {
 	r := svcRole{version: "2", secret: "s"}
-	s, log := newSession(t, r, map[string][]string{
-		"h1": {factsFor(r, "h1", mainConf)},
-		"h2": {factsFor(r, "h2", mainConf), "os debian 12\nnonsense line\n"},
-	})
-	ctx := context.Background()
-	err := s.GatherToChange(ctx)
-	if err == nil || !strings.Contains(err.Error(), `host h2: facts line 2 "nonsense line"`) {
-		t.Fatalf("GatherToChange = %v, want h2's facts error", err)
-	}
-	if s.Locked() {
-		t.Error("still locked after failing")
-	}
-	for _, h := range []string{"h1", "h2"} {
-		if !slices.ContainsFunc(*log, func(l string) bool { return strings.HasPrefix(l, h+": if grep -qxF") && strings.Contains(l, "rm -f") }) {
-			t.Errorf("%s: the lock was not released:\n%s", h, strings.Join(*log, "\n"))
-		}
+	for _, tc := range []struct {
+		name, second string
+		want         []string
+	}{
+		{"the command fails", factsFail, []string{"host h2: gather facts: exit status 1", "nothing was changed on any host"}},
+		{"they make no sense", "os debian 12\nnonsense line\n", []string{`host h2: facts line 2 "nonsense line"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log := newSession(t, r, map[string][]string{
+				"h1": {factsFor(r, "h1", mainConf)},
+				"h2": {factsFor(r, "h2", mainConf), tc.second},
+			})
+			ctx := context.Background()
+			err := s.GatherToChange(ctx)
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("GatherToChange = %v, want %q", err, w)
+				}
+			}
+			if s.Locked() {
+				t.Error("still locked after failing")
+			}
+			for _, h := range []string{"h1", "h2"} {
+				if !slices.ContainsFunc(*log, func(l string) bool { return strings.HasPrefix(l, h+": if grep -qxF") && strings.Contains(l, "rm -f") }) {
+					t.Errorf("%s: the lock was not released:\n%s", h, strings.Join(*log, "\n"))
+				}
+			}
+		})
 	}
 }
 
