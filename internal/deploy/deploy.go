@@ -366,8 +366,7 @@ func (s *Session) Lock(ctx context.Context) error {
 func (s *Session) lock(ctx context.Context, then map[string]string) (map[string]string, error) {
 	outs := make([]string, len(s.Inv.Hosts))
 	took := make([]bool, len(s.Inv.Hosts))
-	errs := s.eachHost(func(h string) error {
-		i := slices.IndexFunc(s.Inv.Hosts, func(ih inventory.Host) bool { return ih.Name == h })
+	errs := s.eachHost(func(i int, h string) error {
 		s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Start, Quiet: true})
 		out, ok, err := lock.AcquireThen(ctx, h, s.Conns[h], s.me, then[h])
 		outs[i], took[i] = out, ok
@@ -475,16 +474,16 @@ func (s *Session) nothingToDo() bool {
 	return true
 }
 
-// eachHost runs fn for every inventory host at once and returns each
-// host's error, in the inventory's order.
-func (s *Session) eachHost(fn func(host string) error) []error {
+// eachHost runs fn for every inventory host (its index and name) at once
+// and returns each host's error, in the inventory's order.
+func (s *Session) eachHost(fn func(i int, host string) error) []error {
 	errs := make([]error, len(s.Inv.Hosts))
 	var wg sync.WaitGroup
 	for i, h := range s.Inv.Hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = fn(h.Name)
+			errs[i] = fn(i, h.Name)
 		}()
 	}
 	wg.Wait()
