@@ -70,7 +70,7 @@ func (b *Batch) send(ctx context.Context, r io.Reader, dst string, mode fs.FileM
 	return nil
 }
 
-// Install puts every file sent into place in one command: each is copied
+// Install puts every file sent into place in one command: each is moved
 // next to its destination with its owner and mode, all are flushed to
 // disk, and each is renamed over its destination, so a reader sees a
 // whole old file or a whole new one. The staged copies are removed
@@ -111,18 +111,32 @@ func (b *Batch) Discard(ctx context.Context) {
 // installScript installs files in one shell command. The temporary names
 // are those Upload uses, so whatever an interrupted run leaves is
 // overwritten by the next.
+//
+// Each staged file is moved, not copied, next to its destination: on one
+// filesystem that is a rename, where a copy of a 160 MB binary and its
+// flush took a tenth of a second on the lab (across filesystems mv
+// copies, as install did). -Z gives it the destination's default SELinux
+// label, as a new file would get, instead of the staging directory's; it
+// does nothing without SELinux. The owner is set always (0:0 by default,
+// as install gave root's): the staged file is the login's. chown comes
+// before chmod because it clears setuid and setgid. Moving trusts the
+// login no more than copying did: the login owns the staged file until
+// this command runs either way.
 func installScript(files []batched) string {
 	var steps, tmps, staged []string
 	for _, f := range files {
 		tmp := TempPath(f.dst)
-		install := []string{"install", "-m", fmt.Sprintf("%04o", chmodBits(f.mode))}
-		if f.owner != "" {
-			install = append(install, "-o", f.owner)
+		owner, group := f.owner, f.group
+		if owner == "" {
+			owner = "0"
 		}
-		if f.group != "" {
-			install = append(install, "-g", f.group)
+		if group == "" {
+			group = "0"
 		}
-		steps = append(steps, shell.Join(append(install, "--", f.staged, tmp)...))
+		steps = append(steps,
+			shell.Join("mv", "-fZ", "--", f.staged, tmp),
+			shell.Join("chown", owner+":"+group, "--", tmp),
+			shell.Join("chmod", fmt.Sprintf("%04o", chmodBits(f.mode)), "--", tmp))
 		tmps = append(tmps, tmp)
 		staged = append(staged, f.staged)
 	}
@@ -131,9 +145,9 @@ func installScript(files []batched) string {
 	for i, f := range files {
 		steps = append(steps, shell.Join("mv", "-f", "--", tmps[i], f.dst))
 	}
-	// The staged copies may hold secrets: removed however it ends; the
-	// temporary ones too when a step failed (rm -f of a name already
-	// renamed does nothing).
+	// The staged copies may hold secrets: removed however it ends (a name
+	// already moved is gone); the temporary ones too when a step failed
+	// (rm -f of a name already renamed does nothing).
 	return strings.Join(steps, " &&\n") + "; rc=$?\n" +
 		shell.Join(append([]string{"rm", "-f", "--"}, staged...)...) + "\n" +
 		"[ $rc = 0 ] || " + shell.Join(append([]string{"rm", "-f", "--"}, tmps...)...) + "\n" +

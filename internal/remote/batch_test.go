@@ -66,6 +66,15 @@ func TestBatch(t *testing.T) {
 			if _, err := os.Stat(files[0].dst); err == nil {
 				t.Fatal("a send created its destination")
 			}
+			// The staged files are the login's; this server runs as root
+			// whatever the login, so they are given to another user here,
+			// as a non-root login's would be: install must set every
+			// owner, the defaults (root) included.
+			for _, s := range b.files {
+				if err := os.Chown(s.staged, 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}
 			before := len(f.srv.recorded())
 			if err := b.Install(ctx); err != nil {
 				t.Fatal(err)
@@ -85,9 +94,11 @@ func TestBatch(t *testing.T) {
 					t.Errorf("%s uid %d, want %d", fl.dst, uid, wantUID)
 				}
 			}
-			st, _ := os.Stat(files[0].dst)
-			if gid := st.Sys().(*syscall.Stat_t).Gid; gid != 65534 {
-				t.Errorf("gid %d, want 65534", gid)
+			for _, fl := range files {
+				st, _ := os.Stat(fl.dst)
+				if gid, want := st.Sys().(*syscall.Stat_t).Gid, map[bool]uint32{true: 65534, false: 0}[fl.group == "nogroup"]; gid != want {
+					t.Errorf("%s gid %d, want %d", fl.dst, gid, want)
+				}
 			}
 			if _, _, ino := statFile(t, old); ino == oldIno {
 				t.Error("file rewritten in place, want a new file renamed over it")

@@ -981,7 +981,7 @@ func TestUploadErrors(t *testing.T) {
 	gc := g.dial(t)
 	dst = filepath.Join(g.srv.home, "g")
 	err = gc.Upload(ctx, strings.NewReader("x"), dst, 0o644, "no-such-user-xyz", "")
-	wantContains(t, err, "host nats-1: upload "+dst+": install -m 0644 -o no-such-user-xyz", "no-such-user-xyz")
+	wantContains(t, err, "host nats-1: upload "+dst+": mv -fZ -- ", "chown: invalid user", "no-such-user-xyz")
 	if strings.Count(err.Error(), "host nats-1") != 1 {
 		t.Errorf("host named twice: %v", err)
 	}

