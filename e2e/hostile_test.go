@@ -27,8 +27,9 @@ import (
 
 // snapshot is what a refused apply must leave as it was on every host:
 // everything natsdeploy installs or stages (content, owner, mode), its
-// users, and its services' state and PIDs. /var/lib/natsdeploy is left
-// out: the run lock and the facts' hash cache are natsdeploy's own.
+// users, and its services' state and PIDs; and no run lock left behind.
+// The rest of /var/lib/natsdeploy is left out: the facts' hash cache is
+// natsdeploy's own.
 func snapshot(t *testing.T, hosts []lab.Host) map[string]string {
 	t.Helper()
 	const cmd = `for d in /etc/nats /etc/prometheus /usr/local/bin /etc/systemd/system /var/lib/nats /var/log/nats /var/lib/prometheus; do
@@ -37,6 +38,7 @@ func snapshot(t *testing.T, hosts []lab.Host) map[string]string {
 done | sort
 find /etc/nats /etc/prometheus /usr/local/bin /etc/systemd/system -type f -exec sha256sum {} + 2>/dev/null | sort
 getent passwd nats prometheus || true
+test -e /var/lib/natsdeploy/lock && echo "run lock left: $(cat /var/lib/natsdeploy/lock)"
 systemctl show -p Id,ActiveState,MainPID nats-server.service nats-server-log.service prometheus.service 2>/dev/null || echo no systemctl`
 	out := map[string]string{}
 	for _, h := range hosts {

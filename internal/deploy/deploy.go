@@ -65,6 +65,9 @@ type Session struct {
 
 	me     lock.Holder
 	locked []string
+	// created are the hosts whose state directory this run created when
+	// it took their lock; releasing it removes the directory if empty.
+	created []string
 	// keepEvery is how often the locks are refreshed while held, well
 	// within lock.TTL so a long apply is never taken over.
 	keepEvery time.Duration
@@ -362,11 +365,14 @@ func (s *Session) Lock(ctx context.Context) error {
 
 // lock is Lock that, on each host where then names a command, runs it in
 // the lock's own command once the lock is taken, and returns its output
-// by host.
+// by host. Hosts this session holds already are left as they are.
 func (s *Session) lock(ctx context.Context, then map[string]string) (map[string]string, error) {
 	outs := make([]string, len(s.Inv.Hosts))
 	took := make([]bool, len(s.Inv.Hosts))
 	errs := s.eachHost(func(i int, h string) error {
+		if slices.Contains(s.locked, h) {
+			return nil
+		}
 		s.Events.Event(progress.Event{Host: h, Phase: progress.Lock, Kind: progress.Start, Quiet: true})
 		out, ok, err := lock.AcquireThen(ctx, h, s.Conns[h], s.me, then[h])
 		outs[i], took[i] = out, ok
@@ -397,6 +403,15 @@ func (s *Session) lock(ctx context.Context, then map[string]string) (map[string]
 		s.Unlock(ctx)
 		return nil, fmt.Errorf("%w\nnothing was changed on any host", errors.Join(failed...))
 	}
+	s.keep()
+	return byHost, nil
+}
+
+// keep (re)starts refreshing every lock this session holds.
+func (s *Session) keep() {
+	if s.stopKeep != nil {
+		s.stopKeep()
+	}
 	held := make([]lock.Held, len(s.locked))
 	for i, h := range s.locked {
 		held[i] = lock.Held{Host: h, Conn: s.Conns[h]}
@@ -404,7 +419,6 @@ func (s *Session) lock(ctx context.Context, then map[string]string) (map[string]
 	ticker := time.NewTicker(s.keepEvery)
 	stop := lock.Keep(held, s.me, ticker.C, time.Now, func(host string, err error) { s.Logf(host, "warning: %v", err) })
 	s.stopKeep = func() { stop(); ticker.Stop() }
-	return byHost, nil
 }
 
 // GatherToChange gathers for a run that may change the hosts, taking the
@@ -415,34 +429,72 @@ func (s *Session) lock(ctx context.Context, then map[string]string) (map[string]
 // writing or removing a lock (two round trips fewer on every host, most
 // of a no-op apply). Otherwise the lock is taken and the facts read again
 // under it, since another run may have changed the hosts in between.
+// A host natsdeploy has never touched (no state directory) is locked by
+// the facts command itself (lock.IfNewThen): it has something to change
+// for certain, and a fresh apply so reads every host's facts once.
 func (s *Session) GatherToChange(ctx context.Context) error {
-	if err := s.Gather(ctx); err != nil {
+	isNew := make([]bool, len(s.Inv.Hosts))
+	err := s.gather(ctx, func(ctx context.Context, i int, h inventory.Host, arts *artifacts) (apply.Target, error) {
+		probe, script, err := s.factsScript(h)
+		if err != nil {
+			return apply.Target{}, err
+		}
+		out, err := s.Conns[h.Name].Exec(ctx, lock.IfNewThen(s.me, script))
+		if out, isNew[i] = lock.TookNew(out); isNew[i] {
+			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Done, Detail: "new host", Quiet: true})
+		}
+		if err != nil {
+			return apply.Target{}, gatherError(h.Name, err)
+		}
+		return s.target(ctx, h, probe, out, arts)
+	})
+	for i, h := range s.Inv.Hosts {
+		if isNew[i] {
+			s.locked = append(s.locked, h.Name)
+			s.created = append(s.created, h.Name)
+		}
+	}
+	if err != nil {
+		s.Unlock(ctx)
 		return err
 	}
 	var held []error
-	for _, t := range s.Targets {
+	for i, t := range s.Targets {
+		if isNew[i] {
+			continue // the lock in its facts is this run's own
+		}
 		if err := lock.Check(t.Name, t.Facts.Lock, s.me); err != nil {
 			held = append(held, err)
 		}
 	}
 	if len(held) > 0 {
+		s.Unlock(ctx)
 		return errors.Join(held...)
 	}
 	if s.nothingToDo() {
+		s.Unlock(ctx)
+		return nil
+	}
+	if len(s.locked) == len(s.Inv.Hosts) {
+		s.keep()
 		return nil
 	}
 	return s.LockAndGather(ctx)
 }
 
-// LockAndGather takes the run lock, unless held already, and reads the
-// facts again under it, in the lock's own command.
+// LockAndGather takes the run lock on every host this session does not
+// hold yet and reads those hosts' facts again under it, in the lock's own
+// command.
 func (s *Session) LockAndGather(ctx context.Context) error {
-	if s.Locked() {
+	if len(s.locked) == len(s.Inv.Hosts) {
 		return nil
 	}
 	probes := make([]desired.Host, len(s.Inv.Hosts))
 	scripts := map[string]string{}
 	for i, h := range s.Inv.Hosts {
+		if slices.Contains(s.locked, h.Name) {
+			continue
+		}
 		var err error
 		if probes[i], scripts[h.Name], err = s.factsScript(h); err != nil {
 			return err
@@ -452,8 +504,13 @@ func (s *Session) LockAndGather(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	kept := s.Targets
 	err = s.gather(ctx, func(ctx context.Context, i int, h inventory.Host, arts *artifacts) (apply.Target, error) {
-		return s.target(ctx, h, probes[i], outs[h.Name], arts)
+		out, ok := outs[h.Name]
+		if !ok {
+			return kept[i], nil // locked before, its facts read under the lock
+		}
+		return s.target(ctx, h, probes[i], out, arts)
 	})
 	if err != nil {
 		// Nothing was changed: no run needs to wait for this one.
@@ -502,13 +559,17 @@ func (s *Session) Unlock(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := lock.Release(ctx, h, s.Conns[h], s.me); err != nil {
+			release := lock.Release
+			if slices.Contains(s.created, h) {
+				release = lock.ReleaseNew
+			}
+			if err := release(ctx, h, s.Conns[h], s.me); err != nil {
 				s.Logf(h, "warning: %v", err)
 			}
 		}()
 	}
 	wg.Wait()
-	s.locked = nil
+	s.locked, s.created = nil, nil
 }
 
 // render merges the desired state of every role on h. With arts nil the

@@ -127,6 +127,7 @@ type host struct {
 	execs   int               // commands run
 	locked  int               // facts read in the lock's own command
 	fail    string            // a command containing it fails
+	isNew   bool              // no state dir yet: lock.IfNewThen takes the lock
 }
 
 func isFacts(cmd string) bool { return strings.HasPrefix(cmd, "set -u\nLC_ALL=C") }
@@ -135,6 +136,17 @@ func (h *host) Exec(_ context.Context, cmd string) (string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.execs++
+	// The facts command that takes the lock on a new host.
+	if take, then, ok := strings.Cut(cmd, "then echo LOCKED; fi\n"); ok && strings.HasPrefix(take, "if mkdir -m 0700 ") {
+		if !h.isNew {
+			return h.readFacts(then)
+		}
+		h.isNew = false
+		*h.log = append(*h.log, h.name+": "+take)
+		h.locked++
+		out, err := h.readFacts(then)
+		return "LOCKED\n" + out, err
+	}
 	// The lock's command, with the facts to read under it, if any.
 	if take, then, ok := strings.Cut(cmd, "\necho LOCKED\n"); ok {
 		*h.log = append(*h.log, h.name+": "+take)
@@ -811,6 +823,99 @@ func TestGatherToChange(t *testing.T) {
 				t.Errorf("commands besides the facts:\n%s", all)
 			}
 			s.Unlock(context.Background())
+		})
+	}
+}
+
+// A host natsdeploy never touched is locked by the facts command itself:
+// when every host is new, the facts are read once and no other lock
+// command is sent; beside hosts that are not new, those are locked and
+// read again as before. A run that stops before changing anything, or
+// finds nothing to change, releases the new host's lock and removes the
+// state directory it created, if empty.
+func TestGatherToChangeNewHosts(t *testing.T) {
+	r := svcRole{version: "2", secret: "s"}
+	other := "lock machine=elsewhere\nlock user=ops\nlock pid=4242\nlock since=1\nlock expires=" + fmt.Sprint(time.Now().Add(time.Hour).Unix()) + "\n"
+	const rmdir = "rmdir /var/lib/natsdeploy"
+	for _, tc := range []struct {
+		name       string
+		isNew      []bool
+		facts      map[string][]string
+		wantErr    string
+		wantLocked bool
+		wantFacts  []int // facts commands per host
+	}{
+		{name: "all new: facts read once, under the lock", isNew: []bool{true, true},
+			facts:      map[string][]string{"h1": {factsFor(r, "h1", mainConf)}, "h2": {factsFor(r, "h2", mainConf)}},
+			wantLocked: true, wantFacts: []int{1, 1}},
+		{name: "one new beside one to change: that one locked and read again", isNew: []bool{true, false},
+			facts:      map[string][]string{"h1": {factsFor(r, "h1", mainConf)}, "h2": {factsFor(r, "h2", extraConf)}},
+			wantLocked: true, wantFacts: []int{1, 2}},
+		{name: "new host beside another run's lock: released, dir removed", isNew: []bool{true, false},
+			facts:   map[string][]string{"h1": {factsFor(r, "h1", mainConf)}, "h2": {factsFor(r, "h2", extraConf) + other}},
+			wantErr: "host h2: locked by another run", wantFacts: []int{1, 1}},
+		{name: "new host that fails its facts: released, dir removed", isNew: []bool{true, true},
+			facts:   map[string][]string{"h1": {factsFor(r, "h1", mainConf)}, "h2": {factsFail}},
+			wantErr: "host h2: gather facts: exit status 1", wantFacts: []int{1, 1}},
+		{name: "new host with nothing to change: released, dir removed", isNew: []bool{true, false},
+			facts:     map[string][]string{"h1": {factsFor(r, "h1")}, "h2": {factsFor(r, "h2")}},
+			wantFacts: []int{1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log := newSession(t, r, tc.facts)
+			for i, n := range []string{"h1", "h2"} {
+				s.Conns[n].(*host).isNew = tc.isNew[i]
+			}
+			ctx := context.Background()
+			err := s.GatherToChange(ctx)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if s.Locked() != tc.wantLocked {
+				t.Errorf("locked %v, want %v:\n%s", s.Locked(), tc.wantLocked, strings.Join(*log, "\n"))
+			}
+			if tc.wantLocked && len(s.locked) != 2 {
+				t.Errorf("locked on %v, want both hosts", s.locked)
+			}
+			all := strings.Join(*log, "\n")
+			for i, h := range []string{"h1", "h2"} {
+				if n := strings.Count(all, h+": facts"); n != tc.wantFacts[i] {
+					t.Errorf("%s: facts read %d times, want %d:\n%s", h, n, tc.wantFacts[i], all)
+				}
+				if got := s.Conns[h].(*host).locked; tc.wantLocked && got != 1 {
+					t.Errorf("%s: facts read under the lock %d times, want 1", h, got)
+				}
+			}
+			released := func(h string) (plain, new bool) {
+				for _, l := range *log {
+					if strings.HasPrefix(l, h+": if grep") && strings.Contains(l, "rm -f") {
+						plain, new = plain || !strings.Contains(l, rmdir), new || strings.Contains(l, rmdir)
+					}
+				}
+				return plain, new
+			}
+			// Stopped, or nothing to change: a new host's lock is released
+			// before returning.
+			for i, h := range []string{"h1", "h2"} {
+				if plain, new := released(h); tc.isNew[i] && (plain || new) == tc.wantLocked {
+					t.Errorf("%s: released %v before Unlock, want %v:\n%s", h, plain || new, !tc.wantLocked, strings.Join(*log, "\n"))
+				}
+			}
+			s.Unlock(ctx)
+			all = strings.Join(*log, "\n")
+			for i, h := range []string{"h1", "h2"} {
+				plain, new := released(h)
+				if new != tc.isNew[i] || (plain && tc.isNew[i]) {
+					t.Errorf("%s (new %v): released with the state dir's removal %v, without %v:\n%s", h, tc.isNew[i], new, plain, all)
+				}
+			}
+			if tc.wantLocked && len(tc.isNew) == 2 && tc.isNew[0] && tc.isNew[1] && strings.Contains(all, "echo LOCKED\n") {
+				t.Errorf("a lock command besides the facts on new hosts:\n%s", all)
+			}
 		})
 	}
 }

@@ -149,6 +149,30 @@ func AcquireThen(ctx context.Context, host string, e Execer, me Holder, then str
 // taken is the line AcquireThen's command prints once it holds the lock.
 const taken = "LOCKED"
 
+// IfNewThen is the command that runs then and, before it, takes the lock
+// if the host has no state directory yet: the directory is created by
+// this very command (mkdir without -p, so of two runs racing for a new
+// host exactly one creates it), so no other run can hold a lock in it,
+// and a host natsdeploy never touched always has something to change.
+// A fresh apply so reads its facts under the lock in its first command,
+// one round trip fewer than taking the lock after the facts. A host that
+// has the directory is only read; see AcquireThen for taking its lock.
+func IfNewThen(me Holder, then string) string {
+	dir := path.Dir(Path)
+	return fmt.Sprintf("if mkdir -m 0700 %s 2>/dev/null && (set -C; printf %%s %s > %s) 2>/dev/null; then echo %s; fi\n%s",
+		shell.Quote(dir), shell.Quote(me.encode()), shell.Quote(Path), taken, then)
+}
+
+// TookNew splits what an IfNewThen command printed into then's output
+// and whether it took the lock (and created the state directory: the
+// caller releases it with ReleaseNew).
+func TookNew(out string) (rest string, took bool) {
+	if rest, ok := strings.CutPrefix(out, taken+"\n"); ok {
+		return rest, true
+	}
+	return out, false
+}
+
 func heldErr(host string, h Holder) error {
 	return fmt.Errorf("host %s: %w: %s holds %s; wait for it to finish, or if that run is gone, remove the file (it expires by itself at %s)",
 		host, ErrHeld, h, Path, h.Expires.UTC().Format(time.RFC3339))
@@ -170,8 +194,19 @@ func Check(host, content string, me Holder) error {
 
 // Release drops the lock if this run still holds it.
 func Release(ctx context.Context, host string, e Execer, me Holder) error {
-	cmd := fmt.Sprintf("if grep -qxF %s %s && grep -qxF %s %s; then rm -f %s; fi",
-		shell.Quote(fmt.Sprintf("pid=%d", me.PID)), shell.Quote(Path), shell.Quote("machine="+me.Machine), shell.Quote(Path), shell.Quote(Path))
+	return release(ctx, host, e, me, "")
+}
+
+// ReleaseNew is Release for a lock IfNewThen took: it also removes the
+// state directory that command created if the run left nothing in it,
+// so a run stopped before any change leaves the host as it found it.
+func ReleaseNew(ctx context.Context, host string, e Execer, me Holder) error {
+	return release(ctx, host, e, me, " && { rmdir "+shell.Quote(path.Dir(Path))+" 2>/dev/null || true; }")
+}
+
+func release(ctx context.Context, host string, e Execer, me Holder, after string) error {
+	cmd := fmt.Sprintf("if grep -qxF %s %s && grep -qxF %s %s; then rm -f %s%s; fi",
+		shell.Quote(fmt.Sprintf("pid=%d", me.PID)), shell.Quote(Path), shell.Quote("machine="+me.Machine), shell.Quote(Path), shell.Quote(Path), after)
 	if _, err := e.Exec(ctx, cmd); err != nil {
 		return fmt.Errorf("host %s: release lock: %w", host, err)
 	}

@@ -355,3 +355,79 @@ func TestStaleLockThatKeepsComingBack(t *testing.T) {
 		t.Errorf("tried %d times, want 2", takes)
 	}
 }
+
+// IfNewThen takes the lock only on a host without a state directory,
+// creating it; on any other host it only runs its command. ReleaseNew
+// takes the directory away again unless the run left something in it.
+func TestIfNewThen(t *testing.T) {
+	Path = filepath.Join(t.TempDir(), "state", "lock")
+	dir := filepath.Dir(Path)
+	ctx := context.Background()
+	me := Me(time.Now())
+	other := me
+	other.Machine, other.PID = "ops-laptop", 4242
+	run := func(h Holder) (string, bool) {
+		t.Helper()
+		out, err := local{}.Exec(ctx, IfNewThen(h, "echo facts"))
+		if err != nil {
+			t.Fatalf("IfNewThen: %v", err)
+		}
+		return TookNew(out)
+	}
+
+	if out, took := run(me); !took || out != "facts\n" {
+		t.Fatalf("new host: %q, took %v; want the facts, taken", out, took)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("state dir: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(Path); err != nil || decode(string(b)).PID != me.PID {
+		t.Fatalf("lock file: %q, %v", b, err)
+	}
+	// The directory exists now: a second run only reads, and the lock
+	// stays the first run's.
+	if out, took := run(other); took || out != "facts\n" {
+		t.Fatalf("host with a state dir: %q, took %v; want the facts, not taken", out, took)
+	}
+	if b, _ := os.ReadFile(Path); decode(string(b)).PID != me.PID {
+		t.Fatalf("lock overwritten: %q", b)
+	}
+	// Released by another run: nothing happens.
+	if err := ReleaseNew(ctx, "h1", local{}, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(Path); err != nil {
+		t.Fatalf("lock removed by non-holder: %v", err)
+	}
+	if err := ReleaseNew(ctx, "h1", local{}, me); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("empty state dir kept after ReleaseNew: %v", err)
+	}
+
+	// A run that left state behind keeps the directory; one that finds
+	// the directory without a lock takes none.
+	if _, took := run(me); !took {
+		t.Fatal("not taken on a new host")
+	}
+	sums := filepath.Join(dir, "sums")
+	if err := os.WriteFile(sums, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReleaseNew(ctx, "h1", local{}, me); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(Path); !os.IsNotExist(err) {
+		t.Fatalf("lock kept: %v", err)
+	}
+	if _, err := os.Stat(sums); err != nil {
+		t.Fatalf("the run's state was removed: %v", err)
+	}
+	if _, took := run(me); took {
+		t.Fatal("lock taken on a host that has its state dir")
+	}
+	if _, err := os.Stat(Path); !os.IsNotExist(err) {
+		t.Fatalf("lock written on a host that has its state dir: %v", err)
+	}
+}
