@@ -19,6 +19,7 @@ import (
 	"github.com/natsdeploy/natsdeploy/internal/facts"
 	"github.com/natsdeploy/natsdeploy/internal/health"
 	"github.com/natsdeploy/natsdeploy/internal/plan"
+	"github.com/natsdeploy/natsdeploy/internal/progress"
 )
 
 // fakeConn records every command of every host in one ordered log and
@@ -923,25 +924,64 @@ func TestRestartFailureSaysWhatWasDone(t *testing.T) {
 func TestColdStartWaitsForTheClusterGate(t *testing.T) {
 	for _, n := range []int{1, 2} {
 		targets, _, _ := newCluster(t, n)
+		rec := &eventLog{}
 		for i := range targets {
 			targets[i].Plan.Start = []string{"nats-server.service"}
 			targets[i].Desired.Units[0].Settled = &desired.ClusterGate{Desc: "no meta leader", Check: func(context.Context, []desired.Node) error {
 				return errors.New("no meta leader")
 			}}
+			targets[i].Events = rec
 		}
 		var l logs
 		err := Handlers(context.Background(), targets, Timeouts{Start: 100 * time.Millisecond}, l.f)
 		together := strings.Contains(l.text(), "together")
+		var settle []string
+		for _, e := range rec.all() {
+			if e.Phase == progress.Settle {
+				settle = append(settle, fmt.Sprintf("%s %s %s", e.Host, e.Kind, e.Unit))
+			}
+		}
+		slices.Sort(settle)
 		switch n {
 		case 1:
-			if err != nil || together {
-				t.Errorf("1 host: Handlers = %v, announced a cold cluster: %v\n%s", err, together, l.text())
+			if err != nil || together || len(settle) > 0 {
+				t.Errorf("1 host: Handlers = %v, announced a cold cluster: %v, settle events %q\n%s", err, together, settle, l.text())
 			}
 		case 2:
 			if err == nil || !strings.Contains(err.Error(), "nats-server.service: after 100ms: no meta leader") || !together {
 				t.Errorf("2 hosts: Handlers = %v, announced a cold cluster: %v\n%s", err, together, l.text())
 			}
+			// The wait is said on every member, and how it ended.
+			want := []string{"n1 fail nats-server.service", "n1 start nats-server.service", "n2 fail nats-server.service", "n2 start nats-server.service"}
+			if !slices.Equal(settle, want) {
+				t.Errorf("settle events %q, want %q", settle, want)
+			}
 		}
+	}
+}
+
+// A cluster that settles is said to have settled, on every member.
+func TestSettleEventsOnEveryMember(t *testing.T) {
+	targets, _, _ := newCluster(t, 3)
+	rec := &eventLog{}
+	for i := range targets {
+		targets[i].Desired.Units[0].Settled = &desired.ClusterGate{Desc: "meta", Check: func(context.Context, []desired.Node) error { return nil }}
+		targets[i].Events = rec
+	}
+	if err := waitSettled(context.Background(), targets, targets[0].Desired.Units[0], time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range rec.all() {
+		got = append(got, fmt.Sprintf("%s %s %s %s", e.Host, e.Phase, e.Kind, e.Unit))
+	}
+	slices.Sort(got)
+	var want []string
+	for _, h := range []string{"n1", "n2", "n3"} {
+		want = append(want, h+" settle done nats-server.service", h+" settle start nats-server.service")
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
 	}
 }
 

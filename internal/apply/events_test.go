@@ -87,3 +87,10 @@ func TestSayGoesOneWay(t *testing.T) {
 		t.Errorf("logf lines %v, events %+v", lines, rec.events)
 	}
 }
+
+// all copies the events recorded so far.
+func (r *eventLog) all() []progress.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]progress.Event(nil), r.events...)
+}

@@ -301,15 +301,29 @@ func waitSettled(ctx context.Context, targets []Target, u desired.Unit, timeout 
 		return nil
 	}
 	var nodes []desired.Node
+	var members []Target
 	for _, t := range targets {
 		if _, ok := unitOf(t, u.Name); ok {
 			nodes = append(nodes, node(t))
+			members = append(members, t)
 		}
 	}
 	if len(nodes) < 2 {
 		return nil
 	}
+	// Said on every member: the wait is the cluster's, and at 9 hosts it
+	// can take seconds after every member answers healthy.
+	for _, t := range members {
+		t.quiet(progress.Event{Phase: progress.Settle, Kind: progress.Start, Unit: u.Name})
+	}
 	err := health.Poll(ctx, timeout, func() error { return u.Settled.Check(ctx, nodes) })
+	for _, t := range members {
+		if err != nil {
+			t.quiet(progress.Event{Phase: progress.Settle, Kind: progress.Fail, Unit: u.Name, Detail: err.Error()})
+		} else {
+			t.quiet(progress.Event{Phase: progress.Settle, Kind: progress.Done, Unit: u.Name})
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", u.Name, err)
 	}

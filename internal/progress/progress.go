@@ -43,6 +43,7 @@ const (
 	Reload   Phase = "reload"
 	Restart  Phase = "restart"
 	Health   Phase = "health" // waiting for a unit to be ready
+	Settle   Phase = "settle" // waiting for a unit's cluster to count every member in
 	Remove   Phase = "remove" // destroy: a role taken off a host
 	Verify   Phase = "verify"
 )

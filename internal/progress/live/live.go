@@ -160,6 +160,8 @@ func stepOf(e progress.Event) string {
 			return "restarting " + e.Unit
 		case progress.Health:
 			return "waiting for " + e.Unit + " to be healthy"
+		case progress.Settle:
+			return "waiting for the " + e.Unit + " cluster to settle"
 		case progress.Remove:
 			return "removing role " + e.Role
 		}
@@ -173,6 +175,8 @@ func stepOf(e progress.Event) string {
 			return e.Unit + " running and healthy"
 		case progress.Reload:
 			return e.Unit + " reloaded"
+		case progress.Settle:
+			return e.Unit + " cluster settled"
 		case progress.Remove:
 			return "removed role " + e.Role
 		}

@@ -165,3 +165,21 @@ func TestSizes(t *testing.T) {
 		}
 	}
 }
+
+// A host's step says what it waits for, also when the wait is its
+// cluster's and not its own unit's.
+func TestStepOf(t *testing.T) {
+	for _, tc := range []struct {
+		e    progress.Event
+		want string
+	}{
+		{progress.Event{Phase: progress.Health, Kind: progress.Start, Unit: "nats-server.service"}, "waiting for nats-server.service to be healthy"},
+		{progress.Event{Phase: progress.Settle, Kind: progress.Start, Unit: "nats-server.service"}, "waiting for the nats-server.service cluster to settle"},
+		{progress.Event{Phase: progress.Settle, Kind: progress.Done, Unit: "nats-server.service"}, "nats-server.service cluster settled"},
+		{progress.Event{Phase: progress.Settle, Kind: progress.Fail, Unit: "nats-server.service", Detail: "no meta leader", Quiet: true}, ""},
+	} {
+		if got := stepOf(tc.e); got != tc.want {
+			t.Errorf("stepOf(%s %s) = %q, want %q", tc.e.Phase, tc.e.Kind, got, tc.want)
+		}
+	}
+}
