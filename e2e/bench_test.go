@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -184,6 +185,14 @@ func benchSize(t *testing.T, n, runs int) []benchRow {
 		}
 		cancel()
 		fresh.add(benchRun(t, hosts, binary, "apply", "--no-verify", "--json", inv))
+	}
+	// Each artifact is sent to a host once: no path uploaded twice, and
+	// no host receiving much more than its files (rx counts SSH framing
+	// and the new cluster's own traffic too).
+	for _, s := range fresh.samples {
+		if err := sentOnce(s); err != nil {
+			t.Errorf("%d hosts: fresh apply: %v", n, err)
+		}
 	}
 	// The upload floor sends each host what the median fresh apply sent it.
 	want := fresh.median().up
@@ -451,6 +460,29 @@ func startSpan(events []benchEvent) (time.Duration, string) {
 	return worst, unit
 }
 
+// sentOnce fails a run in which a host was sent the same path twice, or
+// received over 3% (and 2 MB) more on eth0 than its files' bytes.
+func sentOnce(s benchSample) error {
+	seen := map[string]bool{}
+	var errs []error
+	for _, e := range s.events {
+		if e.Phase != "upload" || e.Event != "done" {
+			continue
+		}
+		k := e.Host + " " + e.Path
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("%s: %s uploaded twice", e.Host, e.Path))
+		}
+		seen[k] = true
+	}
+	for h, up := range s.up {
+		if rx := s.rx[h]; float64(rx) > float64(up)*1.03+2<<20 {
+			errs = append(errs, fmt.Errorf("%s: received %s for %s of files", h, size(rx), size(up)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // aroundUploads splits a run at its uploads: before is from the run's
 // first event to the first upload, up from there to the last upload
 // done on any host, after from that to the first start of unit. What a
@@ -624,6 +656,18 @@ func TestAroundUploads(t *testing.T) {
 	settled := append(slices.Clone(events), at(3900, "nats-1", "settle", "done", "nats-server.service"), at(3900, "nats-2", "settle", "done", "nats-server.service"))
 	if d, u := startSpan(settled); d != 1770*time.Millisecond || u != "nats-server.service" {
 		t.Errorf("startSpan with the cluster's settle = %s %s, want 1.77s nats-server.service (to the cluster settled)", d, u)
+	}
+	once := benchSample{events: []benchEvent{
+		{Host: "nats-1", Phase: "upload", Event: "done", Path: "/usr/local/bin/nats-server"},
+		{Host: "nats-2", Phase: "upload", Event: "done", Path: "/usr/local/bin/nats-server"},
+	}, up: map[string]int64{"nats-1": 100 << 20, "nats-2": 100 << 20}, rx: map[string]int64{"nats-1": 102 << 20, "nats-2": 100 << 20}}
+	if err := sentOnce(once); err != nil {
+		t.Errorf("each path once, rx within 3%%: %v", err)
+	}
+	once.events = append(once.events, benchEvent{Host: "nats-2", Phase: "upload", Event: "done", Path: "/usr/local/bin/nats-server"})
+	once.rx["nats-1"] = 200 << 20
+	if err := sentOnce(once); err == nil || !strings.Contains(err.Error(), "nats-2: /usr/local/bin/nats-server uploaded twice") || !strings.Contains(err.Error(), "nats-1: received") {
+		t.Errorf("a path sent twice and a host receiving double: %v", err)
 	}
 	before, up, after := aroundUploads(events, "nats-server.service")
 	if before != 240*time.Millisecond || up != 1540*time.Millisecond || after != 350*time.Millisecond {
