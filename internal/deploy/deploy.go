@@ -435,18 +435,13 @@ func (s *Session) keep() {
 func (s *Session) GatherToChange(ctx context.Context) error {
 	isNew := make([]bool, len(s.Inv.Hosts))
 	err := s.gather(ctx, func(ctx context.Context, i int, h inventory.Host, arts *artifacts) (apply.Target, error) {
-		probe, script, err := s.factsScript(h)
-		if err != nil {
-			return apply.Target{}, err
-		}
-		out, err := s.Conns[h.Name].Exec(ctx, lock.IfNewThen(s.me, script))
-		if out, isNew[i] = lock.TookNew(out); isNew[i] {
-			s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Done, Detail: "new host", Quiet: true})
-		}
-		if err != nil {
-			return apply.Target{}, gatherError(h.Name, err)
-		}
-		return s.target(ctx, h, probe, out, arts)
+		return s.gatherHost(ctx, h, arts, func(script string) (string, error) {
+			out, err := s.Conns[h.Name].Exec(ctx, lock.IfNewThen(s.me, script))
+			if out, isNew[i] = lock.TookNew(out); isNew[i] {
+				s.Events.Event(progress.Event{Host: h.Name, Phase: progress.Lock, Kind: progress.Done, Detail: "new host", Quiet: true})
+			}
+			return out, err
+		})
 	})
 	for i, h := range s.Inv.Hosts {
 		if isNew[i] {
@@ -662,7 +657,7 @@ func artifactErrors(errs []error) error {
 // desired state and computes the plans.
 func (s *Session) Gather(ctx context.Context) error {
 	return s.gather(ctx, func(ctx context.Context, _ int, h inventory.Host, arts *artifacts) (apply.Target, error) {
-		return s.gatherHost(ctx, h, arts)
+		return s.gatherHost(ctx, h, arts, func(script string) (string, error) { return s.Conns[h.Name].Exec(ctx, script) })
 	})
 }
 
@@ -703,12 +698,14 @@ func gatherError(host string, err error) error {
 	return fmt.Errorf("host %s: gather facts: %w", host, err)
 }
 
-func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifacts) (apply.Target, error) {
+// gatherHost reads h's facts with run (the facts script, as it is sent)
+// and makes h's target from them.
+func (s *Session) gatherHost(ctx context.Context, h inventory.Host, arts *artifacts, run func(script string) (string, error)) (apply.Target, error) {
 	probe, script, err := s.factsScript(h)
 	if err != nil {
 		return apply.Target{}, err
 	}
-	out, err := s.Conns[h.Name].Exec(ctx, script)
+	out, err := run(script)
 	if err != nil {
 		return apply.Target{}, gatherError(h.Name, err)
 	}
